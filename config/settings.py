@@ -1,0 +1,196 @@
+"""The one settings object of procbots.
+
+Sources, highest priority first: keyword arguments, ``PROCBOTS_*`` environment
+variables (nested with ``__``, e.g. ``PROCBOTS_PORTAL__URL``), a secrets file
+(``PROCBOTS_SECRETS_FILE``, mode 0600), an optional ``--config FILE`` TOML,
+and the packaged defaults in ``config/procbots.toml``.
+
+Example:
+    >>> from config.settings import get_settings
+    >>> settings = get_settings()
+    >>> settings.portal.url
+    'http://127.0.0.1:8765'
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "AlertSettings",
+    "AuditSettings",
+    "BrowserSettings",
+    "LedgerSettings",
+    "MatchingPolicySettings",
+    "PathSettings",
+    "PortalSettings",
+    "RetrySettings",
+    "Settings",
+    "get_settings",
+]
+
+DEFAULTS_TOML = Path(__file__).with_name("procbots.toml")
+
+
+class PortalSettings(BaseModel):
+    """The e-procurement portal the bots drive (the sandbox by default)."""
+
+    url: str = Field("http://127.0.0.1:8765", description="Base URL of the portal")
+    username: str = Field("buyer1", description="Portal user the bots log in as")
+    password: SecretStr = Field(SecretStr(""), description="Portal password (secret)")
+    totp_secret: SecretStr | None = Field(None, description="Base32 TOTP secret when the portal asks for 2FA")
+    max_sessions: int = Field(4, ge=1, le=64, description="Most browser sessions at once against this portal")
+    secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the password, read when no password is set"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class PathSettings(BaseModel):
+    """Data folders. Relative paths are under ``root``."""
+
+    root: Path = Field(Path("var"), description="Folder that holds all run data")
+    inbox: Path = Path("inbox")
+    outbox: Path = Path("outbox")
+    quarantine: Path = Path("quarantine")
+    evidence: Path = Path("evidence")
+    audit: Path = Path("audit")
+
+    def resolve(self, name: Literal["inbox", "outbox", "quarantine", "evidence", "audit"]) -> Path:
+        """Absolute-or-root-relative path of one data folder."""
+        value: Path = getattr(self, name)
+        return value if value.is_absolute() else self.root / value
+
+
+class BrowserSettings(BaseModel):
+    """How Chromium is launched (see ``connectors.portal.browser``)."""
+
+    executable: Path | None = Field(None, description="Chromium binary; empty = Playwright's, else the system's")
+    headless: bool = True
+    contexts: int = Field(2, ge=1, le=32, description="Parallel browser contexts per bot run")
+    timeout_ms: int = Field(15_000, ge=100, description="Default wait for an element or action")
+    navigation_timeout_ms: int = Field(30_000, ge=100)
+    trace: bool = Field(True, description="Record a Playwright trace kept as evidence on failure")
+
+
+class LedgerSettings(BaseModel):
+    """The work-item ledger (SQLAlchemy URL)."""
+
+    url: str = Field("", description="SQLAlchemy URL; empty = SQLite file in the data root")
+    lease_s: float = Field(120.0, gt=0, description="Lease length before a claimed item may be taken back")
+    heartbeat_s: float = Field(15.0, gt=0)
+    max_lease_expiries: int = Field(3, ge=1, description="Expiries before an item goes to needs_review")
+
+
+class RetrySettings(BaseModel):
+    """Retries of system exceptions (tenacity: exponential backoff with jitter)."""
+
+    max_attempts: int = Field(4, ge=1, le=50)
+    initial_s: float = Field(0.5, ge=0)
+    max_s: float = Field(10.0, ge=0)
+    jitter_s: float = Field(0.5, ge=0)
+
+
+class AuditSettings(BaseModel):
+    """The hash-chained audit log."""
+
+    file: Path = Field(Path("audit.jsonl"), description="Relative to the audit folder unless absolute")
+    hmac_key: SecretStr | None = Field(None, description="Optional HMAC-SHA256 key for the chain")
+
+
+class AlertSettings(BaseModel):
+    """Where run-failure and business-exception alerts go."""
+
+    webhook_url: SecretStr | None = None
+    kind: Literal["teams", "generic"] = "generic"
+    on_business_exceptions: bool = True
+
+
+class MatchingPolicySettings(BaseModel):
+    """Invoice matching policy; ``suppliers`` maps a VAT number to overrides."""
+
+    price_tolerance_pct: Decimal = Decimal("2")
+    price_tolerance_abs: Decimal = Decimal("5.00")
+    qty_tolerance_pct: Decimal = Decimal("0")
+    header_tolerance: Decimal = Decimal("1.00")
+    vat_tolerance: Decimal = Decimal("0.05")
+    vat_rates: list[Decimal] = Field(default_factory=lambda: [Decimal("20"), Decimal("5"), Decimal("0")])
+    duplicate_days: int = 3
+    suppliers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    """All procbots settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROCBOTS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    portal: PortalSettings = PortalSettings()
+    paths: PathSettings = PathSettings()
+    browser: BrowserSettings = BrowserSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    retry: RetrySettings = RetrySettings()
+    audit: AuditSettings = AuditSettings()
+    alerts: AlertSettings = AlertSettings()
+    matching: MatchingPolicySettings = MatchingPolicySettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def ledger_url(self) -> str:
+        """The ledger URL, defaulting to a SQLite file in the data root."""
+        return self.ledger.url or f"sqlite:///{(self.paths.root / 'ledger.db').as_posix()}"
+
+    @property
+    def audit_path(self) -> Path:
+        """Where the audit log is appended."""
+        return self.audit.file if self.audit.file.is_absolute() else self.paths.resolve("audit") / self.audit.file
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = [DEFAULTS_TOML]
+        extra = os.environ.get("PROCBOTS_CONFIG")
+        if extra:
+            files.append(Path(extra))
+        secrets = os.environ.get("PROCBOTS_SECRETS_FILE")
+        if secrets:
+            files.append(Path(secrets))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=files, deep_merge=True),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; ``get_settings.cache_clear()`` in tests)."""
+    return Settings()

@@ -1,0 +1,121 @@
+"""The one browser launcher of procbots.
+
+Playwright's own Chromium when it is installed (``playwright install chromium``),
+else the system Chromium (Debian's ``chromium``), else the executable named in
+settings. Everything that opens a browser goes through :func:`launch_chromium`.
+
+Example:
+    >>> from playwright.sync_api import sync_playwright
+    >>> with sync_playwright() as pw:
+    ...     browser = launch_chromium(pw)
+    ...     page = browser.new_page()
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
+
+    from config.settings import BrowserSettings
+
+__all__ = ["CHROMIUM_ARGS", "find_chromium", "launch_chromium"]
+
+# Flags that keep a headless Chromium quiet on a closed network and in containers.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def _playwright_chromium(pw: Playwright | None = None) -> Path | None:
+    if pw is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as own:
+            path = Path(own.chromium.executable_path)
+    else:
+        path = Path(pw.chromium.executable_path)
+    return path if path.exists() else None
+
+
+def find_chromium(configured: Path | None = None, pw: Playwright | None = None) -> Path | None:
+    """The Chromium to launch: the configured one, Playwright's, or the system's.
+
+    Returns ``None`` only for Playwright's own browser being present (launch
+    without ``executable_path``); raises ``FileNotFoundError`` when none exists.
+    """
+    if configured is not None:
+        if not Path(configured).exists():
+            raise FileNotFoundError(f"browser.executable {configured} does not exist")
+        return Path(configured)
+    env = os.environ.get("PROCBOTS_BROWSER__EXECUTABLE")
+    if env:
+        return Path(env)
+    if _playwright_chromium(pw) is not None:
+        return None
+    for name in SYSTEM_CHROMIUMS:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise FileNotFoundError(
+        "No Chromium found. Run 'uv run playwright install chromium' (needs internet), "
+        "or 'apt-get install -y chromium' as root, or set PROCBOTS_BROWSER__EXECUTABLE."
+    )
+
+
+_RESOLVED: dict[str, Path | None] = {}
+
+
+def launch_chromium(pw: Playwright, settings: BrowserSettings | None = None) -> Browser:
+    """Launch Chromium for this Playwright instance, configured from settings."""
+    if settings is None:
+        from config.settings import get_settings
+
+        settings = get_settings().browser
+    key = str(settings.executable)
+    if key not in _RESOLVED:
+        _RESOLVED[key] = find_chromium(settings.executable, pw)
+    executable = _RESOLVED[key]
+    return pw.chromium.launch(
+        headless=settings.headless,
+        executable_path=str(executable) if executable else None,
+        args=CHROMIUM_ARGS,
+    )
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Find (and optionally start) the Chromium procbots will use")
+    parser.add_argument("--check", action="store_true", help="launch it headless and open a blank page")
+    args = parser.parse_args(argv)
+    try:
+        path = find_chromium()
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(path or "playwright's chromium")
+    if args.check:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            browser.new_page().goto("about:blank")
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -1,0 +1,1 @@
+"""Sandbox portal fixtures (owned by the sandbox work, issue 3)."""
