@@ -91,7 +91,10 @@ def gb_vat_check_digits(first_seven: str, scheme: Literal["97", "9755"] = "9755"
 
 def _vat_nine_digits_valid(digits: str) -> bool:
     total = sum(int(d) * w for d, w in zip(digits[:7], _VAT_WEIGHTS, strict=True)) + int(digits[7:9])
-    return total % 97 == 0 or (total + 55) % 97 == 0
+    if total % 97 == 0:
+        return True
+    # The 9755 scheme was only used for numbers issued from 100 000 000 upwards.
+    return int(digits[:3]) >= 100 and (total + 55) % 97 == 0
 
 
 def check_gb_vat(value: str) -> IdentifierCheck:
@@ -104,6 +107,11 @@ def check_gb_vat(value: str) -> IdentifierCheck:
     if raw[:2] in ("GB", "XI"):
         prefix, raw = raw[:2], raw[2:]
     normalised = prefix + raw
+    if m := re.fullmatch(r"(GD|HA)8888(\d{3})(\d{2})", raw):
+        # EU-format government department / health authority: 3 digits and their mod-97 check.
+        raw, check = m.group(1) + m.group(2), int(m.group(3))
+        if int(m.group(2)) % 97 != check:
+            return _bad(kind, value, normalised, f"VAT number {value!r}: check digits do not match")
     if m := re.fullmatch(r"(GD|HA)(\d{3})", raw):
         number = int(m.group(2))
         if m.group(1) == "GD" and number >= 500:
