@@ -15,12 +15,14 @@ Example:
 from __future__ import annotations
 
 import os
+import stat
+import tomllib
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,13 +40,30 @@ __all__ = [
     "PortalSettings",
     "RetrySettings",
     "Settings",
+    "SettingsError",
     "get_settings",
+    "portal_password",
 ]
 
 DEFAULTS_TOML = Path(__file__).with_name("procbots.toml")
+SECRETS_FILE_ENV = "PROCBOTS_SECRETS_FILE"
+CONFIG_FILE_ENV = "PROCBOTS_CONFIG"
 
 
-class PortalSettings(BaseModel):
+class SettingsError(Exception):
+    """A settings file that cannot be used (missing, unreadable, too open, bad TOML).
+
+    ``procbots`` reports it as one line and exit code 2, like a bad value.
+    """
+
+
+class _Section(BaseModel):
+    """A settings section: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PortalSettings(_Section):
     """The e-procurement portal the bots drive (the sandbox by default)."""
 
     url: str = Field("http://127.0.0.1:8765", description="Base URL of the portal")
@@ -64,7 +83,7 @@ class PortalSettings(BaseModel):
         return value.rstrip("/")
 
 
-class PathSettings(BaseModel):
+class PathSettings(_Section):
     """Data folders. Relative paths are under ``root``."""
 
     root: Path = Field(Path("var"), description="Folder that holds all run data")
@@ -80,10 +99,12 @@ class PathSettings(BaseModel):
         return value if value.is_absolute() else self.root / value
 
 
-class BrowserSettings(BaseModel):
+class BrowserSettings(_Section):
     """How Chromium is launched (see ``connectors.portal.browser``)."""
 
-    executable: Path | None = Field(None, description="Chromium binary; empty = Playwright's, else the system's")
+    executable: Path | None = Field(
+        None, description="Chromium binary; empty = Playwright's, else the system's"
+    )
     headless: bool = True
     contexts: int = Field(2, ge=1, le=32, description="Parallel browser contexts per bot run")
     timeout_ms: int = Field(15_000, ge=100, description="Default wait for an element or action")
@@ -91,7 +112,7 @@ class BrowserSettings(BaseModel):
     trace: bool = Field(True, description="Record a Playwright trace kept as evidence on failure")
 
 
-class LedgerSettings(BaseModel):
+class LedgerSettings(_Section):
     """The work-item ledger (SQLAlchemy URL)."""
 
     url: str = Field("", description="SQLAlchemy URL; empty = SQLite file in the data root")
@@ -100,7 +121,7 @@ class LedgerSettings(BaseModel):
     max_lease_expiries: int = Field(3, ge=1, description="Expiries before an item goes to needs_review")
 
 
-class RetrySettings(BaseModel):
+class RetrySettings(_Section):
     """Retries of system exceptions (tenacity: exponential backoff with jitter)."""
 
     max_attempts: int = Field(4, ge=1, le=50)
@@ -109,14 +130,14 @@ class RetrySettings(BaseModel):
     jitter_s: float = Field(0.5, ge=0)
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(_Section):
     """The hash-chained audit log."""
 
     file: Path = Field(Path("audit.jsonl"), description="Relative to the audit folder unless absolute")
     hmac_key: SecretStr | None = Field(None, description="Optional HMAC-SHA256 key for the chain")
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(_Section):
     """Where run-failure and business-exception alerts go."""
 
     webhook_url: SecretStr | None = None
@@ -124,7 +145,7 @@ class AlertSettings(BaseModel):
     on_business_exceptions: bool = True
 
 
-class MatchingPolicySettings(BaseModel):
+class MatchingPolicySettings(_Section):
     """Invoice matching policy; ``suppliers`` maps a VAT number to overrides."""
 
     price_tolerance_pct: Decimal = Decimal("2")
@@ -165,7 +186,11 @@ class Settings(BaseSettings):
     @property
     def audit_path(self) -> Path:
         """Where the audit log is appended."""
-        return self.audit.file if self.audit.file.is_absolute() else self.paths.resolve("audit") / self.audit.file
+        return (
+            self.audit.file
+            if self.audit.file.is_absolute()
+            else self.paths.resolve("audit") / self.audit.file
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -177,17 +202,87 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         files = [DEFAULTS_TOML]
-        extra = os.environ.get("PROCBOTS_CONFIG")
+        extra = os.environ.get(CONFIG_FILE_ENV)
         if extra:
-            files.append(Path(extra))
-        secrets = os.environ.get("PROCBOTS_SECRETS_FILE")
+            files.append(_checked_toml(Path(extra), what="--config file"))
+        secrets = os.environ.get(SECRETS_FILE_ENV)
         if secrets:
-            files.append(Path(secrets))
+            files.append(_checked_toml(_private_file(Path(secrets)), what="secrets file"))
         return (
             init_settings,
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=files, deep_merge=True),
         )
+
+
+def _private_file(path: Path) -> Path:
+    """Refuses a secrets file that group or others may read or write (wider than 0600)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise SettingsError(
+            f"{SECRETS_FILE_ENV}={path}: cannot read the secrets file ({exc.strerror})"
+        ) from None
+    if mode & 0o077:
+        raise SettingsError(
+            f"secrets file {path} has mode {mode:04o}; expected 0600 or stricter (run: chmod 600 {path})"
+        )
+    return path
+
+
+def _checked_toml(path: Path, *, what: str) -> Path:
+    """Fails with the file name and the line when a settings file is not valid TOML."""
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except OSError as exc:
+        raise SettingsError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{what} {path}: not valid TOML: {exc}") from None
+    return path
+
+
+def portal_password(settings: Settings | None = None) -> SecretStr:
+    """The portal password: from the settings, else from the Prefect Secret block.
+
+    The block named by ``portal.secret_block`` is only read (lazily, importing
+    Prefect) when no password is set in the environment, a settings file or the
+    secrets file. The value is registered for log redaction either way.
+
+    Raises:
+        SettingsError: when no password is set and no block is named, or the
+            block cannot be loaded.
+
+    Example:
+        >>> portal_password(Settings(portal={"password": "s3cret"})).get_secret_value()
+        's3cret'
+    """
+    from config.logging import register_secret
+
+    settings = settings or get_settings()
+    if settings.portal.password.get_secret_value():
+        register_secret(settings.portal.password)
+        return settings.portal.password
+    block = settings.portal.secret_block
+    if not block:
+        raise SettingsError(
+            "portal.password is not set: set PROCBOTS_PORTAL__PASSWORD, put it in the secrets file "
+            f"({SECRETS_FILE_ENV}), or name a Prefect Secret block in portal.secret_block"
+        )
+    try:
+        from prefect.blocks.system import Secret
+
+        # _sync: the sync loader even when called from inside an event loop (a flow).
+        loaded: Any = Secret.load(block, _sync=True)
+        value = loaded.get()
+    except Exception as exc:  # Prefect raises ValueError, HTTP and connection errors alike
+        raise SettingsError(
+            f"portal.secret_block={block!r}: cannot load that Prefect Secret block ({exc})"
+        ) from None
+    if not isinstance(value, str) or not value:
+        raise SettingsError(f"portal.secret_block={block!r}: the block does not hold a non-empty string")
+    register_secret(value)
+    return SecretStr(value)
 
 
 @lru_cache(maxsize=1)

@@ -80,8 +80,10 @@ def main() -> None:
     """Console-script entry point: settings errors become exit 2 without a traceback."""
     from pydantic import ValidationError
 
+    from config.settings import SettingsError
+
     try:
         app()
-    except (ValidationError, ConfigError) as exc:
+    except (ValidationError, ConfigError, SettingsError) as exc:
         typer.echo(f"procbots: configuration error\n{describe_validation_error(exc)}", err=True)
         sys.exit(2)
