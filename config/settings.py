@@ -273,7 +273,7 @@ def portal_password(settings: Settings | None = None) -> SecretStr:
         from prefect.blocks.system import Secret
 
         # _sync: the sync loader even when called from inside an event loop (a flow).
-        loaded: Any = Secret.load(block, _sync=True)
+        loaded: Any = Secret.load(block, _sync=True)  # type: ignore[call-arg]
         value = loaded.get()
     except Exception as exc:  # Prefect raises ValueError, HTTP and connection errors alike
         raise SettingsError(
