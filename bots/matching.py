@@ -1,0 +1,1031 @@
+"""Invoice matching: decide ``approve | hold | reject`` for supplier invoices and
+credit notes against purchase orders and goods receipts, and say why.
+
+Pure domain logic, no I/O: the inputs are models (:class:`~bots.models.PurchaseOrder`,
+:class:`~bots.models.GoodsReceipt`, :class:`~bots.models.Invoice`), the output one
+:class:`Decision` per document with :class:`Reason` entries a payables clerk can act
+on. The rules (defaults in ``config/procbots.toml``, overridable per supplier):
+
+- 3-way match (order, receipt, invoice) for ``receipt_required`` lines, 2-way
+  (order, invoice) otherwise.
+- Unit price above the PO price is held when over the *stricter* of the % and the
+  absolute per-unit tolerance; below the PO price is approved with a note.
+- Quantities are cumulative per PO line over every approved invoice and credit note,
+  processed in a fixed order (issue date, supplier VAT, normalised invoice number),
+  so the same documents in any order give the same decisions. Held and rejected
+  documents do not consume quantity: a clerk releases or the supplier re-issues them.
+- Header totals and VAT (recomputed per rate group) are checked within tolerances;
+  small differences are accepted with a note.
+- Exact duplicates (same supplier VAT and normalised number in the same UK financial
+  year) are rejected; possible duplicates (same supplier and gross amount, with dates
+  within a few days or numbers one edit apart) are held.
+
+Built for volume: orders are indexed by ``(po_number, line_no)`` in dicts, the hot
+loop reads model attributes without building new models, and duplicate detection
+hashes (deletion-neighbourhood keys for "one edit apart"), so a million invoice
+lines take time linear in their number.
+
+Example:
+    >>> from decimal import Decimal as D
+    >>> import datetime as dt
+    >>> from bots.models import Invoice, InvoiceLine, Party, POLine, PurchaseOrder
+    >>> order = PurchaseOrder(po_number="PO-1", supplier_vat="GB980780684", lines=[
+    ...     POLine(line_no=1, quantity=D("10"), unit_price=D("4.50"), receipt_required=False)])
+    >>> invoice = Invoice(invoice_number="INV-1", issue_date=dt.date(2025, 5, 1),
+    ...     supplier=Party(vat_number="GB980780684"), po_number="PO-1", lines=[
+    ...     InvoiceLine(line_id="1", quantity=D("10"), unit_price=D("4.50"),
+    ...                 net_amount=D("45.00"), order_line_reference="1")])
+    >>> match_invoice(invoice, [order], []).decision
+    'approve'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bots.models import GoodsReceipt, Invoice, InvoiceLine, POLine, PurchaseOrder, ReceiptLine
+
+__all__ = [
+    "HOLD_CODES",
+    "NOTE_CODES",
+    "REJECT_CODES",
+    "Decision",
+    "DecisionKind",
+    "MatchingPolicy",
+    "Reason",
+    "financial_year",
+    "match_invoice",
+    "match_invoices",
+    "normalise_invoice_number",
+    "normalise_vat",
+    "one_edit_apart",
+    "summarise",
+]
+
+DecisionKind = Literal["approve", "hold", "reject"]
+
+REJECT_CODES = frozenset({"DUPLICATE_INVOICE"})
+"""Reason codes that reject a document outright."""
+
+HOLD_CODES = frozenset(
+    {
+        "NO_PO",
+        "PO_NOT_FOUND",
+        "SUPPLIER_MISMATCH",
+        "CURRENCY_MISMATCH",
+        "LINE_NOT_ON_PO",
+        "PRICE_OVER_TOLERANCE",
+        "QTY_OVER_ORDERED",
+        "QTY_OVER_RECEIVED",
+        "NOT_RECEIVED",
+        "VAT_RATE_MISMATCH",
+        "VAT_ARITHMETIC",
+        "TOTALS_ARITHMETIC",
+        "POSSIBLE_DUPLICATE",
+        "CREDIT_NOTE_NO_REFERENCE",
+        "CREDIT_EXCEEDS_INVOICED",
+    }
+)
+"""Reason codes that put a document on hold for a clerk."""
+
+NOTE_CODES = frozenset(
+    {
+        "PRICE_UNDER_PO",
+        "PRICE_WITHIN_TOLERANCE",
+        "LINE_ROUNDING",
+        "TOTALS_ROUNDING",
+        "VAT_ROUNDING",
+        "PO_FROM_BILLING_REFERENCE",
+        "CREDIT_REFERENCE_UNKNOWN",
+    }
+)
+"""Codes of notes: facts recorded on a decision that do not change it."""
+
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+_PENNY = Decimal("0.01")
+_TENTH = Decimal("0.1")
+# VAT categories (UNCL5305) that carry no VAT: zero-rated, exempt, outside scope, reverse charge.
+_ZERO_CATEGORIES = frozenset({"Z", "E", "O", "AE", "K", "G"})
+
+
+# --- policy --------------------------------------------------------------------------
+
+
+class MatchingPolicy(BaseModel):
+    """Tolerances of invoice matching; ``suppliers`` maps a VAT number to overrides.
+
+    Example:
+        >>> policy = MatchingPolicy(suppliers={"GB 980 7806 84": {"price_tolerance_pct": "5"}})
+        >>> policy.for_supplier("GB980780684").price_tolerance_pct
+        Decimal('5')
+        >>> policy.for_supplier("GB123456789").price_tolerance_pct
+        Decimal('2')
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    price_tolerance_pct: Decimal = Field(Decimal("2"), ge=0)
+    price_tolerance_abs: Decimal = Field(Decimal("5.00"), ge=0)
+    qty_tolerance_pct: Decimal = Field(Decimal("0"), ge=0)
+    header_tolerance: Decimal = Field(Decimal("1.00"), ge=0)
+    vat_tolerance: Decimal = Field(Decimal("0.05"), ge=0)
+    vat_rates: tuple[Decimal, ...] = (Decimal("20"), Decimal("5"), Decimal("0"))
+    duplicate_days: int = Field(3, ge=0)
+    suppliers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("suppliers")
+    @classmethod
+    def _normalised_supplier_keys(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        allowed = set(cls.model_fields) - {"suppliers"}
+        normalised: dict[str, dict[str, Any]] = {}
+        for vat, overrides in value.items():
+            unknown = set(overrides) - allowed
+            if unknown:
+                raise ValueError(
+                    f"supplier {vat}: unknown matching setting(s) {sorted(unknown)}; "
+                    f"expected some of {sorted(allowed)}"
+                )
+            normalised[normalise_vat(vat)] = dict(overrides)
+        return normalised
+
+    @model_validator(mode="after")
+    def _overrides_valid(self) -> MatchingPolicy:
+        # Validate every override now, so a bad supplier setting fails at start-up
+        # rather than when that supplier's first invoice arrives.
+        for vat in self.suppliers:
+            self.for_supplier(vat)
+        return self
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MatchingPolicy:
+        """The policy of ``settings.matching`` (a ``MatchingPolicySettings``)."""
+        data = settings.model_dump() if isinstance(settings, BaseModel) else dict(settings)
+        return cls.model_validate(data)
+
+    def for_supplier(self, vat_number: str | None) -> MatchingPolicy:
+        """This policy with the overrides of one supplier (by VAT number) applied."""
+        overrides = self.suppliers.get(normalise_vat(vat_number)) if vat_number else None
+        if not overrides:
+            return self
+        base = self.model_dump(exclude={"suppliers"})
+        return MatchingPolicy.model_validate({**base, **overrides})
+
+
+# --- results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a document was held or rejected (or a note on it): a code, the invoice line
+    it concerns (``None`` for the whole document) and a message for a payables clerk."""
+
+    code: str
+    line_no: int | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape: ``{"code", "line_no", "message"}``."""
+        return {"code": self.code, "line_no": self.line_no, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The matching outcome of one invoice or credit note."""
+
+    invoice_number: str
+    supplier_vat: str | None
+    document_type: str
+    decision: DecisionKind
+    reasons: tuple[Reason, ...] = ()
+    po_number: str | None = None
+    gross_amount: Decimal = _ZERO
+    notes: tuple[Reason, ...] = ()
+    issue_date: dt.date | None = None
+    currency: str = "GBP"
+    source: str | None = None
+
+    @property
+    def codes(self) -> list[str]:
+        """The reason codes, in the order found."""
+        return [reason.code for reason in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``procbots match --json`` (amounts as decimal strings)."""
+        return {
+            "invoice_number": self.invoice_number,
+            "supplier_vat": self.supplier_vat,
+            "document_type": self.document_type,
+            "decision": self.decision,
+            "reasons": [reason.to_dict() for reason in self.reasons],
+            "notes": [note.to_dict() for note in self.notes],
+            "po_number": self.po_number,
+            "issue_date": self.issue_date.isoformat() if self.issue_date else None,
+            "currency": self.currency,
+            "gross_amount": str(self.gross_amount),
+            "source": self.source,
+        }
+
+
+# --- normalisation helpers -----------------------------------------------------------
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+def normalise_vat(value: str | None) -> str:
+    """A VAT number as a comparison key: no spaces or punctuation, upper case, no
+    ``GB`` prefix (``"GB 980 7806 84"`` and ``"980780684"`` are the same supplier)."""
+    if not value:
+        return ""
+    key = _NOT_ALNUM.sub("", value).upper()
+    if key.startswith("GB") and key[2:3].isdigit():
+        key = key[2:]
+    return key
+
+
+def normalise_invoice_number(value: str) -> str:
+    """An invoice number as suppliers re-key it: no spaces or punctuation, upper case,
+    and no leading zeros in any run of digits (``"inv-000123"`` -> ``"INV123"``)."""
+    return _LEADING_ZEROS.sub("", _NOT_ALNUM.sub("", value).upper())
+
+
+def financial_year(day: dt.date) -> int:
+    """The UK financial year (1 April to 31 March) a date falls in, by its first year."""
+    return day.year if day.month >= 4 else day.year - 1
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with exactly one character substituted, inserted or deleted."""
+    la, lb = len(a), len(b)
+    if la == lb:
+        if a == b:
+            return False
+        differences = 0
+        for x, y in zip(a, b, strict=True):
+            if x != y:
+                differences += 1
+                if differences > 1:
+                    return False
+        return True
+    if la > lb:
+        a, b, la, lb = b, a, lb, la
+    if lb - la != 1:
+        return False
+    for i in range(la):
+        if a[i] != b[i]:
+            return a[i:] == b[i + 1 :]
+    return True
+
+
+def _deletion_keys(value: str) -> set[str]:
+    """The string and every string one deletion away: two strings one edit apart
+    always share at least one key, so candidates are found by hashing."""
+    keys = {value}
+    keys.update(value[:i] + value[i + 1 :] for i in range(len(value)))
+    return keys
+
+
+# --- message formatting (only on the exception path, so it may be slow) ---------------
+
+_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+
+def _money(amount: Decimal, currency: str = "GBP") -> str:
+    symbol = _SYMBOLS.get(currency, f"{currency} ")
+    rounded = amount.quantize(_PENNY, rounding=ROUND_HALF_UP)
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}{symbol}{abs(rounded):,.2f}"
+
+
+def _unit_price(amount: Decimal, currency: str = "GBP") -> str:
+    # Unit prices may carry more than two decimals (e.g. £0.125 per glove).
+    if amount == amount.quantize(_PENNY):
+        return _money(amount, currency)
+    symbol = _SYMBOLS.get(currency, f"{currency} ")
+    return f"{'-' if amount < 0 else ''}{symbol}{abs(amount).normalize():f}"
+
+
+def _number(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def _day(value: dt.date) -> str:
+    return f"{value.day} {value:%b %Y}"
+
+
+def _fy(year: int) -> str:
+    return f"{year}/{(year + 1) % 100:02d}"
+
+
+# --- the engine ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _SimilarBucket:
+    """Earlier documents of one supplier with one gross amount (possible duplicates)."""
+
+    last_date: dt.date
+    last_number: str
+    numbers: dict[str, tuple[str, dt.date]] = field(default_factory=dict)
+    index: dict[str, list[str]] | None = None
+
+    def similar(self, key: str) -> tuple[str, dt.date] | None:
+        if self.index is None:
+            for other, seen in self.numbers.items():
+                if one_edit_apart(key, other):
+                    return seen
+            return None
+        for probe in _deletion_keys(key):
+            for other in self.index.get(probe, ()):
+                if one_edit_apart(key, other):
+                    return self.numbers[other]
+        return None
+
+    def add(self, key: str, number: str, day: dt.date) -> None:
+        self.last_date, self.last_number = day, number
+        if key in self.numbers:
+            return
+        self.numbers[key] = (number, day)
+        if self.index is not None:
+            for probe in _deletion_keys(key):
+                self.index.setdefault(probe, []).append(key)
+        elif len(self.numbers) > 16:
+            # Linear scans stay cheap for the usual handful; index a busy bucket
+            # (a supplier billing one fixed amount often) so it never goes quadratic.
+            self.index = {}
+            for other in self.numbers:
+                for probe in _deletion_keys(other):
+                    self.index.setdefault(probe, []).append(other)
+
+
+def _line_label(line: InvoiceLine, position: int) -> int:
+    line_id = line.line_id
+    return int(line_id) if line_id.isdigit() else position
+
+
+def _order_line_no(reference: str | None) -> int | None:
+    if reference is None:
+        return None
+    reference = reference.strip()
+    if reference.isdigit():
+        return int(reference)
+    # Some suppliers quote "PO-123/2" or "2.0"; the PO line number is the last digits.
+    match = re.search(r"(\d+)(?:\.0+)?$", reference)
+    return int(match.group(1)) if match else None
+
+
+class _Engine:
+    """Indexes of orders and receipts plus the running state of one matching run."""
+
+    def __init__(
+        self,
+        orders: Iterable[PurchaseOrder],
+        receipts: Iterable[GoodsReceipt | ReceiptLine],
+        policy: MatchingPolicy,
+    ) -> None:
+        self.policy = policy
+        self.headers: dict[str, tuple[str, str, str | None]] = {}
+        self.lines: dict[tuple[str, int], POLine] = {}
+        self.orders: dict[str, PurchaseOrder] = {}
+        for order in orders:
+            po = order.po_number
+            if not po:
+                continue
+            if po in self.headers:
+                raise ValueError(f"purchase order {po} appears more than once in the orders")
+            self.orders[po] = order
+            self.headers[po] = (normalise_vat(order.supplier_vat), order.currency, order.supplier_vat)
+            lines = self.lines
+            for line in order.lines:
+                lines[(po, line.line_no)] = line
+        received: defaultdict[tuple[str, int], Decimal] = defaultdict(Decimal)
+        for receipt in receipts:
+            if isinstance(receipt, GoodsReceipt):
+                for rline in receipt.lines:
+                    received[(rline.po_number, rline.line_no)] += rline.quantity_received
+            else:
+                received[(receipt.po_number, receipt.line_no)] += receipt.quantity_received
+        self.received: dict[tuple[str, int], Decimal] = dict(received)
+        # Quantity invoiced so far per PO line by approved documents.
+        self.invoiced: dict[tuple[str, int], Decimal] = {}
+        self.exact_seen: dict[tuple[str, str, str, int], tuple[str, dt.date]] = {}
+        self.similar: dict[tuple[str, str, Decimal], _SimilarBucket] = {}
+        # Approved or held invoices by (supplier, normalised number): credit notes
+        # find their PO and the amount they may credit through the billing reference.
+        self.known_invoices: dict[tuple[str, str], tuple[str | None, Decimal, str]] = {}
+        self.policies: dict[str, MatchingPolicy] = {}
+        self.item_index: dict[str, dict[str, int]] = {}
+
+    def policy_for(self, vat_key: str) -> MatchingPolicy:
+        policy = self.policies.get(vat_key)
+        if policy is None:
+            policy = self.policies[vat_key] = self.policy.for_supplier(vat_key)
+        return policy
+
+    def line_by_item(self, po: str, line: InvoiceLine) -> int | None:
+        """The PO line a reference-less invoice line bills, by item code (GTIN or
+        supplier's code), or the only line of a one-line order."""
+        index = self.item_index.get(po)
+        if index is None:
+            order = self.orders[po]
+            counts = Counter(pl.item_code for pl in order.lines if pl.item_code)
+            index = {
+                pl.item_code: pl.line_no for pl in order.lines if pl.item_code and counts[pl.item_code] == 1
+            }
+            if len(order.lines) == 1:
+                index[""] = order.lines[0].line_no
+            self.item_index[po] = index
+        for code in (line.gtin, line.seller_item_id):
+            if code and code in index:
+                return index[code]
+        return index.get("")
+
+    def decide(self, doc: Invoice, vat_key: str, number_key: str) -> Decision:
+        policy = self.policy_for(vat_key)
+        currency = doc.currency
+        is_credit = doc.document_type == "credit_note"
+        kind = "credit note" if is_credit else "invoice"
+        reasons: list[Reason] = []
+        notes: list[Reason] = []
+        totals = doc.totals
+        stated_gross = totals.payable or totals.tax_inclusive
+
+        # Line arithmetic and VAT per rate group: independent of the order.
+        lines = doc.lines
+        net_sum = _ZERO
+        groups: dict[Decimal, Decimal] = {}
+        header_tol = policy.header_tolerance
+        vat_rates = policy.vat_rates
+        for position, line in enumerate(lines, 1):
+            net = line.net_amount
+            net_sum += net
+            rate = line.vat_rate
+            groups[rate] = groups.get(rate, _ZERO) + net
+            gap = net - line.quantity * line.unit_price
+            if gap and abs(gap) > _PENNY:
+                label = _line_label(line, position)
+                expected = line.quantity * line.unit_price
+                text = (
+                    f"Line {label}: net amount {_money(net, currency)} is not quantity "
+                    f"{_number(line.quantity)} × {_unit_price(line.unit_price, currency)} = "
+                    f"{_money(expected, currency)} (difference {_money(gap, currency)})"
+                )
+                if abs(gap) > header_tol:
+                    reasons.append(Reason("TOTALS_ARITHMETIC", label, text))
+                else:
+                    notes.append(Reason("LINE_ROUNDING", label, text + "; within tolerance, accepted"))
+            if rate not in vat_rates:
+                label = _line_label(line, position)
+                reasons.append(
+                    Reason(
+                        "VAT_RATE_MISMATCH",
+                        label,
+                        f"Line {label}: VAT rate {_number(rate)}% is not a UK VAT rate this policy accepts "
+                        f"({', '.join(_number(r) + '%' for r in vat_rates)})",
+                    )
+                )
+            elif (rate == 0) != (line.vat_category in _ZERO_CATEGORIES):
+                label = _line_label(line, position)
+                reasons.append(
+                    Reason(
+                        "VAT_RATE_MISMATCH",
+                        label,
+                        f"Line {label}: VAT category {line.vat_category} does not fit "
+                        f"VAT rate {_number(rate)}%",
+                    )
+                )
+        vat_computed = sum(
+            (
+                (net * rate / _HUNDRED).quantize(_PENNY, rounding=ROUND_HALF_UP)
+                for rate, net in groups.items()
+            ),
+            _ZERO,
+        )
+        totals_stated = bool(
+            totals.line_extension
+            or totals.tax_exclusive
+            or totals.tax
+            or totals.tax_inclusive
+            or totals.payable
+        )
+        if totals_stated:
+            self._check_totals(doc, net_sum, vat_computed, groups, policy, reasons, notes)
+            gross = stated_gross or (totals.tax_exclusive or net_sum) + totals.tax
+        else:
+            gross = net_sum + vat_computed
+
+        # Duplicates, exact then possible.
+        fy = financial_year(doc.issue_date)
+        exact_key = (vat_key, doc.document_type, number_key, fy)
+        earlier = self.exact_seen.get(exact_key)
+        if earlier is not None:
+            reasons = [
+                Reason(
+                    "DUPLICATE_INVOICE",
+                    None,
+                    f"Duplicate of {kind} {earlier[0]} dated {_day(earlier[1])} from the same supplier "
+                    f"in financial year {_fy(fy)}; already processed, do not pay again",
+                )
+            ]
+            return self._decision(doc, "reject", reasons, notes, doc.po_number, gross)
+        self.exact_seen[exact_key] = (doc.invoice_number, doc.issue_date)
+        bucket_key = (vat_key, doc.document_type, gross)
+        bucket = self.similar.get(bucket_key)
+        if bucket is None:
+            bucket = self.similar[bucket_key] = _SimilarBucket(doc.issue_date, doc.invoice_number)
+            bucket.add(number_key, doc.invoice_number, doc.issue_date)
+        else:
+            days = (doc.issue_date - bucket.last_date).days
+            if days <= policy.duplicate_days:
+                reasons.append(
+                    Reason(
+                        "POSSIBLE_DUPLICATE",
+                        None,
+                        f"Possible duplicate of {kind} {bucket.last_number} dated {_day(bucket.last_date)}: "
+                        f"same supplier and same amount {_money(gross, currency)}, {days} day(s) apart",
+                    )
+                )
+            else:
+                similar = bucket.similar(number_key)
+                if similar is not None:
+                    reasons.append(
+                        Reason(
+                            "POSSIBLE_DUPLICATE",
+                            None,
+                            f"Possible duplicate of {kind} {similar[0]} dated {_day(similar[1])}: "
+                            f"same supplier, same amount {_money(gross, currency)} "
+                            "and the numbers differ by one character",
+                        )
+                    )
+            bucket.add(number_key, doc.invoice_number, doc.issue_date)
+
+        # The purchase order.
+        po = doc.po_number
+        reference = doc.billing_reference
+        credited: tuple[str | None, Decimal, str] | None = None
+        if is_credit:
+            if not reference:
+                reasons.append(
+                    Reason(
+                        "CREDIT_NOTE_NO_REFERENCE",
+                        None,
+                        "Credit note does not name the invoice it credits (billing reference); "
+                        "ask the supplier which invoice it reduces",
+                    )
+                )
+            else:
+                credited = self.known_invoices.get((vat_key, normalise_invoice_number(reference)))
+                if credited is None:
+                    notes.append(
+                        Reason(
+                            "CREDIT_REFERENCE_UNKNOWN",
+                            None,
+                            f"Credited invoice {reference} is not among the invoices matched in this run",
+                        )
+                    )
+                else:
+                    if not po and credited[0]:
+                        po = credited[0]
+                        notes.append(
+                            Reason(
+                                "PO_FROM_BILLING_REFERENCE",
+                                None,
+                                f"Purchase order {po} taken from credited invoice {credited[2]}",
+                            )
+                        )
+                    if gross > credited[1]:
+                        reasons.append(
+                            Reason(
+                                "CREDIT_EXCEEDS_INVOICED",
+                                None,
+                                f"Credit note of {_money(gross, currency)} exceeds invoice {credited[2]} "
+                                f"of {_money(credited[1], currency)}",
+                            )
+                        )
+        pending: dict[tuple[str, int], Decimal] = {}
+        if not po:
+            reasons.append(
+                Reason(
+                    "NO_PO",
+                    None,
+                    f"The {kind} quotes no purchase order number; "
+                    "find the order or return it to the supplier",
+                )
+            )
+        elif po not in self.headers:
+            reasons.append(Reason("PO_NOT_FOUND", None, f"Purchase order {po} is not on the order book"))
+        else:
+            po_vat_key, po_currency, po_vat = self.headers[po]
+            if po_vat_key and po_vat_key != vat_key:
+                reasons.append(
+                    Reason(
+                        "SUPPLIER_MISMATCH",
+                        None,
+                        f"Supplier VAT number {doc.supplier.vat_number or '(none)'} is not the supplier "
+                        f"of purchase order {po} ({po_vat})",
+                    )
+                )
+            elif po_currency != currency:
+                reasons.append(
+                    Reason(
+                        "CURRENCY_MISMATCH",
+                        None,
+                        f"The {kind} is in {currency} but purchase order {po} is in {po_currency}",
+                    )
+                )
+            else:
+                self._check_lines(doc, po, is_credit, policy, reasons, notes, pending)
+
+        decision: DecisionKind = "hold" if reasons else "approve"
+        if decision == "approve":
+            invoiced = self.invoiced
+            for key, delta in pending.items():
+                invoiced[key] = invoiced.get(key, _ZERO) + delta
+        if not is_credit:
+            self.known_invoices.setdefault((vat_key, number_key), (po, gross, doc.invoice_number))
+        return self._decision(doc, decision, reasons, notes, po, gross)
+
+    def _check_totals(
+        self,
+        doc: Invoice,
+        net_sum: Decimal,
+        vat_computed: Decimal,
+        groups: Mapping[Decimal, Decimal],
+        policy: MatchingPolicy,
+        reasons: list[Reason],
+        notes: list[Reason],
+    ) -> None:
+        totals = doc.totals
+        currency = doc.currency
+        tolerance = policy.header_tolerance
+        stated_net = totals.line_extension or totals.tax_exclusive
+        if stated_net:
+            gap = stated_net - net_sum
+            if gap:
+                text = (
+                    f"Sum of lines {_money(net_sum, currency)} differs from the stated net total "
+                    f"{_money(stated_net, currency)} by {_money(abs(gap), currency)}"
+                )
+                if abs(gap) > tolerance:
+                    reasons.append(
+                        Reason("TOTALS_ARITHMETIC", None, text + f" (tolerance {_money(tolerance)})")
+                    )
+                else:
+                    notes.append(Reason("TOTALS_ROUNDING", None, text + "; within tolerance, accepted"))
+        # Tax on the document-level allowances and charges is not known per rate; only
+        # check the VAT when there are none, or the comparison would be noise.
+        if not totals.allowances and not totals.charges:
+            gap = totals.tax - vat_computed
+            if gap:
+                rates = ", ".join(
+                    f"{_number(rate)}% on {_money(net, currency)}"
+                    for rate, net in sorted(groups.items(), reverse=True)
+                )
+                text = (
+                    f"Stated VAT {_money(totals.tax, currency)} differs from VAT recomputed per rate "
+                    f"({rates}) = {_money(vat_computed, currency)} by {_money(abs(gap), currency)}"
+                )
+                if abs(gap) > policy.vat_tolerance:
+                    reasons.append(
+                        Reason("VAT_ARITHMETIC", None, text + f" (tolerance {_money(policy.vat_tolerance)})")
+                    )
+                else:
+                    notes.append(Reason("VAT_ROUNDING", None, text + "; within tolerance, accepted"))
+        if totals.tax_inclusive and totals.tax_exclusive:
+            gap = totals.tax_inclusive - totals.tax_exclusive - totals.tax
+            if abs(gap) > tolerance:
+                reasons.append(
+                    Reason(
+                        "TOTALS_ARITHMETIC",
+                        None,
+                        f"Gross total {_money(totals.tax_inclusive, currency)} is not net "
+                        f"{_money(totals.tax_exclusive, currency)} plus VAT {_money(totals.tax, currency)}",
+                    )
+                )
+
+    def _check_lines(
+        self,
+        doc: Invoice,
+        po: str,
+        is_credit: bool,
+        policy: MatchingPolicy,
+        reasons: list[Reason],
+        notes: list[Reason],
+        pending: dict[tuple[str, int], Decimal],
+    ) -> None:
+        currency = doc.currency
+        po_lines = self.lines
+        received_by_line = self.received
+        invoiced = self.invoiced
+        pct = policy.price_tolerance_pct
+        abs_tol = policy.price_tolerance_abs
+        qty_factor = 1 + policy.qty_tolerance_pct / _HUNDRED
+        kind = "credit note" if is_credit else "invoice"
+        for position, line in enumerate(doc.lines, 1):
+            ref = line.order_line_reference
+            line_no = int(ref) if ref is not None and ref.isdigit() else _order_line_no(ref)
+            if line_no is None:
+                line_no = self.line_by_item(po, line)
+            key = (po, line_no) if line_no is not None else None
+            po_line = po_lines.get(key) if key is not None else None
+            if po_line is None or key is None:
+                label = _line_label(line, position)
+                if ref is None and line_no is None:
+                    text = f"Line {label} does not say which line of purchase order {po} it bills"
+                else:
+                    text = (
+                        f"Line {label}: purchase order {po} has no line {ref if ref is not None else line_no}"
+                    )
+                reasons.append(Reason("LINE_NOT_ON_PO", label, text))
+                continue
+            po_price = po_line.unit_price
+            price = line.unit_price
+            if price != po_price and not is_credit:
+                label = _line_label(line, position)
+                where = f"Line {label}"
+                if label != po_line.line_no:
+                    where += f" (PO line {po_line.line_no})"
+                if price > po_price:
+                    over = price - po_price
+                    tolerance = min(po_price * pct / _HUNDRED, abs_tol)
+                    share = (
+                        f"{(over * _HUNDRED / po_price).quantize(_TENTH, rounding=ROUND_HALF_UP)}% over"
+                        if po_price
+                        else f"{_unit_price(over, currency)} over"
+                    )
+                    text = (
+                        f"{where}: unit price {_unit_price(price, currency)} is {share} the PO price "
+                        f"{_unit_price(po_price, currency)} "
+                        f"(tolerance {_number(pct)}% / {_money(abs_tol, currency)})"
+                    )
+                    if over > tolerance:
+                        reasons.append(Reason("PRICE_OVER_TOLERANCE", label, text))
+                    else:
+                        notes.append(
+                            Reason("PRICE_WITHIN_TOLERANCE", label, text + "; within tolerance, accepted")
+                        )
+                elif price < po_price:
+                    notes.append(
+                        Reason(
+                            "PRICE_UNDER_PO",
+                            label,
+                            f"{where}: unit price {_unit_price(price, currency)} is below the PO price "
+                            f"{_unit_price(po_price, currency)}; accepted",
+                        )
+                    )
+            if line.vat_rate != po_line.vat_rate:
+                label = _line_label(line, position)
+                reasons.append(
+                    Reason(
+                        "VAT_RATE_MISMATCH",
+                        label,
+                        f"Line {label}: VAT rate {_number(line.vat_rate)}% differs from the PO line's "
+                        f"{_number(po_line.vat_rate)}%",
+                    )
+                )
+            qty = line.quantity
+            delta = -qty if is_credit else qty
+            before = pending.get(key)
+            if before is None:
+                before = invoiced.get(key, _ZERO)
+            total = before + delta
+            pending[key] = total - invoiced.get(key, _ZERO)
+            if delta < 0:
+                if total < 0:
+                    label = _line_label(line, position)
+                    reasons.append(
+                        Reason(
+                            "CREDIT_EXCEEDS_INVOICED",
+                            label,
+                            f"Line {label}: crediting {_number(abs(delta))} of PO line "
+                            f"{po_line.line_no} but only {_number(before)} has been invoiced and approved",
+                        )
+                    )
+                continue
+            ordered = po_line.quantity
+            if total > ordered * qty_factor:
+                label = _line_label(line, position)
+                reasons.append(
+                    Reason(
+                        "QTY_OVER_ORDERED",
+                        label,
+                        f"Line {label}: {kind}d quantity would reach {_number(total)} on PO line "
+                        f"{po_line.line_no} but only {_number(ordered)} was ordered"
+                        + (f" (already invoiced {_number(before)})" if before else ""),
+                    )
+                )
+            if po_line.receipt_required:
+                received = received_by_line.get(key, _ZERO)
+                if received <= 0:
+                    label = _line_label(line, position)
+                    reasons.append(
+                        Reason(
+                            "NOT_RECEIVED",
+                            label,
+                            f"Line {label}: no goods receipt is recorded for PO line {po_line.line_no}; "
+                            "ask the requester to receipt the goods",
+                        )
+                    )
+                elif total > received * qty_factor:
+                    label = _line_label(line, position)
+                    reasons.append(
+                        Reason(
+                            "QTY_OVER_RECEIVED",
+                            label,
+                            f"Line {label}: invoiced quantity would reach {_number(total)} on PO line "
+                            f"{po_line.line_no} but only {_number(received)} has been received"
+                            + (f" (already invoiced {_number(before)})" if before else ""),
+                        )
+                    )
+
+    @staticmethod
+    def _decision(
+        doc: Invoice,
+        decision: DecisionKind,
+        reasons: list[Reason],
+        notes: list[Reason],
+        po: str | None,
+        gross: Decimal,
+    ) -> Decision:
+        if any(reason.code in REJECT_CODES for reason in reasons):
+            decision = "reject"
+        return Decision(
+            invoice_number=doc.invoice_number,
+            supplier_vat=doc.supplier.vat_number,
+            document_type=doc.document_type,
+            decision=decision,
+            reasons=tuple(reasons),
+            po_number=po,
+            gross_amount=gross.quantize(_PENNY, rounding=ROUND_HALF_UP),
+            notes=tuple(notes),
+            issue_date=doc.issue_date,
+            currency=doc.currency,
+            source=doc.source,
+        )
+
+
+def _fine_key(doc: Invoice) -> tuple[Any, ...]:
+    """A full content key, used only to order documents whose coarse keys tie."""
+    return (
+        doc.currency,
+        doc.billing_reference or "",
+        repr(doc.totals),
+        tuple(
+            (
+                ln.line_id,
+                ln.order_line_reference or "",
+                ln.quantity,
+                ln.unit_price,
+                ln.net_amount,
+                ln.vat_rate,
+            )
+            for ln in doc.lines
+        ),
+        doc.supplier.vat_number or "",
+        doc.source or "",
+    )
+
+
+def match_invoices(
+    orders: Iterable[PurchaseOrder],
+    receipts: Iterable[GoodsReceipt | ReceiptLine],
+    invoices: Iterable[Invoice],
+    policy: MatchingPolicy | None = None,
+) -> list[Decision]:
+    """Match invoices and credit notes to orders and goods receipts.
+
+    Documents are processed, and their decisions returned, in a fixed order (issue
+    date, normalised supplier VAT, normalised invoice number, then the raw number
+    and content), so the same inputs in any order give the same list.
+
+    Args:
+        orders: Purchase orders with their ``po_number``; each PO number once.
+        receipts: Goods receipts (or bare receipt lines); quantities add up per PO line.
+        invoices: Invoices and credit notes.
+        policy: Tolerances; the defaults of ARCHITECTURE.md when omitted.
+
+    Returns:
+        One :class:`Decision` per document.
+
+    Raises:
+        ValueError: a PO number appears on more than one order.
+
+    Example:
+        >>> decisions = match_invoices(orders, receipts, invoices)  # doctest: +SKIP
+        >>> [d.decision for d in decisions]  # doctest: +SKIP
+        ['approve', 'hold']
+    """
+    return [decision for _, decision in _match(orders, receipts, invoices, policy)]
+
+
+def _match(
+    orders: Iterable[PurchaseOrder],
+    receipts: Iterable[GoodsReceipt | ReceiptLine],
+    invoices: Iterable[Invoice],
+    policy: MatchingPolicy | None,
+) -> list[tuple[Invoice, Decision]]:
+    engine = _Engine(orders, receipts, policy or MatchingPolicy())
+    vat_keys: dict[str | None, str] = {}
+    keyed: list[tuple[tuple[Any, ...], str, str, Invoice]] = []
+    for doc in invoices:
+        vat = doc.supplier.vat_number
+        vat_key = vat_keys.get(vat)
+        if vat_key is None:
+            vat_key = vat_keys[vat] = normalise_vat(vat)
+        number_key = normalise_invoice_number(doc.invoice_number)
+        coarse = (
+            doc.issue_date,
+            vat_key,
+            number_key,
+            doc.invoice_number,
+            doc.document_type,
+            doc.po_number or "",
+            doc.totals.payable,
+            len(doc.lines),
+        )
+        keyed.append((coarse, vat_key, number_key, doc))
+    keyed.sort(key=lambda item: item[0])
+    _break_ties(keyed)
+    return [(doc, engine.decide(doc, vat_key, number_key)) for _, vat_key, number_key, doc in keyed]
+
+
+def _break_ties(keyed: list[tuple[tuple[Any, ...], str, str, Invoice]]) -> None:
+    """Order runs of equal coarse keys by full content (rare: near-identical documents)."""
+    start = 0
+    count = len(keyed)
+    while start < count:
+        end = start + 1
+        coarse = keyed[start][0]
+        while end < count and keyed[end][0] == coarse:
+            end += 1
+        if end - start > 1:
+            keyed[start:end] = sorted(keyed[start:end], key=lambda item: _fine_key(item[3]))
+        start = end
+
+
+def match_invoice(
+    invoice: Invoice,
+    orders: Iterable[PurchaseOrder],
+    receipts: Iterable[GoodsReceipt | ReceiptLine],
+    policy: MatchingPolicy | None = None,
+    *,
+    history: Sequence[Invoice] = (),
+) -> Decision:
+    """Match one invoice, after the earlier documents in ``history`` (which consume
+    quantity and count for duplicate checks).
+
+    Example:
+        >>> match_invoice(invoice, [order], [receipt]).decision  # doctest: +SKIP
+        'approve'
+    """
+    for doc, decision in _match(orders, receipts, [*history, invoice], policy):
+        if doc is invoice:
+            return decision
+    raise AssertionError("the invoice has no decision")  # pragma: no cover
+
+
+def summarise(decisions: Sequence[Decision]) -> dict[str, Any]:
+    """Counts and values by decision, the most frequent hold reasons and a per-supplier
+    breakdown: the ``summary`` object of ``procbots match --json``.
+
+    Amounts are decimal strings; credit notes count as negative values.
+    """
+    counts: Counter[str] = Counter()
+    values: defaultdict[str, Decimal] = defaultdict(Decimal)
+    reason_counts: Counter[str] = Counter()
+    suppliers: dict[str, dict[str, Any]] = {}
+    for decision in decisions:
+        signed = -decision.gross_amount if decision.document_type == "credit_note" else decision.gross_amount
+        counts[decision.decision] += 1
+        values[decision.decision] += signed
+        for reason in decision.reasons:
+            reason_counts[reason.code] += 1
+        supplier = suppliers.setdefault(
+            decision.supplier_vat or "",
+            {"documents": 0, "approve": 0, "hold": 0, "reject": 0, "value": Decimal(0)},
+        )
+        supplier["documents"] += 1
+        supplier[decision.decision] += 1
+        supplier["value"] += signed
+    return {
+        "documents": len(decisions),
+        "counts": {kind: counts.get(kind, 0) for kind in ("approve", "hold", "reject")},
+        "values": {kind: str(values.get(kind, Decimal("0.00"))) for kind in ("approve", "hold", "reject")},
+        "top_reasons": [{"code": code, "count": n} for code, n in reason_counts.most_common(10)],
+        "by_supplier": [
+            {
+                "supplier_vat": vat or None,
+                **{k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()},
+            }
+            for vat, row in sorted(suppliers.items())
+        ],
+    }
