@@ -1,0 +1,175 @@
+"""Settings come from defaults, --config, a private secrets file, env and Prefect; bad ones stop the start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config.logging import registered_secrets
+from config.settings import Settings, SettingsError, portal_password
+
+PROCBOTS = Path(sys.executable).with_name("procbots")
+
+
+def _secrets_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "secrets.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_layers_override_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    """Env beats the secrets file, which beats --config, which beats the packaged defaults."""
+    config = tmp_path / "site.toml"
+    config.write_text('[portal]\nurl = "https://portal.example.nhs.uk/"\nusername = "ap-clerk"\n')
+    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
+    secrets = _secrets_file(tmp_path, '[portal]\npassword = "from-file"\nusername = "from-secrets"\n')
+    monkeypatch.setenv("PROCBOTS_SECRETS_FILE", str(secrets))
+    monkeypatch.setenv("PROCBOTS_BROWSER__CONTEXTS", "5")
+    settings = Settings()
+    assert settings.portal.url == "https://portal.example.nhs.uk"
+    assert settings.portal.username == "from-secrets"
+    assert settings.portal.password.get_secret_value() == "from-file"
+    assert settings.browser.contexts == 5
+    assert settings.ledger.lease_s == 120  # packaged default untouched
+    monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", "from-env")
+    assert Settings().portal.password.get_secret_value() == "from-env"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660], ids=oct)
+def test_secrets_file_readable_by_others_is_refused(
+    mode: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    secrets = _secrets_file(tmp_path, '[portal]\npassword = "x"\n', mode)
+    monkeypatch.setenv("PROCBOTS_SECRETS_FILE", str(secrets))
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    assert str(secrets) in str(caught.value)
+    assert f"{mode:04o}" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=oct)
+def test_private_secrets_file_is_accepted(
+    mode: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    monkeypatch.setenv(
+        "PROCBOTS_SECRETS_FILE", str(_secrets_file(tmp_path, '[audit]\nhmac_key = "k"\n', mode))
+    )
+    key = Settings().audit.hmac_key
+    assert key is not None
+    assert key.get_secret_value() == "k"
+
+
+def test_missing_secrets_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    monkeypatch.setenv("PROCBOTS_SECRETS_FILE", str(tmp_path / "nope.toml"))
+    with pytest.raises(SettingsError, match=r"nope\.toml"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        pytest.param('[portal]\nurll = "http://x"\n', "portal.urll", id="unknown-key-in-section"),
+        pytest.param('colour = "blue"\n', "colour", id="unknown-top-level-key"),
+        pytest.param("[portals]\nurl = 1\n", "portals", id="unknown-section"),
+    ],
+)
+def test_unknown_keys_in_toml_fail(
+    text: str, key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(text)
+    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    locs = [".".join(str(p) for p in err["loc"]) for err in caught.value.errors()]
+    assert key in locs
+
+
+def test_invalid_toml_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text("[portal\nurl = \n")
+    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
+    with pytest.raises(SettingsError, match=r"broken\.toml: not valid TOML"):
+        Settings()
+
+
+def test_portal_password_prefers_the_configured_value() -> None:
+    settings = Settings(portal={"password": "set-directly-1", "secret_block": "never-read"})
+    assert portal_password(settings).get_secret_value() == "set-directly-1"
+    assert "set-directly-1" in registered_secrets()
+
+
+def test_portal_password_without_any_source_says_how_to_set_one() -> None:
+    with pytest.raises(SettingsError, match="PROCBOTS_PORTAL__PASSWORD"):
+        portal_password(Settings())
+
+
+@pytest.mark.prefect
+def test_portal_password_from_a_prefect_secret_block(prefect_api: None) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value="block-held-pw-55").save("procbots-test-portal", overwrite=True)
+    password = portal_password(Settings(portal={"secret_block": "procbots-test-portal"}))
+    assert password.get_secret_value() == "block-held-pw-55"
+    assert "block-held-pw-55" in registered_secrets()  # redacted from logs from now on
+    with pytest.raises(SettingsError, match="no-such-block"):
+        portal_password(Settings(portal={"secret_block": "no-such-block"}))
+
+
+def _procbots(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith("PROCBOTS_") or k == "PROCBOTS_PATHS__ROOT"
+    }
+    return subprocess.run(
+        [str(PROCBOTS), *args], env={**clean, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_bad_values_stop_the_cli_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    """The real console script names key, value and expectation for each source of settings."""
+    config = tmp_path / "site.toml"
+    config.write_text('[browser]\ntimeout_ms = "soon"\n')
+    secrets = _secrets_file(tmp_path, '[portal]\nurl = "ftp://portal"\n')
+    open_secrets = tmp_path / "open.toml"
+    open_secrets.write_text('[portal]\npassword = "x"\n')
+    open_secrets.chmod(0o644)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[ledger]\nlease_seconds = 5\n")
+    cases = [
+        (
+            ["audit", "verify", "x"],
+            {"PROCBOTS_RETRY__MAX_ATTEMPTS": "lots"},
+            ["retry.max_attempts", "'lots'", "integer"],
+        ),
+        (["--config", str(config), "audit", "verify", "x"], {}, ["browser.timeout_ms", "'soon'", "integer"]),
+        (
+            ["audit", "verify", "x"],
+            {"PROCBOTS_SECRETS_FILE": str(secrets)},
+            ["portal.url", "'ftp://portal'", "http"],
+        ),
+        (
+            ["audit", "verify", "x"],
+            {"PROCBOTS_SECRETS_FILE": str(open_secrets)},
+            [str(open_secrets), "0644", "0600"],
+        ),
+        (["--config", str(unknown), "audit", "verify", "x"], {}, ["ledger.lease_seconds", "not permitted"]),
+    ]
+    for args, env, expected in cases:
+        result = _procbots(args, env)
+        assert result.returncode == 2, (args, env, result.stderr)
+        assert "Traceback" not in result.stderr
+        for text in expected:
+            assert text in result.stderr, (text, result.stderr)
