@@ -1,0 +1,692 @@
+"""Rows from spreadsheets and CSV files into pydantic models, with every bad cell reported.
+
+Shared by :mod:`connectors.excel` and :mod:`connectors.csvfiles`: both readers turn a file
+into raw rows (lists of cell values with their source row number) and hand them to a
+:class:`RowSchema`, which
+
+* finds the header row (the first of the first :data:`HEADER_SEARCH_ROWS` rows that
+  carries every required column), matching headers case-, space- and
+  punctuation-insensitively, with configurable aliases
+  (``aliases={"unit_price": ["price", "unit cost"]}``);
+* converts each cell by the type of the model field it maps to: Excel serial dates,
+  ``datetime`` cells, UK ``dd/mm/yyyy`` and ISO strings, money such as ``£1,234.50`` and
+  ``(12.00)``, percentages (``20%`` -> ``20``), whole numbers, yes/no booleans. Numbers
+  become :class:`~decimal.Decimal` through ``repr`` so a float cell ``0.1`` stays ``0.1``;
+* validates the row into the model, mapping pydantic's errors back to the column;
+* collects **every** error as a :class:`RowError` (file, sheet, row, column, value,
+  message) while the good rows go on, and skips blank rows.
+
+A problem with the file as a whole (not a spreadsheet, encrypted, no header row) raises
+:class:`SpreadsheetError` instead; ``str()`` of either names the file and the place.
+
+Example:
+    >>> class Line(BaseModel):
+    ...     po_number: str
+    ...     unit_price: Decimal
+    >>> schema = RowSchema(Line, aliases={"unit_price": ["price"]})
+    >>> rows = [(1, ["PO Number", "Price"]), (2, ["PO-1", "£1,234.50"]), (3, ["PO-2", "abc"])]
+    >>> result = schema.validate("orders.csv", None, rows)
+    >>> result.rows[0].unit_price, result.row_numbers
+    (Decimal('1234.50'), [2])
+    >>> print(result.errors[0])
+    orders.csv row 3, column 'Price' ('abc'): expected a number, e.g. 12 or £1,234.50
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+__all__ = [
+    "BOOL",
+    "DATE",
+    "DATETIME",
+    "DECIMAL",
+    "HEADER_SEARCH_ROWS",
+    "INT",
+    "PERCENT",
+    "TEXT",
+    "CellProblem",
+    "ColumnKind",
+    "ConversionError",
+    "HeaderError",
+    "ReadResult",
+    "RowError",
+    "RowSchema",
+    "SpreadsheetError",
+    "is_formula_like",
+    "neutralise_formula",
+    "normalise_header",
+    "to_bool",
+    "to_date",
+    "to_datetime",
+    "to_decimal",
+    "to_int",
+    "to_percent",
+    "to_text",
+]
+
+HEADER_SEARCH_ROWS = 20
+"""How many leading rows may hold titles or notes before the header row."""
+
+EARLIEST_DATE = dt.date(1990, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)
+"""Dates outside this window are typing mistakes (``01/01/1900``, ``2205``), not procurement."""
+
+T = TypeVar("T", bound=BaseModel)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One problem at one place of an input file.
+
+    ``row`` is the 1-based row as a spreadsheet program shows it (for CSV: the record
+    number, header included); ``column`` is the header as written in the file. Either is
+    ``None`` when the problem concerns a whole row or the whole file.
+    """
+
+    file: str
+    sheet: str | None
+    row: int | None
+    column: str | None
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        place = Path(self.file).name if self.file else "<input>"
+        if self.sheet:
+            place += f"!{self.sheet}"
+        if self.row is not None:
+            place += f" row {self.row}"
+        if self.column is not None:
+            place += f"{',' if self.row is not None else ''} column {self.column!r}"
+        if self.value not in (None, ""):
+            shown = repr(self.value) if isinstance(self.value, str) else str(self.value)
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            place += f" ({shown})"
+        return f"{place}: {self.message}"
+
+
+class SpreadsheetError(ValueError):
+    """The file as a whole cannot be read (wrong format, encrypted, damaged, too big)."""
+
+    def __init__(
+        self,
+        file: str | Path,
+        message: str,
+        *,
+        sheet: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.error = RowError(str(file), sheet, row, column, None, message)
+        super().__init__(str(self.error))
+
+    @property
+    def file(self) -> str:
+        """The path of the rejected file."""
+        return self.error.file
+
+
+class HeaderError(SpreadsheetError):
+    """No row of the sheet carries the required column headers."""
+
+
+class ConversionError(ValueError):
+    """A cell value does not convert to the column's type; the message says what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class CellProblem:
+    """Placed by a reader in a cell it could not read (a formula without a cached value).
+
+    If the cell is in a mapped column, the row fails with ``message`` at that column.
+    """
+
+    message: str
+    value: Any = None
+
+
+@dataclass(slots=True)
+class ReadResult(Generic[T]):
+    """The outcome of reading one file: good rows, every error, and where each row came from.
+
+    ``row_numbers[i]`` is the source row of ``rows[i]``, so callers can report later
+    problems (grouping, cross-row checks) at the right place. ``warnings`` carry things
+    the reader decided for the user (hidden rows skipped, duplicate headers ignored).
+    """
+
+    rows: list[T]
+    errors: list[RowError]
+    source: str
+    row_numbers: list[int] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)
+    sheet: str | None = None
+    header_row: int | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    """Model field -> header text as found in the file."""
+    rejected: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Row number -> raw cell values by field, for rows that failed (to tell which group they belonged to)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no row had an error."""
+        return not self.errors
+
+    def error_at(
+        self, row: int | None, message: str, column: str | None = None, value: Any = None
+    ) -> RowError:
+        """A :class:`RowError` at ``row`` of this result's file and sheet (for callers' own checks)."""
+        return RowError(self.source, self.sheet, row, column, value, message)
+
+
+# --- formula injection ------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def is_formula_like(value: str) -> bool:
+    """True if a spreadsheet program could treat this text as a formula (CSV/formula injection).
+
+    A plain number such as ``-12.50`` is not: it is data, and writers keep it as a number.
+    """
+    if not value or not value.startswith(_FORMULA_START):
+        return False
+    try:
+        Decimal(value.strip())
+    except InvalidOperation:
+        return True
+    return False
+
+
+def neutralise_formula(value: str) -> str:
+    """Prefix formula-like text with ``'`` so spreadsheet programs show it as text (OWASP advice)."""
+    return "'" + value if is_formula_like(value) else value
+
+
+# --- conversions ------------------------------------------------------------------------
+
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_MONEY_STRIP = re.compile(r"[£,\s\u00a0]|^GBP|GBP$", re.IGNORECASE)
+_UK_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})")
+_TEXT_DATE = re.compile(r"(\d{1,2})[\s\-/]([A-Za-z]{3,9})[\s\-/,]+(\d{4})")
+_MONTHS = {
+    name: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_TRUE = frozenset({"yes", "y", "true", "t", "1", "x"})
+_FALSE = frozenset({"no", "n", "false", "f", "0"})
+
+
+def _float_to_decimal(value: float) -> Decimal:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConversionError("expected a number, got a non-finite value")
+    # repr gives the shortest string that round-trips, so 0.1 stays 0.1 (not 0.1000000000000000055).
+    result = Decimal(repr(value))
+    return result.quantize(Decimal(1)) if value.is_integer() else result
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A number or amount as Decimal: ``£1,234.50``, ``(12.00)``, ``-£3``, ``GBP 5``, float cells.
+
+    >>> to_decimal("£1,234.50"), to_decimal("(12.00)"), to_decimal(0.1)
+    (Decimal('1234.50'), Decimal('-12.00'), Decimal('0.1'))
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConversionError("expected a number, got a true/false value")
+    if isinstance(value, float):
+        return _float_to_decimal(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ConversionError("expected a number, got a non-finite value")
+        return value
+    if not isinstance(value, str):
+        raise ConversionError(f"expected a number, got a {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return None
+    negative = False
+    if text.startswith("(") and text.endswith(")"):
+        negative, text = True, text[1:-1]
+    text = _MONEY_STRIP.sub("", text)
+    if text.startswith("-"):
+        negative, text = not negative, _MONEY_STRIP.sub("", text[1:])
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ConversionError("expected a number, e.g. 12 or £1,234.50") from None
+    if not number.is_finite() or text[:1] == "-":
+        raise ConversionError("expected a number, e.g. 12 or £1,234.50")
+    return -number if negative else number
+
+
+def to_percent(value: Any) -> Decimal | None:
+    """A percentage as its number: ``20%`` -> 20, ``"20"`` -> 20.
+
+    A numeric cell strictly between 0 and 1 is a percent-formatted cell (Excel stores
+    20% as 0.2) and is scaled to 20; no UK VAT rate lies in that range.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            number = to_decimal(text[:-1])
+            if number is None:
+                raise ConversionError("expected a percentage, e.g. 20 or 20%")
+            return number
+        return to_decimal(text)
+    number = to_decimal(value)
+    if number is not None and isinstance(value, float) and 0 < number < 1:
+        return (number * 100).normalize()
+    return number
+
+
+def to_int(value: Any) -> int | None:
+    """A whole number: ``3``, ``3.0``, ``"3"``; ``3.5`` is an error."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConversionError("expected a whole number, got a true/false value")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ConversionError("expected a whole number")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().replace(",", "")
+        if not text:
+            return None
+        if text.isdigit():
+            return int(text)
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ConversionError("expected a whole number") from None
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)
+    raise ConversionError("expected a whole number")
+
+
+def _check_range(day: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ConversionError(
+            f"date {day:%d/%m/%Y} is outside {EARLIEST_DATE:%Y}-{LATEST_DATE:%Y}; check the year"
+        )
+    return day
+
+
+def to_date(value: Any) -> dt.date | None:
+    """A calendar date from a date cell, an Excel serial number, ``dd/mm/yyyy`` or ISO text.
+
+    Slash dates are read the UK way (day first): ``02/03/2025`` is 2 March.
+
+    >>> to_date("02/03/2025"), to_date(45659.0), to_date("2025-03-02")
+    (datetime.date(2025, 3, 2), datetime.date(2025, 1, 2), datetime.date(2025, 3, 2))
+    """
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return _check_range(value.date())
+    if isinstance(value, dt.date):
+        return _check_range(value)
+    if isinstance(value, bool):
+        raise ConversionError("expected a date (dd/mm/yyyy), got a true/false value")
+    if isinstance(value, int | float | Decimal):
+        serial = float(value)
+        if not 1 <= serial < 2958466:
+            raise ConversionError("expected a date (dd/mm/yyyy); the number is not an Excel date")
+        return _check_range(_EXCEL_EPOCH + dt.timedelta(days=int(serial)))
+    if not isinstance(value, str):
+        raise ConversionError(f"expected a date (dd/mm/yyyy), got a {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        if m := _UK_DATE.fullmatch(text):
+            day, month, year = (int(g) for g in m.groups())
+            if len(m.group(3)) == 2:
+                year += 2000
+            return _check_range(dt.date(year, month, day))
+        if m := _TEXT_DATE.fullmatch(text):
+            month = _MONTHS.get(m.group(2).lower())
+            if month is not None:
+                return _check_range(dt.date(int(m.group(3)), month, int(m.group(1))))
+        if len(text) >= 10 and text[4] == "-":
+            return _check_range(dt.date.fromisoformat(text[:10]))
+    except ValueError as exc:
+        if isinstance(exc, ConversionError):
+            raise
+        raise ConversionError(f"not a real date: {exc}") from None
+    raise ConversionError("expected a date as dd/mm/yyyy or yyyy-mm-dd")
+
+
+def to_datetime(value: Any) -> dt.datetime | None:
+    """An instant: aware datetimes kept; naive ones and dates read as UK local time, stored UTC."""
+    from zoneinfo import ZoneInfo
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            day = to_date(text)
+            assert day is not None
+            parsed = dt.datetime.combine(day, dt.time())
+        value = parsed
+    elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        serial = float(value)
+        day = to_date(serial)
+        assert day is not None
+        value = dt.datetime.combine(day, dt.time()) + dt.timedelta(days=serial % 1)
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if not isinstance(value, dt.datetime):
+        raise ConversionError("expected a date and time")
+    _check_range(value.date())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo("Europe/London"))
+    return value.astimezone(dt.UTC)
+
+
+def to_bool(value: Any) -> bool | None:
+    """yes/no, y/n, true/false, 1/0 (and an Excel TRUE/FALSE cell)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if not text:
+            return None
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ConversionError("expected yes or no")
+
+
+def to_text(value: Any) -> str | None:
+    """Text, with whole-number float cells shown without ``.0`` (codes typed as numbers)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+# --- column kinds -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnKind:
+    """Marks how a model field's cells convert: put one in ``Annotated[...]`` to override the type's default.
+
+    Example: ``vat_rate: Annotated[Decimal, PERCENT]``.
+    """
+
+    name: str
+    convert: Callable[[Any], Any]
+
+
+TEXT = ColumnKind("text", to_text)
+DECIMAL = ColumnKind("decimal", to_decimal)
+PERCENT = ColumnKind("percent", to_percent)
+INT = ColumnKind("int", to_int)
+DATE = ColumnKind("date", to_date)
+DATETIME = ColumnKind("datetime", to_datetime)
+BOOL = ColumnKind("bool", to_bool)
+
+
+def _kind_for(annotation: Any, metadata: Sequence[Any]) -> ColumnKind:
+    for item in metadata:
+        if isinstance(item, ColumnKind):
+            return item
+    # Optional[X] / X | None / Annotated[X, ...]: look at X.
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        args = typing.get_args(annotation)
+        return _kind_for(args[0], args[1:])
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1:
+            return _kind_for(inner[0], ())
+        return TEXT
+    if annotation is bool:
+        return BOOL
+    if annotation is int:
+        return INT
+    if annotation is Decimal or annotation is float:
+        return DECIMAL
+    if annotation is dt.datetime:
+        return DATETIME
+    if annotation is dt.date:
+        return DATE
+    return TEXT
+
+
+# --- headers ------------------------------------------------------------------------------
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_header(text: Any) -> str:
+    """Header text reduced for matching: ``" Unit_Price (£) "`` -> ``"unitprice"``."""
+    if text is None:
+        return ""
+    return _NON_ALNUM.sub("", str(text).lower())
+
+
+def _is_blank(cells: Sequence[Any]) -> bool:
+    for cell in cells:
+        if cell is None:
+            continue
+        if isinstance(cell, str):
+            if cell.strip():
+                return False
+            continue
+        return False
+    return True
+
+
+def _friendly(message: str) -> str:
+    if message.startswith("Value error, "):
+        return message[len("Value error, ") :]
+    if message.startswith("Input should"):
+        return "should" + message[len("Input should") :]
+    if message == "Field required":
+        return "is required"
+    return message
+
+
+class RowSchema(Generic[T]):
+    """How raw rows of one kind of file become ``model`` instances.
+
+    Args:
+        model: the pydantic row model; its field names are the canonical headers.
+        aliases: extra header spellings per field, e.g. ``{"unit_price": ["price"]}``.
+        required: fields whose column must be present (default: fields without a default).
+        header_search_rows: how many leading rows to search for the header row.
+
+    Example:
+        ``RowSchema(OrderRow, aliases={"po_number": ["order no"]}).validate(path, sheet, rows)``
+    """
+
+    def __init__(
+        self,
+        model: type[T],
+        *,
+        aliases: Mapping[str, Iterable[str]] | None = None,
+        required: Iterable[str] | None = None,
+        header_search_rows: int = HEADER_SEARCH_ROWS,
+    ) -> None:
+        self.model = model
+        self.header_search_rows = header_search_rows
+        fields = model.model_fields
+        unknown = set(aliases or {}) - set(fields)
+        if unknown:
+            raise ValueError(f"aliases for unknown fields of {model.__name__}: {sorted(unknown)}")
+        self.kinds: dict[str, ColumnKind] = {
+            name: _kind_for(info.annotation, info.metadata) for name, info in fields.items()
+        }
+        self.required: tuple[str, ...] = (
+            tuple(required)
+            if required is not None
+            else tuple(n for n, f in fields.items() if f.is_required())
+        )
+        self.spellings: dict[str, str] = {}
+        for name in fields:
+            self.spellings[normalise_header(name)] = name
+        for name, extra in (aliases or {}).items():
+            for spelling in [extra] if isinstance(extra, str) else extra:
+                self.spellings[normalise_header(spelling)] = name
+
+    def match_header(self, cells: Sequence[Any]) -> dict[int, str]:
+        """Column index -> field for one candidate header row (first spelling of a field wins)."""
+        mapping: dict[int, str] = {}
+        seen: set[str] = set()
+        for index, cell in enumerate(cells):
+            name = self.spellings.get(normalise_header(cell))
+            if name is not None and name not in seen:
+                mapping[index] = name
+                seen.add(name)
+        return mapping
+
+    def validate(
+        self,
+        file: str | Path,
+        sheet: str | None,
+        rows: Iterable[tuple[int, Sequence[Any]]],
+        *,
+        skip_rows: Mapping[int, str] | None = None,
+    ) -> ReadResult[T]:
+        """Find the header, then convert and validate every following non-blank row.
+
+        ``rows`` yields ``(row_number, cells)``. ``skip_rows`` maps row numbers the reader
+        wants left out (hidden rows) to the reason, reported as warnings.
+
+        Raises:
+            HeaderError: no row among the first ``header_search_rows`` has the required headers.
+        """
+        source = str(file)
+        iterator = iter(rows)
+        best: tuple[int, int | None, dict[int, str]] = (-1, None, {})
+        mapping: dict[int, str] | None = None
+        header_cells: Sequence[Any] = ()
+        header_row = 0
+        for seen, (number, cells) in enumerate(iterator):
+            if seen >= self.header_search_rows:
+                break
+            candidate = self.match_header(cells)
+            if all(r in candidate.values() for r in self.required) and candidate:
+                mapping, header_cells, header_row = candidate, cells, number
+                break
+            if len(candidate) > best[0]:
+                best = (len(candidate), number, candidate)
+        if mapping is None:
+            missing = [r for r in self.required if r not in best[2].values()]
+            where = (
+                f"row {best[1]} has {best[0]} of them"
+                if best[1] is not None and best[0] > 0
+                else "none found"
+            )
+            raise HeaderError(
+                file,
+                f"no header row with the required columns in the first {self.header_search_rows} rows "
+                f"({where}); missing: {', '.join(missing)}",
+                sheet=sheet,
+            )
+        columns = {name: str(header_cells[i]).strip() for i, name in mapping.items()}
+        result: ReadResult[T] = ReadResult(
+            rows=[], errors=[], source=source, sheet=sheet, header_row=header_row, columns=columns
+        )
+        plan = [(i, name, self.kinds[name].convert) for i, name in mapping.items()]
+        width = max(mapping) + 1
+        model_validate = self.model.model_validate
+        skip = skip_rows or {}
+        errors = result.errors
+        for number, cells in iterator:
+            if len(cells) < width:
+                cells = [*cells, *([None] * (width - len(cells)))]
+            if _is_blank(cells):
+                continue
+            if number in skip:
+                result.warnings.append(RowError(source, sheet, number, None, None, skip[number]))
+                continue
+            data: dict[str, Any] = {}
+            bad = False
+            for index, name, convert in plan:
+                raw = cells[index]
+                if type(raw) is CellProblem:
+                    errors.append(RowError(source, sheet, number, columns[name], raw.value, raw.message))
+                    bad = True
+                    continue
+                try:
+                    value = convert(raw)
+                except ConversionError as exc:
+                    errors.append(RowError(source, sheet, number, columns[name], raw, str(exc)))
+                    bad = True
+                    continue
+                if value is not None:
+                    data[name] = value
+            if bad:
+                result.rejected[number] = {name: cells[index] for index, name, _ in plan}
+                continue
+            try:
+                model = model_validate(data)
+            except ValidationError as exc:
+                for detail in exc.errors(include_url=False):
+                    loc = detail.get("loc") or ()
+                    name = str(loc[0]) if loc else None
+                    column = columns.get(name, name) if name else None
+                    index = next((i for i, n in mapping.items() if n == name), None)
+                    raw = cells[index] if index is not None else None
+                    errors.append(RowError(source, sheet, number, column, raw, _friendly(detail["msg"])))
+                result.rejected[number] = {name: cells[index] for index, name, _ in plan}
+                continue
+            result.rows.append(model)
+            result.row_numbers.append(number)
+        return result
