@@ -1,0 +1,1134 @@
+"""Work items and the ledger that holds them: the exactly-once backbone of procbots.
+
+A :class:`WorkItem` is one unit of robot work (a requisition to key, an invoice
+to match, a contract to upload) with an idempotency key, a typed payload, a
+state, a lease and named checkpoints. The :class:`Ledger` keeps items in a
+database through SQLAlchemy 2: a SQLite file (WAL, busy timeout, every write
+transaction ``BEGIN IMMEDIATE``) by default, or PostgreSQL by URL, where claims
+use ``SELECT ... FOR UPDATE SKIP LOCKED`` so several machines can share a queue.
+
+States::
+
+    pending -> in_progress -> done
+                           -> business_exception            (never retried)
+                           -> system_exception -> in_progress (retry)
+                                               -> failed      (attempts exhausted)
+    in_progress/system_exception --lease expired--> pending | needs_review
+
+Guarantees:
+
+* Adding the same ``(bot, idempotency_key)`` twice returns the first item.
+* A claim hands an item to one worker with a lease (owner, token, expiry).
+  Every write by a worker is fenced by the lease token: once a lease expired and
+  the item was taken back, the old worker's ``complete`` raises
+  :class:`~bots.errors.LeaseLost` instead of completing the item twice.
+* An expired lease returns the item to ``pending`` (the worker crashed or hung),
+  or to ``needs_review`` after ``max_lease_expiries`` expiries, so one poisonous
+  item cannot crash workers forever; ``max_attempts`` bounds claims the same way.
+* Checkpoints (``po_created -> PO-000123``) persist at once, so a retried item
+  resumes after its last completed side effect.
+* Every transition is written to the ``item_transitions`` table and, after the
+  commit, to the audit log (``connectors.audit.audit_event`` unless given).
+
+Time comes from an injectable ``clock`` so tests can expire leases without sleeping.
+
+Example:
+    >>> ledger = Ledger("sqlite:///var/ledger.db")  # doctest: +SKIP
+    >>> ledger.add("purchase_orders", "REQ-0001", Requisition(...))  # doctest: +SKIP
+    >>> item = ledger.claim("purchase_orders", owner="host-1:pid-42", lease_s=120)  # doctest: +SKIP
+    >>> item.checkpoint("po_created", "PO-000123")  # doctest: +SKIP
+    >>> ledger.complete(item, result={"po_number": "PO-000123"})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, RowMapping, make_url
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from bots.errors import LeaseLost
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+__all__ = [
+    "ACTIVE_STATES",
+    "SCHEMA_VERSION",
+    "TERMINAL_STATES",
+    "AuditHook",
+    "Evidence",
+    "ItemState",
+    "Ledger",
+    "Transition",
+    "WorkItem",
+]
+
+SCHEMA_VERSION = 1
+
+M = TypeVar("M", bound=BaseModel)
+AuditHook = Callable[..., Any]
+Clock = Callable[[], datetime]
+
+
+class ItemState(StrEnum):
+    """Where a work item is in its life."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    BUSINESS_EXCEPTION = "business_exception"
+    SYSTEM_EXCEPTION = "system_exception"
+    FAILED = "failed"
+    NEEDS_REVIEW = "needs_review"
+
+
+#: States in which a worker holds a lease on the item.
+ACTIVE_STATES = frozenset({ItemState.IN_PROGRESS, ItemState.SYSTEM_EXCEPTION})
+#: States no worker will pick up again without an operator's ``retry``.
+TERMINAL_STATES = frozenset(
+    {ItemState.DONE, ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW}
+)
+_RETRYABLE_BY_OPERATOR = frozenset(
+    {ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW, ItemState.SYSTEM_EXCEPTION}
+)
+
+
+class Evidence(BaseModel):
+    """One evidence file kept for an item (screenshot, HTML, trace) and its SHA-256."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    sha256: str
+
+
+class Transition(BaseModel):
+    """One row of an item's history: a state change, a checkpoint or evidence."""
+
+    id: int
+    item_id: int
+    at: datetime
+    event: str
+    from_state: str | None
+    to_state: str
+    owner: str | None
+    attempt: int
+    reason_code: str | None
+    detail: str | None
+
+
+class WorkItem(BaseModel):
+    """One unit of robot work as stored in the ledger.
+
+    The object a bot's ``process`` function receives is bound to its ledger and
+    lease, so the bot can record checkpoints::
+
+        if not item.done_step("po_created"):
+            po_number = portal.find_po(item.idempotency_key) or portal.create_po(order)
+            item.checkpoint("po_created", po_number)
+    """
+
+    id: int
+    bot: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    state: ItemState
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    lease_expiries: int = 0
+    checkpoints: dict[str, str | None] = {}
+    result: dict[str, Any] | None = None
+    reason_code: str | None = None
+    reason_message: str | None = None
+    evidence: list[Evidence] = []
+    created_at: datetime
+    updated_at: datetime
+
+    _ledger: Ledger | None = PrivateAttr(default=None)
+
+    def payload_as(self, model: type[M]) -> M:
+        """The payload validated as ``model`` (the bot's typed input).
+
+        Example:
+            >>> order = item.payload_as(PurchaseOrder)  # doctest: +SKIP
+        """
+        return model.model_validate(self.payload)
+
+    def checkpoint(self, name: str, value: str | None = None) -> None:
+        """Records that the side effect ``name`` happened (with its result), durably, now."""
+        if self._ledger is None:
+            raise RuntimeError(f"work item {self.id} is not bound to a ledger; claim it first")
+        self._ledger.checkpoint(self, name, value)
+        self.checkpoints[name] = value
+
+    def done_step(self, name: str) -> str | None:
+        """The recorded result of checkpoint ``name``, or None when it has not happened.
+
+        A checkpoint recorded without a value reads back as ``""``, so the answer is
+        truthy exactly when the step is done.
+        """
+        if name not in self.checkpoints:
+            return None
+        value = self.checkpoints[name]
+        return "" if value is None else value
+
+    def bind(self, ledger: Ledger) -> WorkItem:
+        """Attaches the ledger that ``checkpoint`` writes to; returns self."""
+        self._ledger = ledger
+        return self
+
+
+class _UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (as naive UTC text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger stores timezone-aware datetimes only")
+        value = value.astimezone(UTC)
+        # SQLite compares datetimes as text: naive UTC keeps that order right.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", _UTCDateTime, nullable=False),
+)
+
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("bot", String(100), nullable=False),
+    Column("idempotency_key", String(400), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(200)),
+    Column("lease_token", String(64)),
+    Column("lease_expires_at", _UTCDateTime),
+    Column("heartbeat_at", _UTCDateTime),
+    Column("lease_expiries", Integer, nullable=False, default=0),
+    Column("checkpoints", JSON, nullable=False),
+    Column("result", JSON),
+    Column("reason_code", String(100)),
+    Column("reason_message", Text),
+    Column("evidence", JSON, nullable=False),
+    Column("created_at", _UTCDateTime, nullable=False),
+    Column("updated_at", _UTCDateTime, nullable=False),
+    UniqueConstraint("bot", "idempotency_key", name="uq_work_items_bot_key"),
+    Index("ix_work_items_claim", "bot", "state", "id"),
+    Index("ix_work_items_lease", "state", "lease_expires_at"),
+)
+
+item_transitions = Table(
+    "item_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Integer, ForeignKey("work_items.id"), nullable=False),
+    Column("at", _UTCDateTime, nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32), nullable=False),
+    Column("owner", String(200)),
+    Column("attempt", Integer, nullable=False),
+    Column("reason_code", String(100)),
+    Column("detail", Text),
+    Index("ix_item_transitions_item", "item_id", "id"),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    """The first schema: items and their transitions."""
+    metadata.create_all(conn, tables=[work_items, item_transitions], checkfirst=True)
+
+
+#: Ordered schema steps; a ledger opened on an older database applies the missing ones.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _redact(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from config.logging import redact
+
+    redacted: str = redact(value)
+    return redacted
+
+
+def _payload_json(payload: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(payload, BaseModel):
+        dumped: dict[str, Any] = payload.model_dump(mode="json")
+        return dumped
+    # Round-trip through JSON now, so a payload that cannot be stored fails at add().
+    loaded: dict[str, Any] = json.loads(json.dumps(dict(payload), default=str))
+    return loaded
+
+
+class Ledger:
+    """The work-item store: add, claim, record, inspect.
+
+    Args:
+        url: SQLAlchemy URL. ``sqlite:///path/ledger.db`` (the default kind; the
+            folder is created), ``sqlite://`` (in memory, one connection, tests),
+            or ``postgresql://user@host/db`` (psycopg 3).
+        max_lease_expiries: expiries after which an item goes to ``needs_review``.
+        max_attempts: claims after which an item is ``failed`` instead of claimed
+            again (a bound across crashes); None = no bound beyond the expiries.
+        lease_s: default lease length of :meth:`claim` and :meth:`heartbeat`.
+        clock: returns the current aware datetime (inject a fake one in tests).
+        audit: called as ``audit(event, **fields)`` after each committed
+            transition; default ``connectors.audit.audit_event``; ``False`` = none.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_lease_expiries: int = 3,
+        max_attempts: int | None = None,
+        lease_s: float = 120.0,
+        clock: Clock | None = None,
+        audit: AuditHook | bool | None = None,
+        echo: bool = False,
+    ) -> None:
+        self.url = url
+        self.max_lease_expiries = max_lease_expiries
+        self.max_attempts = max_attempts
+        self.lease_s = lease_s
+        self.clock: Clock = clock or _utc_now
+        self._audit_hook = audit
+        self.engine = self._make_engine(url, echo)
+        self.dialect = self.engine.dialect.name
+        self._migrate()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Ledger:
+        """The ledger configured by procbots settings (URL, lease, expiries, attempts)."""
+        if settings is None:
+            from config.settings import get_settings
+
+            settings = get_settings()
+        options: dict[str, Any] = {
+            "max_lease_expiries": settings.ledger.max_lease_expiries,
+            "max_attempts": None,
+            "lease_s": settings.ledger.lease_s,
+        }
+        options.update(overrides)
+        return cls(settings.ledger_url, **options)
+
+    # -- engine and schema -------------------------------------------------
+
+    @staticmethod
+    def _make_engine(url: str, echo: bool) -> Engine:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            in_memory = database in ("", ":memory:")
+            if not in_memory:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                parsed,
+                echo=echo,
+                connect_args={"timeout": 60, "check_same_thread": False},
+                poolclass=StaticPool if in_memory else None,
+            )
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+                # We issue BEGIN ourselves (IMMEDIATE), so the driver must not.
+                dbapi_connection.isolation_level = None
+                cursor = dbapi_connection.cursor()
+                if not in_memory:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    # NORMAL in WAL mode survives a process crash (SIGKILL); a power
+                    # cut may lose the last commits, which the bots' search-before-
+                    # create makes harmless.
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=60000")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(conn: Connection) -> None:
+                # Take the write lock at the start: a claim's read and its update
+                # are one atomic step, and no deadlock-prone lock upgrade happens.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two workers starting on an empty database must not both create tables.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7251001)"))
+            metadata.create_all(conn, tables=[schema_version], checkfirst=True)
+            current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"ledger {self.engine.url.render_as_string(hide_password=True)} has schema "
+                    f"version {current}, newer than this procbots ({SCHEMA_VERSION}); upgrade procbots"
+                )
+            for version in sorted(v for v in MIGRATIONS if v > current):
+                MIGRATIONS[version](conn)
+                conn.execute(insert(schema_version).values(version=version, applied_at=self.clock()))
+
+    def schema_version(self) -> int:
+        """The schema version of the database."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
+
+    def close(self) -> None:
+        """Closes the database connections."""
+        self.engine.dispose()
+
+    # -- helpers ------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[tuple[Connection, builtins.list[tuple[str, dict[str, Any]]]]]:
+        """A write transaction; audit events queued in it are written after the commit."""
+        events: builtins.list[tuple[str, dict[str, Any]]] = []
+        with self.engine.begin() as conn:
+            yield conn, events
+        for name, fields in events:
+            self._audit(name, **fields)
+
+    def _audit(self, event_name: str, **fields: Any) -> None:
+        hook = self._audit_hook
+        if hook is False:
+            return
+        if hook is None or hook is True:
+            from connectors.audit import audit_event
+
+            hook = audit_event
+        hook(event_name, **fields)
+
+    def _item(self, row: RowMapping) -> WorkItem:
+        item = WorkItem(
+            id=row["id"],
+            bot=row["bot"],
+            idempotency_key=row["idempotency_key"],
+            payload=row["payload"],
+            state=ItemState(row["state"]),
+            attempts=row["attempts"],
+            lease_owner=row["lease_owner"],
+            lease_token=row["lease_token"],
+            lease_expires_at=row["lease_expires_at"],
+            heartbeat_at=row["heartbeat_at"],
+            lease_expiries=row["lease_expiries"],
+            checkpoints=row["checkpoints"] or {},
+            result=row["result"],
+            reason_code=row["reason_code"],
+            reason_message=row["reason_message"],
+            evidence=[Evidence(**e) for e in row["evidence"] or []],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+        return item.bind(self)
+
+    def _row(self, conn: Connection, item_id: int, *, lock: bool = False) -> RowMapping:
+        query = select(work_items).where(work_items.c.id == item_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise LookupError(f"no work item with id {item_id}")
+        return row
+
+    def _transition(
+        self,
+        conn: Connection,
+        events: builtins.list[tuple[str, dict[str, Any]]],
+        row: RowMapping,
+        event_name: str,
+        to_state: str,
+        *,
+        now: datetime,
+        owner: str | None = None,
+        attempt: int | None = None,
+        reason_code: str | None = None,
+        detail: str | None = None,
+        from_state: str | None = None,
+        audit_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        source = row["state"] if from_state is None else from_state
+        conn.execute(
+            insert(item_transitions).values(
+                item_id=row["id"],
+                at=now,
+                event=event_name,
+                from_state=source,
+                to_state=to_state,
+                owner=owner,
+                attempt=row["attempts"] if attempt is None else attempt,
+                reason_code=reason_code,
+                detail=detail,
+            )
+        )
+        fields: dict[str, Any] = {
+            "item_id": row["id"],
+            "bot": row["bot"],
+            "idempotency_key": row["idempotency_key"],
+            "from_state": source,
+            "to_state": to_state,
+            "owner": owner,
+            "attempt": row["attempts"] if attempt is None else attempt,
+        }
+        if reason_code is not None:
+            fields["reason_code"] = reason_code
+        if detail is not None:
+            fields["detail"] = detail
+        fields.update(audit_fields or {})
+        events.append((f"workitem.{event_name}", fields))
+
+    def _fenced_row(self, conn: Connection, item: WorkItem) -> RowMapping:
+        """The item's row, locked, when ``item``'s lease is still the current one."""
+        row = self._row(conn, item.id, lock=True)
+        if (
+            item.lease_token is None
+            or row["lease_token"] != item.lease_token
+            or row["state"] not in ACTIVE_STATES
+        ):
+            raise LeaseLost(
+                "LEASE_LOST",
+                f"work item {item.id} ({item.idempotency_key}) is no longer leased to "
+                f"{item.lease_owner}: it is {row['state']} and held by {row['lease_owner'] or 'nobody'}",
+            )
+        return row
+
+    # -- adding -------------------------------------------------------------
+
+    def add(self, bot: str, idempotency_key: str, payload: BaseModel | Mapping[str, Any]) -> WorkItem:
+        """Adds a pending item; the same ``(bot, idempotency_key)`` again returns the first one.
+
+        Example:
+            >>> ledger.add("invoice_matching", "GB123456789:INV-1001", invoice)  # doctest: +SKIP
+        """
+        if not idempotency_key:
+            raise ValueError(f"work item for bot {bot!r}: the idempotency key must not be empty")
+        body = _payload_json(payload)
+        with self._tx() as (conn, events):
+            self._insert_many(conn, events, bot, [(idempotency_key, body)])
+            row = (
+                conn.execute(
+                    select(work_items).where(
+                        work_items.c.bot == bot, work_items.c.idempotency_key == idempotency_key
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            return self._item(row)
+
+    def add_many(self, bot: str, items: Iterable[tuple[str, BaseModel | Mapping[str, Any]]]) -> int:
+        """Adds many pending items in one transaction; returns how many were new."""
+        bodies = []
+        for key, payload in items:
+            if not key:
+                raise ValueError(f"work item for bot {bot!r}: the idempotency key must not be empty")
+            bodies.append((key, _payload_json(payload)))
+        with self._tx() as (conn, events):
+            return self._insert_many(conn, events, bot, bodies)
+
+    def _insert_many(
+        self,
+        conn: Connection,
+        events: builtins.list[tuple[str, dict[str, Any]]],
+        bot: str,
+        bodies: builtins.list[tuple[str, dict[str, Any]]],
+    ) -> int:
+        now = self.clock()
+        keys = [key for key, _ in bodies]
+        existing: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            existing.update(
+                conn.execute(
+                    select(work_items.c.idempotency_key).where(
+                        work_items.c.bot == bot, work_items.c.idempotency_key.in_(chunk)
+                    )
+                ).scalars()
+            )
+        fresh: dict[str, dict[str, Any]] = {}
+        for key, body in bodies:
+            if key not in existing and key not in fresh:
+                fresh[key] = body
+        if not fresh:
+            return 0
+        rows = [
+            {
+                "bot": bot,
+                "idempotency_key": key,
+                "payload": body,
+                "state": ItemState.PENDING.value,
+                "attempts": 0,
+                "lease_expiries": 0,
+                "checkpoints": {},
+                "evidence": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key, body in fresh.items()
+        ]
+        conn.execute(insert(work_items), rows)
+        ids: dict[str, int] = {}
+        fresh_keys = list(fresh)
+        for start in range(0, len(fresh_keys), 500):
+            chunk = fresh_keys[start : start + 500]
+            for item_id, key in conn.execute(
+                select(work_items.c.id, work_items.c.idempotency_key).where(
+                    work_items.c.bot == bot, work_items.c.idempotency_key.in_(chunk)
+                )
+            ):
+                ids[key] = item_id
+        conn.execute(
+            insert(item_transitions),
+            [
+                {
+                    "item_id": ids[key],
+                    "at": now,
+                    "event": "added",
+                    "from_state": None,
+                    "to_state": ItemState.PENDING.value,
+                    "owner": None,
+                    "attempt": 0,
+                    "reason_code": None,
+                    "detail": None,
+                }
+                for key in fresh
+            ],
+        )
+        if len(fresh) == 1:
+            key = next(iter(fresh))
+            events.append(
+                (
+                    "workitem.added",
+                    {"item_id": ids[key], "bot": bot, "idempotency_key": key, "to_state": "pending"},
+                )
+            )
+        else:
+            # One audit record per batch: a 10,000-row input file is one event, not 10,000 fsyncs.
+            events.append(
+                (
+                    "workitem.added",
+                    {
+                        "bot": bot,
+                        "count": len(fresh),
+                        "item_ids": sorted(ids.values()),
+                        "to_state": "pending",
+                    },
+                )
+            )
+        return len(fresh)
+
+    # -- claiming -----------------------------------------------------------
+
+    def expire_leases(self, bot: str | None = None) -> int:
+        """Takes back every item whose lease has expired; returns how many."""
+        with self._tx() as (conn, events):
+            return self._expire(conn, events, bot, self.clock())
+
+    def _expire(
+        self,
+        conn: Connection,
+        events: builtins.list[tuple[str, dict[str, Any]]],
+        bot: str | None,
+        now: datetime,
+    ) -> int:
+        query = select(work_items).where(
+            work_items.c.state.in_([s.value for s in ACTIVE_STATES]),
+            work_items.c.lease_expires_at < now,
+        )
+        if bot is not None:
+            query = query.where(work_items.c.bot == bot)
+        rows = conn.execute(query.with_for_update(skip_locked=True)).mappings().all()
+        for row in rows:
+            expiries = row["lease_expiries"] + 1
+            target = ItemState.NEEDS_REVIEW if expiries >= self.max_lease_expiries else ItemState.PENDING
+            code = "LEASE_EXPIRED_TOO_OFTEN" if target is ItemState.NEEDS_REVIEW else None
+            message = (
+                f"The worker processing this item stopped responding {expiries} times; "
+                "check the portal for a half-done transaction before retrying"
+                if code
+                else None
+            )
+            values: dict[str, Any] = {
+                "state": target.value,
+                "lease_owner": None,
+                "lease_token": None,
+                "lease_expires_at": None,
+                "lease_expiries": expiries,
+                "updated_at": now,
+            }
+            if code:
+                values.update(reason_code=code, reason_message=message)
+            conn.execute(update(work_items).where(work_items.c.id == row["id"]).values(**values))
+            self._transition(
+                conn,
+                events,
+                row,
+                "lease_expired",
+                target.value,
+                now=now,
+                owner=row["lease_owner"],
+                reason_code=code,
+                detail=f"lease of {row['lease_owner']} expired at {row['lease_expires_at'].isoformat()}",
+            )
+        return len(rows)
+
+    def claim(self, bot: str, owner: str, lease_s: float | None = None) -> WorkItem | None:
+        """Leases the oldest pending item of ``bot`` to ``owner``; None when there is none.
+
+        Expired leases are taken back first. On PostgreSQL concurrent claimers skip
+        each other's locked rows; on SQLite the claim runs under the write lock.
+        """
+        lease = timedelta(seconds=self.lease_s if lease_s is None else lease_s)
+        with self._tx() as (conn, events):
+            now = self.clock()
+            self._expire(conn, events, bot, now)
+            while True:
+                row = (
+                    conn.execute(
+                        select(work_items)
+                        .where(work_items.c.bot == bot, work_items.c.state == ItemState.PENDING.value)
+                        .order_by(work_items.c.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    return None
+                if self.max_attempts is not None and row["attempts"] >= self.max_attempts:
+                    self._exhaust(conn, events, row, now)
+                    continue
+                token = uuid.uuid4().hex
+                attempts = row["attempts"] + 1
+                conn.execute(
+                    update(work_items)
+                    .where(work_items.c.id == row["id"])
+                    .values(
+                        state=ItemState.IN_PROGRESS.value,
+                        attempts=attempts,
+                        lease_owner=owner,
+                        lease_token=token,
+                        lease_expires_at=now + lease,
+                        heartbeat_at=now,
+                        updated_at=now,
+                    )
+                )
+                self._transition(
+                    conn,
+                    events,
+                    row,
+                    "claimed",
+                    ItemState.IN_PROGRESS.value,
+                    now=now,
+                    owner=owner,
+                    attempt=attempts,
+                )
+                return self._item(self._row(conn, row["id"]))
+
+    def _exhaust(
+        self,
+        conn: Connection,
+        events: builtins.list[tuple[str, dict[str, Any]]],
+        row: RowMapping,
+        now: datetime,
+    ) -> None:
+        message = f"Gave up after {row['attempts']} attempts (the limit is {self.max_attempts})"
+        conn.execute(
+            update(work_items)
+            .where(work_items.c.id == row["id"])
+            .values(
+                state=ItemState.FAILED.value,
+                reason_code="ATTEMPTS_EXHAUSTED",
+                reason_message=message,
+                updated_at=now,
+            )
+        )
+        self._transition(
+            conn,
+            events,
+            row,
+            "failed",
+            ItemState.FAILED.value,
+            now=now,
+            reason_code="ATTEMPTS_EXHAUSTED",
+            detail=message,
+        )
+
+    def heartbeat(self, item: WorkItem, lease_s: float | None = None) -> datetime:
+        """Extends the lease of a claimed item; returns the new expiry.
+
+        Raises:
+            LeaseLost: the lease already expired and the item was taken back.
+        """
+        lease = timedelta(seconds=self.lease_s if lease_s is None else lease_s)
+        with self._tx() as (conn, _events):
+            self._fenced_row(conn, item)
+            now = self.clock()
+            expires = now + lease
+            conn.execute(
+                update(work_items)
+                .where(work_items.c.id == item.id)
+                .values(lease_expires_at=expires, heartbeat_at=now)
+            )
+        item.lease_expires_at = expires
+        item.heartbeat_at = now
+        return expires
+
+    # -- recording ----------------------------------------------------------
+
+    def checkpoint(self, item: WorkItem | int, name: str, value: str | None = None) -> None:
+        """Records that side effect ``name`` happened, with its result (e.g. the PO number).
+
+        Not fenced by the lease on purpose: a side effect that happened is a fact
+        worth keeping even when the worker has lost its lease meanwhile.
+        """
+        item_id = item if isinstance(item, int) else item.id
+        with self._tx() as (conn, events):
+            now = self.clock()
+            row = self._row(conn, item_id, lock=True)
+            checkpoints = dict(row["checkpoints"] or {})
+            checkpoints[name] = _redact(value)
+            conn.execute(
+                update(work_items)
+                .where(work_items.c.id == item_id)
+                .values(checkpoints=checkpoints, updated_at=now)
+            )
+            self._transition(
+                conn,
+                events,
+                row,
+                "checkpoint",
+                row["state"],
+                now=now,
+                owner=row["lease_owner"],
+                detail=f"{name}={checkpoints[name]}" if value is not None else name,
+                audit_fields={"checkpoint": name, "value": checkpoints[name]},
+            )
+
+    def add_evidence(self, item: WorkItem | int, evidence: Iterable[Evidence]) -> None:
+        """Appends evidence files (path and SHA-256) to the item and the audit log."""
+        item_id = item if isinstance(item, int) else item.id
+        new = [Evidence.model_validate(e) for e in evidence]
+        if not new:
+            return
+        with self._tx() as (conn, events):
+            now = self.clock()
+            row = self._row(conn, item_id, lock=True)
+            stored = list(row["evidence"] or []) + [e.model_dump() for e in new]
+            conn.execute(
+                update(work_items).where(work_items.c.id == item_id).values(evidence=stored, updated_at=now)
+            )
+            self._transition(
+                conn,
+                events,
+                row,
+                "evidence",
+                row["state"],
+                now=now,
+                owner=row["lease_owner"],
+                detail=", ".join(e.path for e in new),
+                audit_fields={"evidence": [e.model_dump() for e in new]},
+            )
+        if not isinstance(item, int):
+            item.evidence.extend(new)
+
+    def _finish(
+        self,
+        item: WorkItem,
+        event_name: str,
+        state: ItemState,
+        *,
+        keep_lease: bool = False,
+        code: str | None = None,
+        message: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        attempts_delta: int = 0,
+        lease_s: float | None = None,
+        expect: frozenset[ItemState] = ACTIVE_STATES,
+    ) -> WorkItem:
+        with self._tx() as (conn, events):
+            now = self.clock()
+            row = self._fenced_row(conn, item)
+            if ItemState(row["state"]) not in expect:
+                raise ValueError(
+                    f"work item {item.id} is {row['state']}; {event_name} needs one of "
+                    f"{', '.join(sorted(s.value for s in expect))}"
+                )
+            values: dict[str, Any] = {"state": state.value, "updated_at": now}
+            if not keep_lease:
+                values.update(lease_owner=None, lease_token=None, lease_expires_at=None)
+            else:
+                values.update(
+                    lease_expires_at=now + timedelta(seconds=self.lease_s if lease_s is None else lease_s)
+                )
+            if code is not None or message is not None:
+                values.update(reason_code=code, reason_message=_redact(message))
+            if result is not None:
+                values["result"] = json.loads(json.dumps(dict(result), default=str))
+            if attempts_delta:
+                values["attempts"] = row["attempts"] + attempts_delta
+            conn.execute(update(work_items).where(work_items.c.id == item.id).values(**values))
+            self._transition(
+                conn,
+                events,
+                row,
+                event_name,
+                state.value,
+                now=now,
+                owner=row["lease_owner"],
+                attempt=row["attempts"] + attempts_delta,
+                reason_code=code,
+                detail=_redact(message),
+            )
+            fresh = self._item(self._row(conn, item.id))
+        # The caller's object follows the ledger, so the lease token stays usable.
+        for name in (
+            "state",
+            "attempts",
+            "lease_owner",
+            "lease_token",
+            "lease_expires_at",
+            "result",
+            "reason_code",
+            "reason_message",
+            "updated_at",
+        ):
+            setattr(item, name, getattr(fresh, name))
+        return fresh
+
+    def complete(self, item: WorkItem, result: Mapping[str, Any] | None = None) -> WorkItem:
+        """Marks a claimed item done (once: a second call raises :class:`LeaseLost`)."""
+        return self._finish(
+            item, "done", ItemState.DONE, result=result, expect=frozenset({ItemState.IN_PROGRESS})
+        )
+
+    def business_exception(self, item: WorkItem, code: str, message: str) -> WorkItem:
+        """Ends a claimed item as a business exception (bad data, rule breach); never retried."""
+        return self._finish(
+            item, "business_exception", ItemState.BUSINESS_EXCEPTION, code=code, message=message
+        )
+
+    def system_exception(self, item: WorkItem, code: str, message: str) -> WorkItem:
+        """Records a failed attempt of a system kind; the worker keeps the lease to retry or fail it."""
+        return self._finish(
+            item,
+            "system_exception",
+            ItemState.SYSTEM_EXCEPTION,
+            keep_lease=True,
+            code=code,
+            message=message,
+            expect=frozenset({ItemState.IN_PROGRESS}),
+        )
+
+    def reattempt(self, item: WorkItem, lease_s: float | None = None) -> WorkItem:
+        """Starts the next attempt of an item in ``system_exception`` (attempts + 1, lease renewed)."""
+        return self._finish(
+            item,
+            "retry",
+            ItemState.IN_PROGRESS,
+            keep_lease=True,
+            attempts_delta=1,
+            lease_s=lease_s,
+            expect=frozenset({ItemState.SYSTEM_EXCEPTION}),
+        )
+
+    def fail(self, item: WorkItem, code: str | None = None, message: str | None = None) -> WorkItem:
+        """Ends a claimed item as ``failed``: its system exceptions used up the attempts."""
+        return self._finish(item, "failed", ItemState.FAILED, code=code, message=message)
+
+    def release(self, item: WorkItem | int, reason: str | None = None) -> WorkItem:
+        """Gives a leased item back to ``pending`` without counting an expiry.
+
+        With a claimed :class:`WorkItem` the release is fenced by its lease (a
+        worker shutting down); with an id it is an operator's release of a stuck item.
+        """
+        if isinstance(item, WorkItem):
+            return self._finish(item, "released", ItemState.PENDING, message=reason)
+        with self._tx() as (conn, events):
+            now = self.clock()
+            row = self._row(conn, item, lock=True)
+            if ItemState(row["state"]) not in ACTIVE_STATES:
+                raise ValueError(f"work item {item} is {row['state']}, not leased: nothing to release")
+            conn.execute(
+                update(work_items)
+                .where(work_items.c.id == item)
+                .values(
+                    state=ItemState.PENDING.value,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            self._transition(
+                conn,
+                events,
+                row,
+                "released",
+                ItemState.PENDING.value,
+                now=now,
+                owner=row["lease_owner"],
+                detail=_redact(reason) or "released by an operator",
+            )
+            return self._item(self._row(conn, item))
+
+    def retry(self, item_id: int, reason: str | None = None) -> WorkItem:
+        """An operator's retry: back to ``pending`` with fresh attempt and expiry counts."""
+        with self._tx() as (conn, events):
+            now = self.clock()
+            row = self._row(conn, item_id, lock=True)
+            state = ItemState(row["state"])
+            if state not in _RETRYABLE_BY_OPERATOR or (
+                state is ItemState.SYSTEM_EXCEPTION
+                and row["lease_expires_at"]
+                and row["lease_expires_at"] > now
+            ):
+                raise ValueError(
+                    f"work item {item_id} is {state.value}: only business_exception, failed, "
+                    "needs_review or abandoned system_exception items can be retried"
+                    + ("; release it first" if state in ACTIVE_STATES else "")
+                )
+            conn.execute(
+                update(work_items)
+                .where(work_items.c.id == item_id)
+                .values(
+                    state=ItemState.PENDING.value,
+                    attempts=0,
+                    lease_expiries=0,
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    reason_code=None,
+                    reason_message=None,
+                    updated_at=now,
+                )
+            )
+            self._transition(
+                conn,
+                events,
+                row,
+                "requeued",
+                ItemState.PENDING.value,
+                now=now,
+                attempt=0,
+                reason_code=row["reason_code"],
+                detail=_redact(reason) or "retried by an operator",
+            )
+            return self._item(self._row(conn, item_id))
+
+    # -- reading ------------------------------------------------------------
+
+    def get(self, item_id: int) -> WorkItem:
+        """The item with this id (``LookupError`` when there is none)."""
+        with self.engine.connect() as conn:
+            return self._item(self._row(conn, item_id))
+
+    def find(self, bot: str, idempotency_key: str) -> WorkItem | None:
+        """The item of ``bot`` with this idempotency key, if any."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(work_items).where(
+                        work_items.c.bot == bot, work_items.c.idempotency_key == idempotency_key
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            return self._item(row) if row is not None else None
+
+    def list(
+        self, state: ItemState | str | None = None, bot: str | None = None, limit: int | None = None
+    ) -> builtins.list[WorkItem]:
+        """Items, oldest first, optionally of one state and/or bot."""
+        query = select(work_items).order_by(work_items.c.id)
+        if state is not None:
+            query = query.where(work_items.c.state == ItemState(state).value)
+        if bot is not None:
+            query = query.where(work_items.c.bot == bot)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [self._item(row) for row in conn.execute(query).mappings()]
+
+    def counts(self, bot: str | None = None) -> dict[str, int]:
+        """How many items are in each state (every state listed, zeros included)."""
+        query = select(work_items.c.state, func.count()).group_by(work_items.c.state)
+        if bot is not None:
+            query = query.where(work_items.c.bot == bot)
+        result = {s.value: 0 for s in ItemState}
+        with self.engine.connect() as conn:
+            for state, count in conn.execute(query):
+                result[state] = int(count)
+        return result
+
+    def history(self, item_id: int) -> builtins.list[Transition]:
+        """Every transition, checkpoint and evidence record of an item, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(item_transitions)
+                .where(item_transitions.c.item_id == item_id)
+                .order_by(item_transitions.c.id)
+            ).mappings()
+            return [Transition.model_validate(dict(row)) for row in rows]
