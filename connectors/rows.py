@@ -382,9 +382,9 @@ def to_date(value: Any) -> dt.date | None:
                 year += 2000
             return _check_range(dt.date(year, month, day))
         if m := _TEXT_DATE.fullmatch(text):
-            month = _MONTHS.get(m.group(2).lower())
-            if month is not None:
-                return _check_range(dt.date(int(m.group(3)), month, int(m.group(1))))
+            named_month = _MONTHS.get(m.group(2).lower())
+            if named_month is not None:
+                return _check_range(dt.date(int(m.group(3)), named_month, int(m.group(1))))
         if len(text) >= 10 and text[4] == "-":
             return _check_range(dt.date.fromisoformat(text[:10]))
     except ValueError as exc:
@@ -418,10 +418,11 @@ def to_datetime(value: Any) -> dt.datetime | None:
         value = dt.datetime.combine(value, dt.time())
     if not isinstance(value, dt.datetime):
         raise ConversionError("expected a date and time")
-    _check_range(value.date())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo("Europe/London"))
-    return value.astimezone(dt.UTC)
+    instant: dt.datetime = value
+    _check_range(instant.date())
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=ZoneInfo("Europe/London"))
+    return instant.astimezone(dt.UTC)
 
 
 def to_bool(value: Any) -> bool | None:
@@ -680,10 +681,10 @@ class RowSchema(Generic[T]):
             except ValidationError as exc:
                 for detail in exc.errors(include_url=False):
                     loc = detail.get("loc") or ()
-                    name = str(loc[0]) if loc else None
-                    column = columns.get(name, name) if name else None
-                    index = next((i for i, n in mapping.items() if n == name), None)
-                    raw = cells[index] if index is not None else None
+                    field_name = str(loc[0]) if loc else None
+                    column = columns.get(field_name, field_name) if field_name else None
+                    at = next((i for i, n in mapping.items() if n == field_name), None)
+                    raw = cells[at] if at is not None else None
                     errors.append(RowError(source, sheet, number, column, raw, _friendly(detail["msg"])))
                 result.rejected[number] = {name: cells[index] for index, name, _ in plan}
                 continue
