@@ -1,11 +1,340 @@
-"""`procbots serve`: serve every deployment on one box."""
+"""`procbots serve`: run the deployments of ``prefect.yaml``, on one box or through workers.
+
+``prefect.yaml`` is the one source of truth. This module reads its deployments
+and either
+
+- serves them from this process (``procbots serve``: Prefect's ``serve()``, no
+  work pool or worker needed: a single machine),
+- registers them with the ``procbots`` work pool (``procbots serve --deploy``:
+  ``prefect deploy`` of every deployment whose flow exists; workers on any
+  number of machines pick the runs up), or
+- creates the work pool and the global browser-session limit
+  (``procbots serve --setup``).
+
+A deployment whose entrypoint does not exist yet (a flow still being written) is
+skipped with a printed reason, so the set grows as flows land.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
-def serve() -> None:
-    """Serve all deployments with Prefect (not built yet: issue 9)."""
-    typer.echo("procbots serve is not built yet (issue 9)", err=True)
-    raise typer.Exit(2)
+__all__ = [
+    "PREFECT_YAML",
+    "PROJECT_ROOT",
+    "WORK_POOL",
+    "DeploymentSpec",
+    "ScheduleSpec",
+    "deploy_to_work_pool",
+    "ensure_operations_setup",
+    "entrypoint_problem",
+    "load_deployment_specs",
+    "runner_deployments",
+    "serve",
+    "split_available",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+WORK_POOL = "procbots"
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """One cron schedule of a deployment."""
+
+    cron: str
+    timezone: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment as written in ``prefect.yaml``."""
+
+    name: str
+    entrypoint: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    schedules: list[ScheduleSpec] = field(default_factory=list)
+    concurrency_limit: int | None = None
+    collision_strategy: str | None = None
+    work_pool: str | None = None
+    job_variables: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.entrypoint.rsplit(":", 1)[0]
+
+    @property
+    def function(self) -> str:
+        return self.entrypoint.rsplit(":", 1)[1]
+
+
+class ProjectFileError(ValueError):
+    """prefect.yaml is missing or malformed (message names the file and deployment)."""
+
+
+def load_deployment_specs(prefect_yaml: Path = PREFECT_YAML) -> list[DeploymentSpec]:
+    """The deployments of a ``prefect.yaml``, validated enough to serve or deploy them."""
+    import yaml
+
+    if not prefect_yaml.is_file():
+        raise ProjectFileError(f"{prefect_yaml}: no such file")
+    data = yaml.safe_load(prefect_yaml.read_text(encoding="utf-8")) or {}
+    specs = []
+    for index, raw in enumerate(data.get("deployments") or []):
+        where = f"{prefect_yaml}: deployments[{index}]"
+        name = raw.get("name")
+        entrypoint = raw.get("entrypoint")
+        if not name or not entrypoint or ":" not in entrypoint:
+            raise ProjectFileError(f"{where}: needs a name and an entrypoint 'path.py:function'")
+        limit = raw.get("concurrency_limit")
+        strategy = None
+        if isinstance(limit, dict):
+            strategy = limit.get("collision_strategy")
+            limit = limit.get("limit")
+        schedules = []
+        for schedule in raw.get("schedules") or []:
+            if "cron" not in schedule:
+                raise ProjectFileError(f"{where} ({name}): only cron schedules are supported")
+            schedules.append(
+                ScheduleSpec(
+                    cron=str(schedule["cron"]),
+                    timezone=str(schedule.get("timezone", "Europe/London")),
+                    active=bool(schedule.get("active", True)),
+                )
+            )
+        pool = raw.get("work_pool") or {}
+        specs.append(
+            DeploymentSpec(
+                name=str(name),
+                entrypoint=str(entrypoint),
+                description=raw.get("description"),
+                parameters=dict(raw.get("parameters") or {}),
+                tags=[str(t) for t in raw.get("tags") or []],
+                schedules=schedules,
+                concurrency_limit=int(limit) if limit is not None else None,
+                collision_strategy=strategy,
+                work_pool=pool.get("name"),
+                job_variables=dict(pool.get("job_variables") or {}),
+            )
+        )
+    return specs
+
+
+def entrypoint_problem(spec: DeploymentSpec, root: Path = PROJECT_ROOT, *, load: bool = True) -> str | None:
+    """Why a deployment cannot run yet (missing file, missing or broken flow), or ``None``."""
+    path = root / spec.path
+    if not path.is_file():
+        return f"{spec.path} does not exist yet"
+    if f"def {spec.function}" not in path.read_text(encoding="utf-8"):
+        return f"{spec.path} has no function {spec.function}"
+    if load:
+        try:
+            _load_flow(spec, root)
+        except Exception as exc:
+            return f"{spec.entrypoint} does not load: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _load_flow(spec: DeploymentSpec, root: Path) -> Any:
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
+    flow: Any = load_flow_from_entrypoint(f"{root / spec.path}:{spec.function}")
+    if not isinstance(flow, Flow):
+        raise TypeError(f"{spec.function} is not a Prefect flow")
+    return flow
+
+
+def split_available(
+    specs: list[DeploymentSpec], root: Path = PROJECT_ROOT, *, load: bool = True
+) -> tuple[list[DeploymentSpec], list[tuple[DeploymentSpec, str]]]:
+    """The deployments that can run now, and the others with the reason."""
+    ready: list[DeploymentSpec] = []
+    skipped: list[tuple[DeploymentSpec, str]] = []
+    for spec in specs:
+        problem = entrypoint_problem(spec, root, load=load)
+        if problem is None:
+            ready.append(spec)
+        else:
+            skipped.append((spec, problem))
+    return ready, skipped
+
+
+def runner_deployments(specs: list[DeploymentSpec], root: Path = PROJECT_ROOT) -> list[RunnerDeployment]:
+    """``flow.to_deployment(...)`` for each spec, with its schedules, parameters, tags and limit."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron
+
+    deployments = []
+    for spec in specs:
+        flow = _load_flow(spec, root)
+        limit: int | ConcurrencyLimitConfig | None = spec.concurrency_limit
+        if spec.concurrency_limit is not None and spec.collision_strategy:
+            limit = ConcurrencyLimitConfig(
+                limit=spec.concurrency_limit,
+                collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy),
+            )
+        deployments.append(
+            flow.to_deployment(
+                spec.name,
+                schedules=[Cron(s.cron, timezone=s.timezone, active=s.active) for s in spec.schedules],
+                parameters=spec.parameters,
+                tags=spec.tags,
+                description=spec.description,
+                concurrency_limit=limit,
+            )
+        )
+    return deployments
+
+
+def ensure_operations_setup(pool: str = WORK_POOL, browser_sessions: int | None = None) -> list[str]:
+    """Creates the process work pool and the ``portal-browser-sessions`` limit if missing.
+
+    Returns one line per thing done, for the operator. Uses ``PREFECT_API_URL``.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+        WorkPoolCreate,
+    )
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    from config.settings import get_settings
+    from flows.common import PORTAL_BROWSER_SESSIONS
+
+    slots = browser_sessions if browser_sessions is not None else get_settings().portal.max_sessions
+    done: list[str] = []
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+            done.append(f"work pool {pool}: exists")
+        except ObjectNotFound:
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=pool,
+                    type="process",
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                    description="procbots bots and operations flows",
+                )
+            )
+            done.append(f"work pool {pool}: created (process)")
+        try:
+            existing = client.read_global_concurrency_limit_by_name(PORTAL_BROWSER_SESSIONS)
+            if existing.limit != slots:
+                client.update_global_concurrency_limit(
+                    PORTAL_BROWSER_SESSIONS, GlobalConcurrencyLimitUpdate(limit=slots)
+                )
+                done.append(f"concurrency limit {PORTAL_BROWSER_SESSIONS}: {existing.limit} -> {slots} slots")
+            else:
+                done.append(f"concurrency limit {PORTAL_BROWSER_SESSIONS}: exists ({slots} slots)")
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=PORTAL_BROWSER_SESSIONS, limit=slots)
+            )
+            done.append(f"concurrency limit {PORTAL_BROWSER_SESSIONS}: created ({slots} slots)")
+    return done
+
+
+def deploy_to_work_pool(
+    prefect_yaml: Path = PREFECT_YAML,
+    root: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 300,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``prefect deploy`` of every deployment whose entrypoint exists; returns (deployed, skipped).
+
+    Runs in ``root`` (the checkout, default: the folder of ``prefect_yaml``).
+    Raises ``RuntimeError`` with Prefect's output when the deploy fails.
+    """
+    root = root or prefect_yaml.parent
+    ready, skipped = split_available(load_deployment_specs(prefect_yaml), root, load=False)
+    if not ready:
+        return [], [(spec.name, reason) for spec, reason in skipped]
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file", str(prefect_yaml)]
+    for spec in ready:
+        command += ["--name", spec.name]
+    result = subprocess.run(
+        command,
+        cwd=root,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"prefect deploy failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return [spec.name for spec in ready], [(spec.name, reason) for spec, reason in skipped]
+
+
+def serve(
+    prefect_file: Annotated[
+        Path, typer.Option("--prefect-file", help="The prefect.yaml to read", dir_okay=False)
+    ] = PREFECT_YAML,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Print the deployments that would be served, then exit")
+    ] = False,
+    setup: Annotated[
+        bool,
+        typer.Option(
+            "--setup", help="Create the procbots work pool and the browser-session limit, then exit"
+        ),
+    ] = False,
+    deploy: Annotated[
+        bool,
+        typer.Option("--deploy", help="Register the deployments with the procbots work pool, then exit"),
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Most flow runs at once in this process")
+    ] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this machine (Prefect serve())."""
+    try:
+        specs = load_deployment_specs(prefect_file)
+    except ProjectFileError as exc:
+        typer.echo(f"procbots serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    root = prefect_file.resolve().parent
+    if setup:
+        for line in ensure_operations_setup():
+            typer.echo(line)
+        return
+    if deploy:
+        deployed, skipped = deploy_to_work_pool(prefect_file.resolve(), root)
+        for name in deployed:
+            typer.echo(f"deployed {name} -> work pool {WORK_POOL}")
+        for name, reason in skipped:
+            typer.echo(f"skipped {name}: {reason}")
+        return
+    ready, not_ready = split_available(specs, root)
+    for spec, reason in not_ready:
+        typer.echo(f"skipped {spec.name}: {reason}")
+    for spec in ready:
+        when = "; ".join(f"{s.cron} ({s.timezone})" for s in spec.schedules) or "no schedule"
+        typer.echo(f"{'would serve' if list_only else 'serving'} {spec.name}: {spec.entrypoint}, {when}")
+    if list_only:
+        return
+    if not ready:
+        typer.echo("procbots serve: no deployment has an existing flow", err=True)
+        raise typer.Exit(2)
+    from prefect import serve as prefect_serve
+
+    # Runs start in subprocesses that resolve entrypoints relative to the checkout.
+    os.chdir(root)
+    prefect_serve(*runner_deployments(ready, root), limit=limit)

@@ -1,0 +1,398 @@
+"""What every procbots flow shares: parameters, task runner, logging, artifacts, final state.
+
+A procbots flow is thin (see ``docs/operations.md``)::
+
+    from pydantic import Field
+
+    from prefect.client.schemas.objects import State  # at runtime: Prefect reads the hints
+
+    from flows.alerts import alert_on_crashed, alert_on_failure
+    from flows.common import FlowParameters, RunSummary, capped_task_runner, finish, flow_logging
+
+
+    class PurchaseOrdersParameters(FlowParameters):
+        input: str = Field("inbox/requisitions.xlsx", description="Requisitions workbook or CSV")
+
+
+    @flow(
+        name="purchase-orders",
+        task_runner=capped_task_runner(),
+        on_failure=[alert_on_failure],
+        on_crashed=[alert_on_crashed],
+    )
+    def purchase_orders_flow(params: PurchaseOrdersParameters = PurchaseOrdersParameters()) -> State:
+        log = flow_logging("purchase_orders")
+        ...  # run the work-item runner inside a few tasks
+        return finish(RunSummary(bot="purchase_orders", title="Purchase orders", counts=..., rows=...))
+
+Conventions:
+
+- **Parameters are one pydantic model** (a :class:`FlowParameters` subclass) passed
+  as the single argument ``params``, every field with a default and a
+  ``Field(description=...)``: the Prefect UI renders it as a form with help text,
+  ``prefect.yaml`` sets deployment defaults under ``parameters: {params: {...}}``,
+  and a bad value is refused by the API before a run starts.
+- **Tasks are few** (per bot step or per batch, never per item) and run on
+  :func:`capped_task_runner`, because Prefect's default thread pool is unbounded
+  and every browser context is a few hundred MB.
+- **Logs** go through :func:`flow_logging` (structlog JSON lines under the
+  ``procbots`` logger), which reach the run's logs in the Prefect UI.
+- **Artifacts**: :func:`publish_summary` (markdown summary, table of rows, links).
+- **Final state**: :func:`finish`. Business exceptions leave the run ``Completed``
+  (with a message and an alert: the bot did its job, people must act on the
+  data); items that failed on system errors after every retry make it
+  ``Failed``; an uncaught exception is Prefect's own ``Failed``/``Crashed``.
+- **Browser sessions** against a portal are limited across all machines by the
+  global concurrency limit :data:`PORTAL_BROWSER_SESSIONS` (:func:`browser_session_slots`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from config.logging import LOGGER_NAME, bind_context, configure_logging, get_logger, redact
+
+if TYPE_CHECKING:
+    import structlog
+    from prefect.client.schemas.objects import State
+    from prefect.futures import PrefectFuture
+    from prefect.task_runners import TaskRunner
+
+    from config.settings import Settings
+
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "LONDON",
+    "PORTAL_BROWSER_SESSIONS",
+    "FlowParameters",
+    "RunSummary",
+    "artifact_key",
+    "browser_session_slots",
+    "capped_task_runner",
+    "current_flow_run_id",
+    "finish",
+    "flow_logging",
+    "flow_run_ui_url",
+    "london",
+    "publish_summary",
+    "render_summary_markdown",
+]
+
+LONDON = ZoneInfo("Europe/London")
+# Threads for a flow's tasks. Each task may hold a browser context, so this is
+# small on purpose; raise it per flow with capped_task_runner(n).
+DEFAULT_MAX_WORKERS = 4
+# Global concurrency limit (Prefect) on browser sessions against the portal, shared
+# by every run on every machine; created by `procbots serve --setup` with
+# `portal.max_sessions` slots.
+PORTAL_BROWSER_SESSIONS = "portal-browser-sessions"
+
+_KEY_INVALID = re.compile(r"[^a-z0-9]+")
+
+
+class FlowParameters(BaseModel):
+    """Base of every flow's parameter model: unknown fields are an error, not ignored.
+
+    Example:
+        >>> class ContractUploadsParameters(FlowParameters):
+        ...     folder: str = Field("inbox/contracts", description="Folder of contract PDFs")
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def capped_task_runner(max_workers: int = DEFAULT_MAX_WORKERS) -> TaskRunner[PrefectFuture[Any]]:
+    """A thread-pool task runner with a hard cap on threads (Prefect's default has none).
+
+    Example:
+        >>> runner = capped_task_runner(2)
+        >>> runner._max_workers
+        2
+    """
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    runner: TaskRunner[PrefectFuture[Any]] = ThreadPoolTaskRunner(max_workers=max_workers)  # type: ignore[assignment]
+    return runner
+
+
+def current_flow_run_id() -> UUID | None:
+    """The id of the flow run this code runs in, or ``None`` outside a run."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    flow_context = FlowRunContext.get()
+    if flow_context is not None and flow_context.flow_run is not None:
+        return flow_context.flow_run.id
+    task_context = TaskRunContext.get()
+    if task_context is not None and task_context.task_run.flow_run_id is not None:
+        return task_context.task_run.flow_run_id
+    return None
+
+
+def flow_logging(bot: str, settings: Settings | None = None) -> structlog.stdlib.BoundLogger:
+    """Configures procbots logging for this run and returns the bot's logger.
+
+    Lines are JSON (structured in the Prefect UI too) and carry ``run_id``
+    (the flow run id) and ``bot``. They reach the run's logs either through
+    Prefect's own handler (``PREFECT_LOGGING_EXTRA_LOGGERS=procbots``, set for
+    workers by ``prefect.yaml``) or through the bridge in ``config.logging``.
+
+    Example:
+        >>> log = flow_logging("purchase_orders")  # doctest: +SKIP
+        >>> log.info("po created", po_number="PO-000123")  # doctest: +SKIP
+    """
+    # Child processes (browser helpers, subprocess bots) inherit it; this process's
+    # Prefect logging is already set up, which is what the bridge is for.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", LOGGER_NAME)
+    configure_logging(settings, renderer="json")
+    owner = logging.getLogger(LOGGER_NAME)
+    if owner.level == logging.NOTSET:  # never inherit the root's WARNING: bot INFO lines matter
+        owner.setLevel(logging.INFO)
+    run_id = current_flow_run_id()
+    bind_context(run_id=str(run_id) if run_id else None, bot=bot)
+    return get_logger(bot)
+
+
+def london(moment: datetime | None) -> str:
+    """A UTC-aware moment shown as Europe/London wall time with GMT/BST.
+
+    Example:
+        >>> london(datetime(2026, 7, 1, 6, 0, tzinfo=UTC))
+        '2026-07-01 07:00:00 BST'
+    """
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: procbots times must be timezone-aware")
+    return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) from free text.
+
+    Example:
+        >>> artifact_key("Purchase_Orders", "Summary")
+        'purchase-orders-summary'
+    """
+    key = "-".join(p for p in (_KEY_INVALID.sub("-", part.lower()).strip("-") for part in parts) if p)
+    if not key:
+        raise ValueError(f"artifact key from {parts!r} is empty after keeping only a-z, 0-9 and '-'")
+    return key
+
+
+def _cell(value: Any) -> Any:
+    """A table cell Prefect can store and a person can read."""
+    if isinstance(value, datetime):
+        return london(value)
+    if isinstance(value, Decimal | Path | date | UUID):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def _link_target(target: Path | str) -> str:
+    if isinstance(target, Path):
+        return target.resolve().as_uri()
+    return target
+
+
+def _md_escape(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_summary_markdown(
+    title: str,
+    counts: Mapping[str, int],
+    rows: list[dict[str, Any]],
+    links: Mapping[str, Path | str],
+    *,
+    at: datetime | None = None,
+    message: str | None = None,
+    max_rows: int = 50,
+) -> str:
+    """The markdown summary of a run: counts, the first rows, links (secrets redacted)."""
+    at = at or datetime.now(UTC)
+    lines = [f"# {_md_escape(title)}", "", f"_Finished {london(at)}_", ""]
+    if message:
+        lines += [f"**{_md_escape(message)}**", ""]
+    lines += ["| Outcome | Count |", "|---|---:|"]
+    lines += [f"| {_md_escape(name)} | {count} |" for name, count in counts.items()]
+    lines.append("")
+    if rows:
+        columns = list(dict.fromkeys(col for row in rows for col in row))
+        lines += ["| " + " | ".join(map(_md_escape, columns)) + " |", "|" + "---|" * len(columns)]
+        for row in rows[:max_rows]:
+            lines.append("| " + " | ".join(_md_escape(_cell(row.get(c, ""))) for c in columns) + " |")
+        if len(rows) > max_rows:
+            lines.append(f"\n_{len(rows) - max_rows} more rows in the table artifact._")
+        lines.append("")
+    if links:
+        lines += ["## Links", ""]
+        lines += [f"- [{_md_escape(name)}]({_link_target(target)})" for name, target in links.items()]
+    text: str = redact("\n".join(lines) + "\n")
+    return text
+
+
+def publish_summary(
+    key: str,
+    title: str,
+    counts: Mapping[str, int],
+    rows: list[dict[str, Any]],
+    links: Mapping[str, Path | str],
+    *,
+    message: str | None = None,
+    table_name: str = "items",
+) -> dict[str, UUID]:
+    """Publishes a run's summary as Prefect artifacts; returns their ids by kind.
+
+    Creates ``<key>-summary`` (markdown), ``<key>-<table_name>`` (table of
+    ``rows``) and one ``<key>-link-<name>`` link artifact per link (paths become
+    ``file://`` URIs). Keys are made safe with :func:`artifact_key`; every value
+    is redacted, so no secret reaches an artifact.
+
+    Example:
+        >>> publish_summary(  # doctest: +SKIP
+        ...     "invoice-matching", "Invoice matching", {"approve": 12, "hold": 2},
+        ...     rows=[{"invoice_number": "INV-1", "decision": "hold", "reason": "NOT_RECEIVED"}],
+        ...     links={"report": Path("var/outbox/matching.xlsx")},
+        ... )
+    """
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+    base = artifact_key(key)
+    ids: dict[str, UUID] = {}
+    markdown = render_summary_markdown(title, counts, rows, links, message=message)
+    # The artifact functions are sync here (no event loop); their hints include the async form.
+    ids["markdown"] = create_markdown_artifact(  # type: ignore[assignment]
+        markdown, key=f"{base}-summary", description=title
+    )
+    table = redact([{column: _cell(value) for column, value in row.items()} for row in rows])
+    ids["table"] = create_table_artifact(  # type: ignore[assignment]
+        table, key=artifact_key(base, table_name), description=f"{title}: {table_name}"
+    )
+    for name, target in links.items():
+        ids[f"link:{name}"] = create_link_artifact(  # type: ignore[assignment]
+            redact(_link_target(target)), link_text=name, key=artifact_key(base, "link", name)
+        )
+    return ids
+
+
+def flow_run_ui_url(flow_run_id: UUID | str | None) -> str | None:
+    """Where a person opens this flow run in the Prefect UI (``PREFECT_UI_URL``)."""
+    if flow_run_id is None:
+        return None
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+
+
+@dataclass
+class RunSummary:
+    """What a bot run did, in numbers and rows, for artifacts, alerts and the final state.
+
+    ``counts`` maps an outcome (``done``, ``business_exception``, ``failed``, ...)
+    to a number of work items; ``rows`` are the items people should look at
+    (usually the exceptions), ``links`` the reports, evidence and audit log.
+    """
+
+    bot: str
+    title: str
+    counts: dict[str, int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    links: dict[str, Path | str] = field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def business_exceptions(self) -> int:
+        return self.counts.get("business_exception", 0)
+
+    @property
+    def system_failures(self) -> int:
+        """Items given up on after every retry of a system exception."""
+        return self.counts.get("failed", 0)
+
+    def message(self) -> str:
+        """One line for the run state, e.g. ``"12 done, 3 business_exception"``."""
+        parts = [f"{count} {name}" for name, count in self.counts.items() if count]
+        return f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the flow's return value)."""
+        return {
+            "bot": self.bot,
+            "title": self.title,
+            "counts": dict(self.counts),
+            "exceptions": len(self.rows),
+            "links": {name: _link_target(target) for name, target in self.links.items()},
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat(),
+        }
+
+
+def finish(summary: RunSummary, *, publish: bool = True, alert: bool = True) -> State:
+    """The final state of a bot run; return it from the flow.
+
+    - no failures, no business exceptions: ``Completed``;
+    - business exceptions: ``Completed`` with a message saying how many, and an
+      alert to the configured webhook (``alerts.on_business_exceptions``);
+    - items ``failed`` on system errors after every retry: ``Failed`` (the flow's
+      ``on_failure`` hook :func:`flows.alerts.alert_on_failure` sends the alert).
+
+    Publishes the summary artifacts when running inside a flow run.
+    """
+    from prefect.states import Completed, Failed
+
+    message = summary.message()
+    in_run = current_flow_run_id() is not None
+    if publish and in_run:
+        publish_summary(
+            summary.bot, summary.title, summary.counts, summary.rows, summary.links, message=message
+        )
+    log = get_logger("flows")
+    if summary.system_failures:
+        log.error("run failed", bot=summary.bot, counts=summary.counts)
+        return Failed(message=message, data=summary.as_dict())
+    if summary.business_exceptions:
+        log.warning("run completed with business exceptions", bot=summary.bot, counts=summary.counts)
+        if alert:
+            from flows.alerts import alert_business_exceptions
+
+            alert_business_exceptions(summary)
+    else:
+        log.info("run completed", bot=summary.bot, counts=summary.counts)
+    return Completed(message=message, data=summary.as_dict())
+
+
+@contextmanager
+def browser_session_slots(slots: int = 1, *, timeout_s: float | None = 600) -> Iterator[None]:
+    """Holds ``slots`` of the portal's browser-session limit for the ``with`` block.
+
+    Across every run on every machine at most ``portal.max_sessions`` browser
+    sessions are open against the portal. When the limit was never created (a
+    laptop without ``procbots serve --setup``) the block runs unlimited.
+
+    Example:
+        >>> with browser_session_slots(2):  # doctest: +SKIP
+        ...     run_bot_with_two_contexts()
+    """
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(PORTAL_BROWSER_SESSIONS, occupy=slots, timeout_seconds=timeout_s, strict=False):
+        yield
