@@ -253,27 +253,32 @@ def _check_root(elem: Element, name: str) -> DocumentType:
     if kind is not None:
         return kind
     local = elem.tag.rpartition("}")[2]
-    wanted = "Invoice, CreditNote, Order or DespatchAdvice in the UBL 2.1 namespaces"
+    wanted = "a UBL 2.1 Invoice, CreditNote, Order or DespatchAdvice"
     if _namespace(elem.tag) is None:
         expected = next((t for t in _ROOTS if t.endswith("}" + local)), None)
-        hint = f" (expected {expected})" if expected else ""
-        raise PeppolError(
-            name, f"/{local}", f"root element {local!r} has no namespace{hint}; expected a UBL 2.1 {wanted}"
-        )
-    raise PeppolError(name, f"/{local}", f"root element is {elem.tag}; expected a UBL 2.1 {wanted}")
+        if expected:
+            reason = f"root element {local!r} has no namespace; a UBL 2.1 {local} is {expected}"
+        else:
+            reason = f"root element {local!r} has no namespace; expected {wanted}"
+        raise PeppolError(name, f"/{local}", reason)
+    raise PeppolError(name, f"/{local}", f"root element is {elem.tag}; expected {wanted}")
 
 
 def _parse(data: bytes, name: str, max_elements: int) -> tuple[Element, DocumentType]:
     """Parses with DTDs, entities and external references refused, and the element
     count bounded; reports malformed XML with the path of the element it broke in."""
-    stack: list[tuple[str, dict[str, int]]] = []
+    # (tag, index among same-tag siblings, counts of this element's children so far);
+    # display paths are built only when there is an error to report.
+    stack: list[tuple[str, int, dict[str, int]]] = []
     root: Element | None = None
     kind: DocumentType | None = None
-    root_ns: str | None = None
     count = 0
 
     def where() -> str | None:
-        return "/" + "/".join(step for step, _ in stack) if stack else None
+        if not stack:
+            return None
+        root_ns = _namespace(stack[0][0])
+        return "/" + "/".join(_display(tag, root_ns) + (f"[{n}]" if n > 1 else "") for tag, n, _ in stack)
 
     try:
         events = DefusedET.iterparse(
@@ -289,11 +294,11 @@ def _parse(data: bytes, name: str, max_elements: int) -> tuple[Element, Document
                 continue
             count += 1
             if root is None:
-                root, root_ns = elem, _namespace(elem.tag)
+                root = elem
                 kind = _check_root(elem, name)
-            counts = stack[-1][1] if stack else {}
-            counts[elem.tag] = n = counts.get(elem.tag, 0) + 1
-            stack.append((_display(elem.tag, root_ns) + (f"[{n}]" if n > 1 else ""), {}))
+            counts = stack[-1][2] if stack else {}
+            n = counts[elem.tag] = counts.get(elem.tag, 0) + 1
+            stack.append((elem.tag, n, {}))
             if count > max_elements:
                 raise PeppolError(
                     name,
@@ -433,9 +438,9 @@ def _build(model: type[BaseModel], node: _Node, fields: dict[str, str], **values
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else ""
         where = f"{node.path}/{fields[key]}" if key in fields else node.path
-        raise PeppolError(
-            node.name, where, f"{model.__name__}.{key or 'value'}: {err['msg']} (got {err.get('input')!r})"
-        ) from None
+        given = err.get("input")
+        shown = format(given, "f") if isinstance(given, Decimal) else given
+        raise PeppolError(node.name, where, f"{err['msg'].lower()} (got {shown!r})") from None
 
 
 # --- reading: parts ---------------------------------------------------------------------------------
