@@ -140,6 +140,11 @@ class MatchingPolicy(BaseModel):
     vat_tolerance: Decimal = Field(Decimal("0.05"), ge=0)
     vat_rates: tuple[Decimal, ...] = (Decimal("20"), Decimal("5"), Decimal("0"))
     duplicate_days: int = Field(3, ge=0)
+    similar_numbers: bool = Field(
+        True,
+        description="Hold same-amount invoices whose numbers are one edit apart; a supplier "
+        "billing a fixed fee with sequential numbers can switch this off",
+    )
     suppliers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("suppliers")
@@ -255,7 +260,9 @@ def normalise_vat(value: str | None) -> str:
 def normalise_invoice_number(value: str) -> str:
     """An invoice number as suppliers re-key it: no spaces or punctuation, upper case,
     and no leading zeros in any run of digits (``"inv-000123"`` -> ``"INV123"``)."""
-    return _LEADING_ZEROS.sub("", _NOT_ALNUM.sub("", value).upper())
+    # Zeros are stripped per digit run before punctuation goes, so "2024/0007"
+    # stays two runs ("20247") rather than one ("20240007" -> no change).
+    return _NOT_ALNUM.sub("", _LEADING_ZEROS.sub("", value)).upper()
 
 
 def financial_year(day: dt.date) -> int:
@@ -554,7 +561,7 @@ class _Engine:
                         f"same supplier and same amount {_money(gross, currency)}, {days} day(s) apart",
                     )
                 )
-            else:
+            elif policy.similar_numbers:
                 similar = bucket.similar(number_key)
                 if similar is not None:
                     reasons.append(
