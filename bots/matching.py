@@ -885,7 +885,7 @@ def _fine_key(doc: Invoice) -> tuple[Any, ...]:
     return (
         doc.currency,
         doc.billing_reference or "",
-        repr(doc.totals),
+        tuple(doc.totals.model_dump().values()),
         tuple(
             (
                 ln.line_id,
