@@ -310,7 +310,8 @@ def to_percent(value: Any) -> Decimal | None:
         return to_decimal(text)
     number = to_decimal(value)
     if number is not None and isinstance(value, float) and 0 < number < 1:
-        return (number * 100).normalize()
+        scaled = number * 100
+        return scaled.quantize(Decimal(1)) if scaled == scaled.to_integral_value() else scaled.normalize()
     return number
 
 
