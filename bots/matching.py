@@ -101,6 +101,7 @@ NOTE_CODES = frozenset(
         "PRICE_UNDER_PO",
         "PRICE_WITHIN_TOLERANCE",
         "LINE_ROUNDING",
+        "LINE_DISCOUNT",
         "TOTALS_ROUNDING",
         "VAT_ROUNDING",
         "PO_FROM_BILLING_REFERENCE",
@@ -477,19 +478,28 @@ class _Engine:
             net_sum += net
             rate = line.vat_rate
             groups[rate] = groups.get(rate, _ZERO) + net
-            gap = net - line.quantity * line.unit_price
-            if gap and abs(gap) > _PENNY:
-                label = _line_label(line, position)
-                expected = line.quantity * line.unit_price
-                text = (
-                    f"Line {label}: net amount {_money(net, currency)} is not quantity "
-                    f"{_number(line.quantity)} × {_unit_price(line.unit_price, currency)} = "
-                    f"{_money(expected, currency)} (difference {_money(gap, currency)})"
-                )
-                if abs(gap) > header_tol:
-                    reasons.append(Reason("TOTALS_ARITHMETIC", label, text))
-                else:
-                    notes.append(Reason("LINE_ROUNDING", label, text + "; within tolerance, accepted"))
+            expected = line.quantity * line.unit_price
+            if net != expected:
+                # A net below quantity × price is a line allowance (discount) in UBL, which
+                # the line model does not carry; only a net above it bills more than the
+                # price says, so only that can hold the invoice.
+                excess = abs(net) - abs(expected)
+                if excess > _PENNY or excess < -_PENNY:
+                    label = _line_label(line, position)
+                    text = (
+                        f"Line {label}: net amount {_money(net, currency)} is not quantity "
+                        f"{_number(line.quantity)} × {_unit_price(line.unit_price, currency)} = "
+                        f"{_money(expected, currency)}"
+                    )
+                    if excess > header_tol:
+                        text += (
+                            f", {_money(excess, currency)} more (tolerance {_money(header_tol, currency)})"
+                        )
+                        reasons.append(Reason("TOTALS_ARITHMETIC", label, text))
+                    elif excess > 0:
+                        notes.append(Reason("LINE_ROUNDING", label, text + "; within tolerance, accepted"))
+                    else:
+                        notes.append(Reason("LINE_DISCOUNT", label, text + "; a line discount, accepted"))
             if rate not in vat_rates:
                 label = _line_label(line, position)
                 reasons.append(

@@ -412,7 +412,15 @@ SCENARIOS = [
     ),
     pytest.param(
         Scenario([invoice(line_net_delta="3.00")], [("INV-1", "hold", {"TOTALS_ARITHMETIC"})]),
-        id="line-net-not-quantity-times-price",
+        id="line-net-above-quantity-times-price",
+    ),
+    pytest.param(
+        Scenario(
+            [invoice(line_net_delta="-3.00")],
+            [("INV-1", "approve", set())],
+            notes={"LINE_DISCOUNT"},
+        ),
+        id="line-net-below-quantity-times-price-is-a-discount",
     ),
     # --- duplicates ----------------------------------------------------------------
     pytest.param(
