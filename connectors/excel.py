@@ -114,6 +114,7 @@ class SheetScan:
     """(first_row, first_col, last_row, last_col) of each merged range."""
     uncached_formulas: dict[tuple[int, int], str] = field(default_factory=dict)
     """(row, col) -> formula text of formula cells without a cached value."""
+    past_header: bool = False
 
 
 # --- inspection -----------------------------------------------------------------------------
@@ -339,7 +340,14 @@ def scan_sheet(
 
 
 def _scan_buffer(scan: SheetScan, data: bytes, path: Path, sheet: str, limits: ReadLimits) -> None:
-    if scan.dimension is None and (m := _DIMENSION.search(data)):
+    if not scan.past_header:
+        # <dimension> comes before <sheetData>; stop looking once the cell data starts.
+        at = data.find(b"sheetData")
+        head = data if at < 0 else data[:at]
+        scan.past_header = at >= 0
+    else:
+        head = b""
+    if scan.dimension is None and head and (m := _DIMENSION.search(head)):
         scan.dimension = m.group(1).decode()
         rows, cols = _dimension_cells(scan.dimension)
         if rows * cols > limits.max_cells:

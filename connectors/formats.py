@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -70,13 +71,20 @@ class _Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
 
+@lru_cache(maxsize=4096)
+def _checked_vat(value: str) -> tuple[bool, str, str]:
+    # Order files repeat a few supplier VAT numbers on every line: check each once.
+    check = check_gb_vat(value)
+    return check.valid, check.normalised, check.message
+
+
 def _vat_number(value: str | None) -> str | None:
     if value is None:
         return None
-    check = check_gb_vat(value)
-    if not check.valid:
-        raise ValueError(check.message)
-    return check.normalised
+    valid, normalised, message = _checked_vat(value)
+    if not valid:
+        raise ValueError(message)
+    return normalised
 
 
 class OrderRow(_Row):

@@ -70,7 +70,7 @@ def test_writer_neutralises_formulas_but_keeps_numbers(tmp_path: Path) -> None:
         tmp_path / "out.csv",
         ["supplier", "amount", "when"],
         [
-            ["=HYPERLINK(\"http://x\")", Decimal("-12.50"), dt.date(2025, 3, 2)],
+            ['=HYPERLINK("http://x")', Decimal("-12.50"), dt.date(2025, 3, 2)],
             {"supplier": "@SUM(A1)", "amount": Decimal("1"), "when": None},
             ["+44 1", Decimal("0.1"), None],
             ["\tcmd", Decimal("2"), None],
@@ -80,7 +80,7 @@ def test_writer_neutralises_formulas_but_keeps_numbers(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
-    assert rows[1] == ["'=HYPERLINK(\"http://x\")", "-12.50", "2025-03-02"]
+    assert rows[1] == ['\'=HYPERLINK("http://x")', "-12.50", "2025-03-02"]
     assert [r[0] for r in rows[2:]] == ["'@SUM(A1)", "'+44 1", "'\tcmd", "'-2+3"]
 
 
@@ -118,7 +118,9 @@ def test_to_decimal_refuses(value: object) -> None:
 
 def test_percent_date_int_bool_conversions() -> None:
     """20% and a percent-formatted 0.2 are both 20; UK day-first dates; whole numbers; yes/no."""
-    assert to_percent("20%") == 20 and str(to_percent(0.2)) == "20" and to_percent(5) == 5
+    assert to_percent("20%") == 20
+    assert str(to_percent(0.2)) == "20"
+    assert to_percent(5) == 5
     assert to_date("02/03/2025") == dt.date(2025, 3, 2)
     assert to_date("2 Mar 2025") == dt.date(2025, 3, 2)
     assert to_date(dt.datetime(2025, 3, 2, 10)) == dt.date(2025, 3, 2)
@@ -127,10 +129,12 @@ def test_percent_date_int_bool_conversions() -> None:
         to_date("01/01/2205")
     with pytest.raises(ConversionError, match="not a real date"):
         to_date("30/02/2025")
-    assert to_int("1,000") == 1000 and to_int(3.0) == 3
+    assert to_int("1,000") == 1000
+    assert to_int(3.0) == 3
     with pytest.raises(ConversionError, match="whole number"):
         to_int(3.5)
     assert [to_bool(v) for v in ("Yes", "n", "TRUE", "0", 1.0, "")] == [True, False, True, False, True, None]
     with pytest.raises(ConversionError):
         to_bool("maybe")
-    assert neutralise_formula("-12.5") == "-12.5" and neutralise_formula("-A1") == "'-A1"
+    assert neutralise_formula("-12.5") == "-12.5"
+    assert neutralise_formula("-A1") == "'-A1"

@@ -52,7 +52,8 @@ def test_invoice_rows_become_invoices_and_credit_notes_with_totals() -> None:
     invoices, errors = load_invoice_rows(GOOD / "invoices.csv")
     assert errors == []
     invoice, credit = invoices
-    assert type(invoice) is Invoice and isinstance(credit, CreditNote)
+    assert type(invoice) is Invoice
+    assert isinstance(credit, CreditNote)
     assert invoice.supplier.name == "Café Supplies Ltd"
     assert invoice.totals.line_extension == Decimal("61735.00")
     assert invoice.totals.tax == Decimal("12347.00")  # stated per line, summed
