@@ -300,16 +300,18 @@ def create_app(config: PortalConfig) -> FastAPI:
             next_url = _safe_next(match.group(1) if match and match.group(1) else "/")
         if not token:
             raise LoginRequired(next_url, expired=False, api=api)
+        expired = False
         with portal.db() as conn:
             row = conn.execute("SELECT * FROM sessions WHERE token = ?", (token,)).fetchone()
-            if row is None or row["stage"] != "full":
-                raise LoginRequired(next_url, expired=row is None, api=api)
-            if row["expires"] <= portal.now():
+            if row is not None and row["stage"] == "full" and row["expires"] <= portal.now():
                 conn.execute("DELETE FROM sessions WHERE token = ?", (token,))
                 conn.execute(
                     "INSERT INTO login_events VALUES (?, ?, 'session_expired')", (portal.now(), row["username"])
                 )
-                raise LoginRequired(next_url, expired=True, api=api)
+                expired = True
+        # Raised outside the transaction, which would otherwise roll the bookkeeping back.
+        if row is None or row["stage"] != "full" or expired:
+            raise LoginRequired(next_url, expired=row is None or expired, api=api)
         return Session(row["token"], row["username"], row["csrf"], row["expires"])
 
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200,
