@@ -104,7 +104,8 @@ def ubl(
   <cac:AccountingCustomerParty><cac:Party>
     <cbc:EndpointID schemeID="0088">5012345678900</cbc:EndpointID>
     <cac:PostalAddress><cac:Country><cbc:IdentificationCode>GB</cbc:IdentificationCode></cac:Country></cac:PostalAddress>
-    <cac:PartyLegalEntity><cbc:RegistrationName>Example NHS Foundation Trust</cbc:RegistrationName></cac:PartyLegalEntity>
+    <cac:PartyLegalEntity><cbc:RegistrationName>Example NHS Foundation Trust</cbc:RegistrationName>
+    </cac:PartyLegalEntity>
   </cac:Party></cac:AccountingCustomerParty>
   <cac:TaxTotal><cbc:TaxAmount currencyID="GBP">{tax}</cbc:TaxAmount>
     <cac:TaxSubtotal><cbc:TaxableAmount currencyID="GBP">{net}</cbc:TaxableAmount>
@@ -229,7 +230,8 @@ def test_without_the_credit_note_the_rebill_is_held_over_quantity(files: dict[st
 def test_policy_file_supplier_override_approves_the_price(files: dict[str, Path], tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(
-        f'vat_tolerance = "0.10"\n\n[suppliers."{SUPPLIER_B}"]\nprice_tolerance_pct = "10"\nprice_tolerance_abs = "10.00"\n'
+        f'vat_tolerance = "0.10"\n\n[suppliers."{SUPPLIER_B}"]\n'
+        'price_tolerance_pct = "10"\nprice_tolerance_abs = "10.00"\n'
     )
     result = procbots(
         "match", "--orders", files["orders_csv"], "--receipts", files["receipts"],
@@ -266,7 +268,8 @@ def test_report_workbook_has_summary_exceptions_and_all_decisions(
     assert len(wb["Summary"]._charts) >= 3
     header, *rows = [list(r) for r in wb["Exceptions"].iter_rows(values_only=True)]
     assert header[:9] == [
-        "Decision", "Invoice", "Type", "Supplier VAT", "Invoice date", "PO", "Line", "Reason code", "What to check",
+        "Decision", "Invoice", "Type", "Supplier VAT", "Invoice date", "PO", "Line", "Reason code",
+        "What to check",
     ]  # fmt: skip
     exceptions = {(r[1], r[7]) for r in rows}
     assert exceptions == {
