@@ -203,7 +203,10 @@ class ContractDetailPage(PortalPage):
                 return [dt.innerText.trim(), dd ? dd.innerText.trim() : ""];
             })"""
         )
-        return {label: text for label, text in pairs}
+        shown: dict[str, str] = {}
+        for label, text in pairs:
+            shown.setdefault(label, text)
+        return shown
 
     async def download_document(self) -> bytes:
         """The stored document, byte for byte, through the page's download link.
@@ -233,7 +236,7 @@ class ContractDetailPage(PortalPage):
                 if response.status != 200 or "application/pdf" not in content_type:
                     raise ApplicationError(
                         "DOWNLOAD_FAILED",
-                        f"{self.title}: the document download answered HTTP {response.status} ({content_type})",
+                        f"{self.title}: the download answered HTTP {response.status} ({content_type})",
                     )
                 return await response.body()
             finally:
