@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.prefect",
     "tests.plugins.sandbox",
     "tests.plugins.postgres",
+    "tests.plugins.prefect_server",
 ]

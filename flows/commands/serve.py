@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 __all__ = [
+    "CHECKOUT_ENV",
     "PREFECT_YAML",
     "PROJECT_ROOT",
     "WORK_POOL",
@@ -47,6 +48,8 @@ __all__ = [
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 WORK_POOL = "procbots"
+# Environment variable naming this machine's checkout, read by prefect.yaml's pull step.
+CHECKOUT_ENV = "PROCBOTS_CHECKOUT"
 
 
 @dataclass(frozen=True)
@@ -269,10 +272,14 @@ def deploy_to_work_pool(
     command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file", str(prefect_yaml)]
     for spec in ready:
         command += ["--name", spec.name]
+    deploy_env = {**os.environ, **(env or {})}
+    # Prefect resolves `{{ $VAR }}` at deploy time when VAR is set; unset, the pull
+    # step keeps the placeholder and each worker resolves it to its own checkout.
+    deploy_env.pop(CHECKOUT_ENV, None)
     result = subprocess.run(
         command,
         cwd=root,
-        env={**os.environ, **(env or {})},
+        env=deploy_env,
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -1,0 +1,224 @@
+"""Deployments on a real Prefect server: runs through a worker, logs, artifacts, schedules, UI.
+
+One server, work pool and worker per session (``tests/plugins/prefect_server.py``).
+The portal stand-in is a plain HTTP server answering ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from flows.commands.serve import PREFECT_YAML, load_deployment_specs
+from tests.plugins.prefect_server import PrefectServer, WebhookReceiver, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from prefect.client.schemas.objects import FlowRun
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+
+HEALTHCHECK = "portal-healthcheck/portal-healthcheck"
+
+
+class _Healthz(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/healthz" else 404
+        body = b'{"status": "ok"}' if status == 200 else b"{}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def portal_url() -> Iterator[str]:
+    """A portal that answers /healthz (stand-in for the sandbox portal)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def healthcheck_run(prefect_server: PrefectServer, portal_url: str) -> FlowRun:
+    """One run of the portal-healthcheck deployment, triggered through the API."""
+    return prefect_server.run_deployment(HEALTHCHECK, {"params": {"portal_url": portal_url, "timeout_s": 5}})
+
+
+def _procbots_lines(prefect_server: PrefectServer, flow_run_id: Any) -> list[dict[str, Any]]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with prefect_server.client() as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+    lines = []
+    for log in logs:
+        if not log.name.startswith("procbots"):
+            continue
+        try:
+            lines.append(json.loads(log.message))
+        except ValueError:
+            continue
+    return lines
+
+
+def test_healthcheck_deployment_run_through_worker_completes(healthcheck_run: FlowRun) -> None:
+    """A run triggered through the API is picked up by the worker and ends Completed."""
+    assert healthcheck_run.state is not None
+    assert healthcheck_run.state.is_completed(), healthcheck_run.state
+    assert healthcheck_run.state.message == "3 checks passed"
+
+
+def test_run_logs_hold_structured_procbots_lines(
+    prefect_server: PrefectServer, healthcheck_run: FlowRun
+) -> None:
+    """The flow's structlog JSON lines reach the run's logs on the server, with run id and bot."""
+
+    def portal_line() -> dict[str, Any] | None:
+        lines = _procbots_lines(prefect_server, healthcheck_run.id)
+        return next((line for line in lines if line.get("check") == "portal"), None)
+
+    line = wait_for(portal_line, timeout_s=20, what="procbots portal check line in run logs")
+    assert line["event"] == "healthcheck"
+    assert line["ok"] is True
+    assert line["bot"] == "healthcheck"
+    assert line["run_id"] == str(healthcheck_run.id)
+    assert line["timestamp"].endswith("Z") or "+00:00" in line["timestamp"]
+
+
+def test_healthcheck_publishes_markdown_and_table_artifacts(
+    prefect_server: PrefectServer, healthcheck_run: FlowRun
+) -> None:
+    """The run has the markdown summary and the table of checks."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with prefect_server.client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[healthcheck_run.id]))
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert by_key["portal-healthcheck"].type == "markdown"
+    assert "| portal | OK |" in str(by_key["portal-healthcheck"].data)
+    assert by_key["portal-healthcheck-checks"].type == "table"
+    table = json.loads(str(by_key["portal-healthcheck-checks"].data))
+    assert {row["check"] for row in table} == {"portal", "ledger", "audit folder"}
+    assert all(row["ok"] for row in table)
+
+
+def test_schedules_and_settings_on_server_equal_prefect_yaml(prefect_server: PrefectServer) -> None:
+    """Every deployed deployment has prefect.yaml's schedules (Europe/London), tags, limit and pool."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    specs = {spec.name: spec for spec in load_deployment_specs(PREFECT_YAML)}
+    assert "portal-healthcheck" in prefect_server.deployed
+    assert set(prefect_server.deployed) | {name for name, _ in prefect_server.skipped} == set(specs)
+    for name, reason in prefect_server.skipped:
+        assert specs[name].path in reason  # the printed reason names the missing flow file
+    with prefect_server.client() as client:
+        for name in prefect_server.deployed:
+            spec = specs[name]
+            [deployment] = client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))
+            )
+            on_server = sorted(
+                (s.schedule.cron, s.schedule.timezone, s.active)  # type: ignore[union-attr]
+                for s in deployment.schedules
+            )
+            assert on_server == sorted((s.cron, s.timezone, s.active) for s in spec.schedules), name
+            assert set(deployment.tags) == set(spec.tags), name
+            assert deployment.work_pool_name == "procbots", name
+            assert deployment.global_concurrency_limit is not None, name
+            assert deployment.global_concurrency_limit.limit == spec.concurrency_limit, name
+            assert deployment.parameters == spec.parameters, name
+            # The pull step keeps its placeholder: each worker resolves its own checkout.
+            assert deployment.pull_steps == [
+                {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PROCBOTS_CHECKOUT }}"}}
+            ], name
+
+
+def test_setup_created_work_pool_and_browser_session_limit(prefect_server: PrefectServer) -> None:
+    """The process work pool and the portal-browser-sessions limit exist with the portal's max sessions."""
+    from config.settings import Settings
+    from flows.common import PORTAL_BROWSER_SESSIONS
+
+    with prefect_server.client() as client:
+        pool = client.read_work_pool("procbots")
+        limit = client.read_global_concurrency_limit_by_name(PORTAL_BROWSER_SESSIONS)
+    assert pool.type == "process"
+    assert limit.limit == Settings().portal.max_sessions
+
+
+def test_failed_healthcheck_is_failed_and_alerts_the_webhook(
+    prefect_server: PrefectServer, healthcheck_run: FlowRun
+) -> None:
+    """A dead portal makes the run Failed, and the worker's on_failure hook posts to the webhook
+    (retrying the first 503), with the run's UI link and without the webhook URL in the logs."""
+    receiver = WebhookReceiver(statuses=[503])
+    try:
+        run = prefect_server.run_deployment(
+            HEALTHCHECK,
+            {"params": {"portal_url": "http://127.0.0.1:9", "timeout_s": 2}},
+            job_variables={
+                "env": {"PROCBOTS_ALERTS__WEBHOOK_URL": receiver.url, "PROCBOTS_ALERTS__KIND": "teams"}
+            },
+        )
+        assert run.state is not None
+        assert run.state.is_failed(), run.state
+        assert "portal" in (run.state.message or "")
+        delivered = wait_for(receiver.delivered, timeout_s=30, what="alert delivered to the webhook")
+        assert len(receiver.requests) == 2  # the 503, then the retry
+        card = delivered[0].json()["attachments"][0]["content"]
+        texts = json.dumps(card)
+        assert "portal-healthcheck failed" in texts
+        assert f"/runs/flow-run/{run.id}" in texts
+
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        with prefect_server.client() as client:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
+        assert logs, "the failed run has logs"
+        assert all(receiver.token not in log.message for log in logs)
+    finally:
+        receiver.close()
+
+
+@pytest.mark.browser
+def test_prefect_ui_shows_the_flow_run_with_its_logs(
+    prefect_server: PrefectServer, healthcheck_run: FlowRun, test_output: Path
+) -> None:
+    """The UI served by `prefect server start` opens the run page; the screenshot goes to test-output/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from connectors.portal.browser import launch_chromium
+
+    url = f"{prefect_server.ui_url}/runs/flow-run/{healthcheck_run.id}"
+    shot = test_output / "prefect-flow-run.png"
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(url, wait_until="domcontentloaded")
+            try:
+                expect(page.get_by_text(healthcheck_run.name).first).to_be_visible(timeout=45_000)
+                # The Logs tab is the run page's default: a procbots line is on screen.
+                procbots_line = page.get_by_text('"check": "portal"').first
+                expect(procbots_line).to_be_visible(timeout=20_000)
+                # The screenshot shows the run header and, below it, the structured lines.
+                procbots_line.scroll_into_view_if_needed()
+            finally:
+                page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
