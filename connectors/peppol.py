@@ -1056,7 +1056,8 @@ def read_document(
             if size > max_bytes:
                 raise PeppolError(label, None, f"{size:,} bytes is over the {max_bytes:,}-byte limit")
             with path.open("rb") as handle:
-                data = handle.read(max_bytes + 1)
+                # read(n) allocates n up front: ask for what stat said (plus one to see growth).
+                data = handle.read(size + 1)
         except OSError as exc:
             raise PeppolError(label, None, f"cannot read the file: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
