@@ -37,17 +37,29 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bots.errors import BusinessError
 from bots.identifiers import check_gb_vat, check_gtin, check_ods_code
-from bots.models import POLine, PurchaseOrder
+from bots.models import POLine, PurchaseOrder, Supplier, money
+from bots.workitems import Evidence, Ledger, WorkItem
+from config.logging import bind_context, get_logger
+from connectors.audit import audit_event
+from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
+from connectors.portal.pages.new_po import NewPurchaseOrderPage
+from connectors.portal.pages.po_detail import PurchaseOrderDetailPage
+from connectors.portal.pages.po_list import PurchaseOrderListPage
+from connectors.portal.pages.suppliers import SupplierDirectoryPage
 from connectors.rows import (
     ColumnKind,
     ConversionError,
@@ -59,15 +71,28 @@ from connectors.rows import (
     to_text,
 )
 
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Page
+
+    from config.settings import Settings
+
 __all__ = [
+    "BOT",
     "LONDON",
+    "PO_CREATED",
+    "PO_VERIFIED",
     "REQUISITION_ALIASES",
+    "PortalWorker",
     "Problem",
+    "PurchaseOrderBot",
+    "PurchaseOrderMismatch",
     "Requisition",
     "RequisitionBatch",
+    "RequisitionInvalid",
     "RequisitionLine",
     "RequisitionRow",
     "check_requisition",
+    "compare_with_portal",
     "group_requisitions",
     "london_today",
     "read_requisitions",
@@ -523,3 +548,338 @@ def read_requisitions(
 
         result = excel.read_rows(path, RequisitionRow, aliases=merged, required=_REQUIRED_COLUMNS)
     return group_requisitions(result.rows, result.row_numbers, source=str(path), errors=result.errors)
+
+
+# --- comparing the portal's order with the requisition ------------------------------------
+
+
+def compare_with_portal(
+    order: PurchaseOrder,
+    shown: PurchaseOrder,
+    *,
+    net_total: Decimal,
+    vat_total: Decimal,
+    gross_total: Decimal,
+) -> list[str]:
+    """What differs between the order meant (``order``) and the order the portal shows.
+
+    Unit prices are compared to the penny, because the portal shows them so; line
+    amounts and totals exactly. An empty list means the portal holds what was keyed.
+    """
+    out: list[str] = []
+
+    def differ(what: str, meant: object, found: object) -> None:
+        out.append(f"{what}: requisition has {meant}, portal shows {found}")
+
+    if (shown.requisition_ref or "") != (order.requisition_ref or ""):
+        differ("requisition reference", order.requisition_ref, shown.requisition_ref)
+    if shown.supplier_id.upper() != order.supplier_id.upper():
+        differ("supplier", order.supplier_id, shown.supplier_id)
+    if order.supplier_vat and shown.supplier_vat:
+        meant_vat = check_gb_vat(order.supplier_vat).normalised
+        if check_gb_vat(shown.supplier_vat).normalised != meant_vat:
+            differ("supplier VAT number", order.supplier_vat, shown.supplier_vat)
+    if shown.cost_centre.upper() != order.cost_centre.upper():
+        differ("cost centre", order.cost_centre, shown.cost_centre)
+    if shown.delivery_site.upper() != order.delivery_site.upper():
+        differ("delivery site", order.delivery_site, shown.delivery_site)
+    if shown.need_by != order.need_by:
+        differ("need-by date", order.need_by, shown.need_by)
+    if len(shown.lines) != len(order.lines):
+        differ("number of lines", len(order.lines), len(shown.lines))
+    for meant, found in zip(order.lines, shown.lines, strict=False):
+        where = f"line {meant.line_no}"
+        if found.item_code != meant.item_code:
+            differ(f"{where} item code", meant.item_code, found.item_code)
+        if found.description.strip() != meant.description.strip():
+            differ(f"{where} description", meant.description, found.description)
+        if found.quantity != meant.quantity:
+            differ(f"{where} quantity", meant.quantity, found.quantity)
+        if money(found.unit_price) != money(meant.unit_price):
+            differ(f"{where} unit price", f"£{money(meant.unit_price)}", f"£{money(found.unit_price)}")
+        if found.vat_rate != meant.vat_rate:
+            differ(f"{where} VAT rate", f"{_percent(meant.vat_rate)}%", f"{_percent(found.vat_rate)}%")
+    for what, meant_total, found_total in (
+        ("net total", order.net_total, net_total),
+        ("VAT total", order.vat_total, vat_total),
+        ("gross total", order.gross_total, gross_total),
+    ):
+        if meant_total != found_total:
+            differ(what, f"£{meant_total}", f"£{found_total}")
+    return out
+
+
+# --- the bot: raising requisitions in the portal ------------------------------------------
+
+BOT = "purchase_orders"
+"""The bot name its work items are filed under in the ledger."""
+
+PO_CREATED = "po_created"
+"""Checkpoint: the portal holds a PO for this requisition (value: the PO number)."""
+PO_VERIFIED = "po_verified"
+"""Checkpoint: the PO's detail page matched the requisition."""
+
+
+class RequisitionInvalid(BusinessError):
+    """A requisition that fails its checks; the message lists every row and field at fault."""
+
+    default_code = "INVALID_REQUISITION"
+
+    @classmethod
+    def from_problems(cls, requisition: Requisition, problems: Sequence[Problem]) -> RequisitionInvalid:
+        """One business exception naming every problem (code: the first problem's)."""
+        text = "; ".join(str(p) for p in problems)
+        return cls(problems[0].code, f"Requisition {requisition.requisition_ref}: {text}")
+
+
+class PurchaseOrderMismatch(BusinessError):
+    """The order the portal stored differs from the requisition (supplier, lines or totals)."""
+
+    default_code = "PO_MISMATCH"
+
+
+@dataclass
+class PortalWorker:
+    """What one runner worker holds: a browser context, its page and the signed-in session."""
+
+    number: int
+    context: BrowserContext
+    page: Page
+    session: PortalSession
+
+    async def begin_item(self, item: WorkItem) -> None:
+        """Called by the runner before each attempt: log lines name the item."""
+        bind_context(item_id=str(item.id), requisition_ref=item.idempotency_key)
+
+
+class PurchaseOrderBot:
+    """Raises requisitions as purchase orders in the portal, exactly once each.
+
+    One instance serves every worker of a run; :meth:`process` is the runner's
+    async process function and :meth:`worker` its ``worker_setup``.
+
+    Args:
+        ledger: the work-item ledger (checkpoints and evidence are written to it).
+        portal_url: the portal's base URL.
+        credentials: the portal user.
+        settings: procbots settings (browser timeouts, VAT policy, evidence folder).
+        run_id: names the evidence folder of this run.
+        dry_run: check and search only; never create an order.
+        today: the UK date need-by dates are checked against (default: now, Europe/London).
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        portal_url: str,
+        credentials: PortalCredentials,
+        settings: Settings,
+        run_id: str,
+        dry_run: bool = False,
+        today: dt.date | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.portal_url = portal_url.rstrip("/")
+        self.credentials = credentials
+        self.settings = settings
+        self.run_id = run_id
+        self.dry_run = dry_run
+        self.today = today or london_today()
+        self.vat_rates = list(settings.matching.vat_rates)
+        self.log = get_logger("purchase_orders").bind(run_id=run_id, dry_run=dry_run)
+        self._suppliers: dict[str, Supplier | None] = {}
+        self._sessions: asyncio.Semaphore | None = None
+        self.rejected: LoginRejected | None = None
+
+    # -- per worker ----------------------------------------------------------------------
+
+    def evidence_dir(self, item: WorkItem) -> Path:
+        """``<evidence>/<run id>/<item id>/`` as the runner names it."""
+        folder = self.settings.paths.resolve("evidence") / self.run_id / str(item.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def worker_setup(self, browser: Browser) -> Callable[[], AbstractAsyncContextManager[PortalWorker]]:
+        """The runner's ``worker_setup``: each worker gets its own context on the shared browser."""
+        counter = iter(range(1_000_000))
+
+        def setup() -> AbstractAsyncContextManager[PortalWorker]:
+            return self._worker(browser, next(counter))
+
+        return setup
+
+    @asynccontextmanager
+    async def _worker(self, browser: Browser, number: int) -> AsyncIterator[PortalWorker]:
+        if self._sessions is None:
+            # Never more browser sessions against this portal than portal.max_sessions.
+            self._sessions = asyncio.Semaphore(self.settings.portal.max_sessions)
+        async with self._sessions:
+            context = await browser.new_context(locale="en-GB", timezone_id="Europe/London")
+            context.set_default_timeout(self.settings.browser.timeout_ms)
+            context.set_default_navigation_timeout(self.settings.browser.navigation_timeout_ms)
+            try:
+                page = await context.new_page()
+                session = PortalSession(page, self.portal_url, self.credentials)
+                session.rejected = self.rejected
+                yield PortalWorker(number, context, page, session)
+            finally:
+                await context.close()
+
+    # -- per item ------------------------------------------------------------------------
+
+    async def process(self, item: WorkItem, worker: PortalWorker) -> dict[str, Any]:
+        """Checks one requisition, finds or raises its PO, verifies it; returns the item's result.
+
+        Raises:
+            BusinessError: the requisition is invalid, the supplier unknown to the portal,
+                the portal refused the order, or the stored order differs.
+            ApplicationError: portal trouble (5xx, session, timeouts): the runner retries,
+                and this attempt's screenshot, page and trace are kept as evidence.
+        """
+        requisition = item.payload_as(Requisition)
+        problems = check_requisition(requisition, today=self.today, vat_rates=self.vat_rates)
+        if problems:
+            raise RequisitionInvalid.from_problems(requisition, problems)
+        try:
+            return await self._raise_in_portal(item, requisition, worker)
+        except BusinessError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, LoginRejected):
+                self.rejected = exc
+            await self._keep_evidence(item, exc, worker, folder=f"attempt-{item.attempts}")
+            raise
+
+    async def _raise_in_portal(
+        self, item: WorkItem, requisition: Requisition, worker: PortalWorker
+    ) -> dict[str, Any]:
+        session = worker.session
+        if self.rejected is not None:
+            raise self.rejected
+        supplier = await self._supplier(requisition.supplier_id, session)
+        problems = check_requisition(
+            requisition,
+            today=self.today,
+            vat_rates=self.vat_rates,
+            suppliers={supplier.supplier_id: supplier.vat_number} if supplier else {},
+        )
+        if problems:
+            raise RequisitionInvalid.from_problems(requisition, problems)
+        order = to_purchase_order(requisition)
+        ref = requisition.requisition_ref
+        po_number = item.done_step(PO_CREATED) or None
+        found_existing = bool(item.result and item.result.get("found_existing"))
+        if po_number is None:
+            existing = await PurchaseOrderListPage(session).find_by_requisition(ref)
+            if len(existing) > 1:
+                numbers = ", ".join(s.po_number for s in existing)
+                raise BusinessError(
+                    "DUPLICATE_PO",
+                    f"Requisition {ref} already has {len(existing)} purchase orders in the portal "
+                    f"({numbers}); cancel the extra ones there before this requisition is marked done",
+                )
+            if existing:
+                po_number, found_existing = existing[0].po_number, True
+                self.log.info("po already in portal", requisition_ref=ref, po_number=po_number)
+                if self.dry_run:
+                    return {"po_number": po_number, "found_existing": True, "dry_run": True}
+                await asyncio.to_thread(item.checkpoint, PO_CREATED, po_number)
+                audit_event("po_found_existing", bot=BOT, run_id=self.run_id, item_id=item.id,
+                            requisition_ref=ref, po_number=po_number)  # fmt: skip
+            elif self.dry_run:
+                return {"would_raise": True, "dry_run": True, "gross_total": str(order.gross_total)}
+            else:
+                po_number = await self._create(item, order, session)
+        view = await PurchaseOrderDetailPage(session).read(po_number)
+        differences = compare_with_portal(
+            order.model_copy(update={"po_number": po_number}),
+            view.order,
+            net_total=view.net_total,
+            vat_total=view.vat_total,
+            gross_total=view.gross_total,
+        )
+        if differences:
+            raise PurchaseOrderMismatch(
+                "PO_MISMATCH",
+                f"Purchase order {po_number} in the portal differs from requisition {ref}: "
+                + "; ".join(differences),
+            )
+        if not item.done_step(PO_VERIFIED):
+            await asyncio.to_thread(item.checkpoint, PO_VERIFIED, po_number)
+        self.log.info(
+            "po verified", requisition_ref=ref, po_number=po_number, gross_total=str(view.gross_total)
+        )
+        return {
+            "po_number": po_number,
+            "found_existing": found_existing,
+            "link": view.url,
+            "supplier_name": view.order.supplier_name,
+            "supplier_vat": view.order.supplier_vat,
+            "lines": len(view.order.lines),
+            "net_total": str(view.net_total),
+            "vat_total": str(view.vat_total),
+            "gross_total": str(view.gross_total),
+        }
+
+    async def _create(self, item: WorkItem, order: PurchaseOrder, session: PortalSession) -> str:
+        ref = order.requisition_ref
+        self.log.info("raising po", requisition_ref=ref, lines=len(order.lines))
+        po_number = await NewPurchaseOrderPage(session).create(order)
+        # Recorded before anything else can fail: a retry must find it, not key it again.
+        await asyncio.to_thread(item.checkpoint, PO_CREATED, po_number)
+        audit_event(
+            "po_created",
+            bot=BOT,
+            run_id=self.run_id,
+            item_id=item.id,
+            requisition_ref=ref,
+            po_number=po_number,
+            supplier_id=order.supplier_id,
+            gross_total=order.gross_total,
+        )
+        self.log.info("po created", requisition_ref=ref, po_number=po_number)
+        return po_number
+
+    async def _supplier(self, supplier_id: str, session: PortalSession) -> Supplier | None:
+        key = supplier_id.upper()
+        if key not in self._suppliers:
+            self._suppliers[key] = await SupplierDirectoryPage(session).find(supplier_id)
+        return self._suppliers[key]
+
+    # -- evidence ------------------------------------------------------------------------
+
+    async def on_error(
+        self, item: WorkItem, exc: BaseException, worker: PortalWorker | None
+    ) -> list[Evidence]:
+        """The runner's final-failure hook: evidence for business errors found in the portal.
+
+        System errors already kept evidence at each attempt; an invalid requisition
+        needs none (the reason names the rows).
+        """
+        if isinstance(exc, RequisitionInvalid) or not isinstance(exc, BusinessError):
+            return []
+        return await self._capture(item, worker, folder="business-exception")
+
+    async def _keep_evidence(
+        self, item: WorkItem, exc: BaseException, worker: PortalWorker, *, folder: str
+    ) -> None:
+        evidence = await self._capture(item, worker, folder=folder)
+        if evidence:
+            await asyncio.to_thread(self.ledger.add_evidence, item, evidence)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.log.warning(
+            "system exception", item_id=item.id, reason=reason, evidence=[e.path for e in evidence]
+        )
+
+    async def _capture(self, item: WorkItem, worker: PortalWorker | None, *, folder: str) -> list[Evidence]:
+        if worker is None:
+            return []
+        target = self.evidence_dir(item) / folder
+        try:
+            from connectors.portal.evidence import capture_evidence
+
+            return list(await capture_evidence(worker.page, target))
+        except Exception as exc:  # evidence is best effort; the item's outcome is not
+            self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
+            return []
