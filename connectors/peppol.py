@@ -15,11 +15,13 @@ invalid check digits, and deciding what to do with a finding is the matcher's jo
 Amounts stay :class:`~decimal.Decimal` exactly as the document states them.
 
 Example:
-    >>> doc = read_document("tests/fixtures/peppol/invoice/base-example.xml")  # doctest: +SKIP
+    >>> doc = read_document("tests/fixtures/peppol/invoice/base-example.xml")
     >>> doc.document_type, doc.totals.payable
     ('invoice', Decimal('1656.25'))
-    >>> to_json_shape(doc)["lines"][1]["quantity"]  # doctest: +SKIP
+    >>> to_json_shape(doc)["lines"][1]["quantity"]
     '-3'
+    >>> sorted(f.code for f in doc.findings)  # the official example's bad check digits
+    ['INVALID_GB_VAT', 'INVALID_GLN', 'INVALID_GLN']
 """
 
 from __future__ import annotations
@@ -1039,8 +1041,8 @@ def read_document(
             not what its element needs; the message names the file and the element.
 
     Example:
-        >>> doc = read_document(Path("invoice.xml"))  # doctest: +SKIP
-        >>> doc.model.invoice_number, [f.code for f in doc.findings]
+        >>> doc = read_document(Path("inbox/INV-1001.xml"))  # doctest: +SKIP
+        >>> doc.model.invoice_number, [f.code for f in doc.findings]  # doctest: +SKIP
         ('INV-1001', [])
     """
     if isinstance(source, bytes | bytearray):
