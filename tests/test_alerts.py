@@ -1,0 +1,167 @@
+"""Webhook alerts against a real local HTTP server: payloads, retries, no secrets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from config.settings import AlertSettings, RetrySettings, Settings
+from flows.alerts import Alert, AlertDeliveryError, alert_business_exceptions, send_alert, teams_payload
+from flows.common import RunSummary, finish
+from tests.plugins.prefect_server import WebhookReceiver
+
+FAST_RETRY = RetrySettings(max_attempts=3, initial_s=0.01, max_s=0.05, jitter_s=0)
+
+
+def _settings(url: str | None, kind: str = "generic", **alerts: object) -> Settings:
+    return Settings(
+        alerts=AlertSettings(webhook_url=SecretStr(url) if url else None, kind=kind, **alerts),  # type: ignore[arg-type]
+        retry=FAST_RETRY,
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver(statuses=[503])
+    yield hook
+    hook.close()
+
+
+def test_generic_alert_is_retried_after_503_and_delivered(receiver: WebhookReceiver) -> None:
+    """The first POST gets 503; the retry is delivered as plain JSON."""
+    alert = Alert(title="Purchase orders failed", text="Portal down", facts={"Run": "brave-otter"})
+    assert send_alert(alert, _settings(receiver.url)) is True
+    assert [r.status for r in receiver.requests] == [503, 200]
+    assert receiver.requests[0].body == receiver.requests[1].body  # the same alert, sent again
+    body = receiver.requests[1].json()
+    assert body["source"] == "procbots"
+    assert body["title"] == "Purchase orders failed"
+    assert body["severity"] == "failure"
+    assert body["facts"] == {"Run": "brave-otter"}
+    assert body["sent_at"].endswith("+00:00")
+    assert receiver.requests[1].headers["Content-Type"] == "application/json"
+
+
+def test_teams_alert_is_an_adaptive_card_message(receiver: WebhookReceiver) -> None:
+    """kind=teams posts a Teams message whose attachment is an Adaptive Card with facts and a link."""
+    alert = Alert(
+        title="procbots: invoice-matching failed",
+        text="Timeout on the portal",
+        facts={"Flow": "invoice-matching"},
+        link="http://prefect.example/runs/flow-run/1",
+    )
+    assert send_alert(alert, _settings(receiver.url, kind="teams")) is True
+    message = receiver.delivered()[0].json()
+    assert message["type"] == "message"
+    [attachment] = message["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard"
+    assert card["body"][0]["text"] == "procbots: invoice-matching failed"
+    facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
+    assert facts["Flow"] == "invoice-matching"
+    assert facts["At"].endswith(("GMT", "BST"))
+    assert card["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "Open in Prefect",
+            "url": "http://prefect.example/runs/flow-run/1",
+        }
+    ]
+
+
+def test_webhook_url_never_appears_in_logs_errors_or_payload(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook that keeps failing: the error, the log lines and the alert text all lack the URL."""
+    hook = WebhookReceiver(statuses=[503, 503, 503])
+    caplog.set_level(logging.DEBUG)
+    try:
+        alert = Alert(title="Contract uploads failed", text=f"could not reach {hook.url}")
+        with pytest.raises(AlertDeliveryError) as raised:
+            send_alert(alert, _settings(hook.url))
+        assert len(hook.requests) == 3
+        assert "HTTP 503" in str(raised.value)
+        assert "after 3 attempts" in str(raised.value)
+        assert hook.token not in str(raised.value)
+        assert hook.token not in hook.requests[0].body.decode()  # the URL in the text was redacted
+        captured = capsys.readouterr()
+        assert "alert not delivered" in captured.err  # the failure was logged ...
+        assert hook.token not in captured.err + captured.out  # ... without the secret
+        assert hook.token not in caplog.text
+    finally:
+        hook.close()
+
+
+def test_client_error_is_not_retried(receiver: WebhookReceiver) -> None:
+    """A 4xx means the webhook refuses this alert: one attempt, then a clear error."""
+    hook = WebhookReceiver(statuses=[400])
+    try:
+        with pytest.raises(AlertDeliveryError, match="HTTP 400"):
+            send_alert(Alert(title="t", text="x"), _settings(hook.url))
+        assert len(hook.requests) == 1
+    finally:
+        hook.close()
+
+
+def test_unreachable_webhook_is_retried_then_reported() -> None:
+    """Connection refused counts as transient: every attempt is made, then AlertDeliveryError."""
+    with pytest.raises(AlertDeliveryError, match=r"unreachable.*after 3 attempts"):
+        send_alert(Alert(title="t", text="x"), _settings("http://127.0.0.1:9/hook/secret-token"))
+
+
+def test_no_webhook_configured_sends_nothing() -> None:
+    """Without alerts.webhook_url the alert is logged as not sent and False is returned."""
+    assert send_alert(Alert(title="t", text="x"), _settings(None)) is False
+
+
+def test_business_exceptions_alert_lists_counts_and_reasons(receiver: WebhookReceiver) -> None:
+    """A run with business exceptions sends a warning with the counts and the reason codes."""
+    summary = RunSummary(
+        bot="invoice_matching",
+        title="Invoice matching",
+        counts={"done": 10, "business_exception": 3},
+        rows=[{"reason": "NOT_RECEIVED"}, {"reason": "NOT_RECEIVED"}, {"reason": "PRICE_OVER_TOLERANCE"}],
+    )
+    assert alert_business_exceptions(summary, _settings(receiver.url)) is True
+    body = receiver.delivered()[0].json()
+    assert body["severity"] == "warning"
+    assert body["title"] == "procbots: Invoice matching: 3 business exceptions"
+    assert body["facts"]["Business exception"] == "3"
+    assert body["facts"]["Reasons"] == "NOT_RECEIVED x2, PRICE_OVER_TOLERANCE x1"
+
+
+def test_business_exception_alert_can_be_switched_off(receiver: WebhookReceiver) -> None:
+    """alerts.on_business_exceptions=false: no request at all."""
+    summary = RunSummary(bot="b", title="B", counts={"business_exception": 1})
+    settings = _settings(receiver.url, on_business_exceptions=False)
+    assert alert_business_exceptions(summary, settings) is False
+    assert receiver.requests == []
+
+
+def test_finish_with_business_exceptions_is_completed_and_alerts(
+    receiver: WebhookReceiver, settings_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finish(): business exceptions give a Completed state with a message, and one alert."""
+    from config.settings import get_settings
+
+    monkeypatch.setenv("PROCBOTS_ALERTS__WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("PROCBOTS_RETRY__INITIAL_S", "0.01")
+    get_settings.cache_clear()
+    state = finish(
+        RunSummary(
+            bot="contract_uploads", title="Contract uploads", counts={"done": 4, "business_exception": 1}
+        )
+    )
+    assert state.is_completed()
+    assert state.message == "Contract uploads: 4 done, 1 business_exception"
+    assert len(receiver.delivered()) == 1
+
+
+def test_teams_payload_has_no_link_action_without_a_link() -> None:
+    """Outside a Prefect run there is no UI link, so no button."""
+    card = teams_payload(Alert(title="t", text="x"))["attachments"][0]["content"]
+    assert "actions" not in card

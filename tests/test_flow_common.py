@@ -1,0 +1,290 @@
+"""Shared flow helpers: keys, London times, summaries, final states, parameter forms, prefect.yaml."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from config.logging import register_secret
+from flows.commands.serve import (
+    PREFECT_YAML,
+    PROJECT_ROOT,
+    ProjectFileError,
+    load_deployment_specs,
+    runner_deployments,
+    split_available,
+)
+from flows.common import (
+    RunSummary,
+    artifact_key,
+    capped_task_runner,
+    finish,
+    london,
+    render_summary_markdown,
+)
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        pytest.param(("purchase-orders",), "purchase-orders", id="already-valid"),
+        pytest.param(("Purchase_Orders", "Summary"), "purchase-orders-summary", id="case-and-underscore"),
+        pytest.param(
+            ("invoice matching", "link", "Report (xlsx)"), "invoice-matching-link-report-xlsx", id="spaces"
+        ),
+        pytest.param(("--a--", "", "b"), "a-b", id="empty-parts-dropped"),
+    ],
+)
+def test_artifact_key_keeps_only_lowercase_digits_dashes(parts: tuple[str, ...], expected: str) -> None:
+    """Prefect refuses keys with other characters, so every key is made safe."""
+    assert artifact_key(*parts) == expected
+
+
+def test_artifact_key_refuses_text_with_nothing_left() -> None:
+    """A key made only of punctuation is an error, not an empty key."""
+    with pytest.raises(ValueError, match="empty"):
+        artifact_key("__", "!!")
+
+
+@pytest.mark.parametrize(
+    ("utc", "shown"),
+    [
+        pytest.param(datetime(2026, 1, 15, 7, 0, tzinfo=UTC), "2026-01-15 07:00:00 GMT", id="winter-gmt"),
+        pytest.param(datetime(2026, 7, 15, 6, 0, tzinfo=UTC), "2026-07-15 07:00:00 BST", id="summer-bst"),
+        pytest.param(
+            datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "2026-03-29 02:00:00 BST", id="clocks-go-forward"
+        ),
+    ],
+)
+def test_london_shows_office_clock_time(utc: datetime, shown: str) -> None:
+    """UTC moments are shown as Europe/London wall time with the right GMT/BST label."""
+    assert london(utc) == shown
+
+
+def test_london_refuses_naive_datetimes() -> None:
+    """A naive datetime is a bug upstream: refuse rather than guess."""
+    with pytest.raises(ValueError, match="naive"):
+        london(datetime(2026, 1, 1))
+
+
+def test_summary_markdown_has_counts_rows_links_and_no_secret(tmp_path: Path) -> None:
+    """The markdown summary: counts, exception rows (Decimals, London times, escaped pipes), links."""
+    register_secret("portal-pa55word")
+    report = tmp_path / "matching report.xlsx"
+    text = render_summary_markdown(
+        "Invoice matching",
+        {"approve": 12, "hold": 2},
+        [
+            {
+                "invoice_number": "INV|001",
+                "amount": Decimal("1200.50"),
+                "received": datetime(2026, 7, 1, 8, 30, tzinfo=UTC),
+                "note": "login portal-pa55word failed",
+            }
+        ],
+        {"report": report, "prefect": "http://127.0.0.1:4200/runs"},
+        at=datetime(2026, 7, 1, 9, 0, tzinfo=UTC),
+        message="2 held",
+    )
+    assert "# Invoice matching" in text
+    assert "_Finished 2026-07-01 10:00:00 BST_" in text
+    assert "| approve | 12 |" in text
+    assert "| INV\\|001 | 1200.50 | 2026-07-01 09:30:00 BST |" in text
+    assert f"- [report]({report.resolve().as_uri()})" in text
+    assert "portal-pa55word" not in text
+
+
+def test_capped_task_runner_caps_threads() -> None:
+    """The task runner has a fixed pool size; zero is refused."""
+    assert capped_task_runner(3)._max_workers == 3  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="at least 1"):
+        capped_task_runner(0)
+
+
+@pytest.mark.parametrize(
+    ("counts", "completed", "message"),
+    [
+        pytest.param({"done": 5}, True, "Bot: 5 done", id="all-done"),
+        pytest.param(
+            {"done": 5, "business_exception": 2}, True, "Bot: 5 done, 2 business_exception", id="flagged"
+        ),
+        pytest.param({"done": 5, "failed": 1}, False, "Bot: 5 done, 1 failed", id="system-failures"),
+        pytest.param({"done": 0}, True, "Bot: nothing to do", id="empty"),
+    ],
+)
+def test_finish_state_follows_outcomes(counts: dict[str, int], completed: bool, message: str) -> None:
+    """Completed unless items failed after every retry; the message counts the outcomes."""
+    state = finish(RunSummary(bot="bot", title="Bot", counts=counts), publish=False, alert=False)
+    assert state.is_completed() is completed
+    assert state.is_failed() is not completed
+    assert state.message == message
+
+
+def test_load_deployment_specs_reads_prefect_yaml() -> None:
+    """prefect.yaml holds the four deployments with Europe/London crons and a limit of one run each."""
+    specs = {spec.name: spec for spec in load_deployment_specs(PREFECT_YAML)}
+    assert {name: [(s.cron, s.timezone) for s in spec.schedules] for name, spec in specs.items()} == {
+        "purchase-orders": [("0 7 * * 1-5", "Europe/London")],
+        "invoice-matching": [("0 8-18 * * 1-5", "Europe/London")],
+        "contract-uploads": [("*/15 * * * *", "Europe/London")],
+        "portal-healthcheck": [("*/5 * * * *", "Europe/London")],
+    }
+    assert all(spec.concurrency_limit == 1 for spec in specs.values())
+    assert all(spec.work_pool == "procbots" for spec in specs.values())
+    assert all(
+        spec.job_variables["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "procbots" for spec in specs.values()
+    )
+    assert specs["purchase-orders"].entrypoint == "flows/purchase_orders.py:purchase_orders_flow"
+
+
+def test_malformed_prefect_yaml_names_file_and_deployment(tmp_path: Path) -> None:
+    """A deployment without an entrypoint is reported with the file and its index."""
+    bad = tmp_path / "prefect.yaml"
+    bad.write_text("deployments:\n  - name: purchase-orders\n")
+    with pytest.raises(
+        ProjectFileError, match=r"prefect\.yaml: deployments\[0\]: needs a name and an entrypoint"
+    ):
+        load_deployment_specs(bad)
+
+
+def _undescribed(schema: dict[str, Any]) -> list[str]:
+    """Fields of the parameter models (definitions) that have no description."""
+    missing = []
+    for model, definition in schema.get("definitions", {}).items():
+        for field_name, prop in definition.get("properties", {}).items():
+            if not prop.get("description"):
+                missing.append(f"{model}.{field_name}")
+    return missing
+
+
+def test_every_existing_flow_has_a_described_parameter_form() -> None:
+    """Each deployable flow takes a pydantic model whose fields all have descriptions (the UI form),
+    and prefect.yaml's parameters for it validate against the flow."""
+    ready, _ = split_available(load_deployment_specs(PREFECT_YAML), PROJECT_ROOT)
+    assert "portal-healthcheck" in {spec.name for spec in ready}
+    for deployment, spec in zip(runner_deployments(ready, PROJECT_ROOT), ready, strict=True):
+        schema = deployment._parameter_openapi_schema.model_dump()
+        properties = schema["properties"]
+        assert properties, f"{spec.name}: flow takes no parameters"
+        for name, prop in properties.items():
+            assert "$ref" in prop or "allOf" in prop, (
+                f"{spec.name}: parameter {name} is not a pydantic model (is its type hint importable at run time?)"
+            )
+        assert _undescribed(schema) == [], spec.name
+        from prefect.flows import load_flow_from_entrypoint
+
+        flow = load_flow_from_entrypoint(f"{PROJECT_ROOT / spec.path}:{spec.function}")
+        flow.validate_parameters(spec.parameters)
+
+
+def test_runner_deployments_carry_prefect_yaml_schedules_tags_and_limits() -> None:
+    """procbots serve builds its deployments from prefect.yaml (one source of truth)."""
+    specs = [spec for spec in load_deployment_specs(PREFECT_YAML) if spec.name == "portal-healthcheck"]
+    [deployment] = runner_deployments(specs, PROJECT_ROOT)
+    assert deployment.name == "portal-healthcheck"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [  # type: ignore[union-attr]
+        ("*/5 * * * *", "Europe/London")
+    ]
+    assert set(deployment.tags) == {"procbots", "operations", "healthcheck"}
+    assert deployment.concurrency_limit == 1
+    assert deployment.concurrency_options is not None
+    assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+    assert deployment.parameters == {"params": {"timeout_s": 5.0, "check_ledger": True, "check_audit": True}}
+
+
+def test_serve_list_prints_what_it_would_serve_and_why_it_skips() -> None:
+    """`procbots serve --list` names each deployment: served, or skipped with the missing file."""
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--list"])
+    assert result.exit_code == 0, result.output
+    assert "would serve portal-healthcheck: flows/healthcheck.py:portal_healthcheck_flow, */5 * * * *" in (
+        result.output
+    )
+    for spec in load_deployment_specs(PREFECT_YAML):
+        if not (PROJECT_ROOT / spec.path).exists():
+            assert f"skipped {spec.name}: {spec.path} does not exist yet" in result.output
+
+
+def test_serve_refuses_a_missing_prefect_yaml(tmp_path: Path) -> None:
+    """A wrong --prefect-file is exit 2 with the path in the message."""
+    from flows.cli import app
+
+    missing = tmp_path / "nope.yaml"
+    result = CliRunner().invoke(app, ["serve", "--prefect-file", str(missing)])
+    assert result.exit_code == 2
+    assert str(missing) in result.output
+
+
+@pytest.mark.prefect
+def test_flow_publishes_artifacts_and_logs_to_the_run(prefect_api: None, settings_env: Path) -> None:
+    """Inside a real flow run: procbots JSON lines land in the run logs (bridge path), and
+    publish_summary creates the markdown, table and link artifacts under safe keys."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    from flows.common import flow_logging
+    from tests.plugins.prefect_server import wait_for
+
+    evidence = settings_env / "evidence"
+
+    @flow(name="common-helpers-check")
+    def demo_flow() -> Any:
+        log = flow_logging("contract_uploads")
+        log.info("contract uploaded", contract_id="C-0001")
+        return finish(
+            RunSummary(
+                bot="contract_uploads",
+                title="Contract uploads",
+                counts={"done": 1, "business_exception": 1},
+                rows=[{"contract_id": "C-0002", "reason": "MISSING_CPV", "amount": Decimal("10.00")}],
+                links={"evidence": evidence},
+            ),
+            alert=False,
+        )
+
+    state = demo_flow(return_state=True)
+    assert state.is_completed()
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+        by_key = {a.key: a for a in artifacts}
+        assert set(by_key) == {
+            "contract-uploads-summary",
+            "contract-uploads-items",
+            "contract-uploads-link-evidence",
+        }
+        assert json.loads(str(by_key["contract-uploads-items"].data)) == [
+            {"contract_id": "C-0002", "reason": "MISSING_CPV", "amount": "10.00"}
+        ]
+        assert "1 business_exception" in str(by_key["contract-uploads-summary"].data)
+        assert (
+            by_key["contract-uploads-link-evidence"].type == "markdown"
+        )  # link artifacts render as markdown
+        assert evidence.resolve().as_uri() in str(by_key["contract-uploads-link-evidence"].data)
+
+        def uploaded_line() -> dict[str, Any] | None:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+            for log in logs:
+                if log.name.startswith("procbots") and '"contract uploaded"' in log.message:
+                    return dict(json.loads(log.message))
+            return None
+
+        line = wait_for(uploaded_line, timeout_s=20, what="procbots line in the run logs")
+    assert line["contract_id"] == "C-0001"
+    assert line["run_id"] == str(flow_run_id)
+    assert line["bot"] == "contract_uploads"
