@@ -174,7 +174,8 @@ def test_every_existing_flow_has_a_described_parameter_form() -> None:
         assert properties, f"{spec.name}: flow takes no parameters"
         for name, prop in properties.items():
             assert "$ref" in prop or "allOf" in prop, (
-                f"{spec.name}: parameter {name} is not a pydantic model (is its type hint importable at run time?)"
+                f"{spec.name}: parameter {name} is not a pydantic model "
+                "(is its type hint importable at run time?)"
             )
         assert _undescribed(schema) == [], spec.name
         from prefect.flows import load_flow_from_entrypoint
