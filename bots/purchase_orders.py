@@ -41,7 +41,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bots.errors import BusinessError
 from bots.identifiers import check_gb_vat, check_gtin, check_ods_code
-from bots.models import POLine, PurchaseOrder, Supplier, money
+from bots.models import Party, POLine, PurchaseOrder, Supplier, money
 from bots.workitems import Evidence, Ledger, WorkItem
 from config.logging import bind_context, get_logger
 from connectors.audit import audit_event
@@ -80,23 +80,29 @@ __all__ = [
     "BOT",
     "LONDON",
     "PO_CREATED",
+    "PO_FOUND",
     "PO_VERIFIED",
     "REQUISITION_ALIASES",
     "PortalWorker",
     "Problem",
     "PurchaseOrderBot",
     "PurchaseOrderMismatch",
+    "PurchaseOrderRun",
     "Requisition",
     "RequisitionBatch",
     "RequisitionInvalid",
     "RequisitionLine",
+    "RequisitionResult",
     "RequisitionRow",
     "check_requisition",
     "compare_with_portal",
     "group_requisitions",
     "london_today",
+    "raise_purchase_orders",
     "read_requisitions",
+    "run_purchase_orders",
     "to_purchase_order",
+    "write_results_workbook",
 ]
 
 LONDON = ZoneInfo("Europe/London")
@@ -616,6 +622,8 @@ BOT = "purchase_orders"
 
 PO_CREATED = "po_created"
 """Checkpoint: the portal holds a PO for this requisition (value: the PO number)."""
+PO_FOUND = "po_found"
+"""Checkpoint: the PO was already in the portal when the bot looked (raised earlier or by hand)."""
 PO_VERIFIED = "po_verified"
 """Checkpoint: the PO's detail page matched the requisition."""
 
@@ -769,7 +777,7 @@ class PurchaseOrderBot:
         order = to_purchase_order(requisition)
         ref = requisition.requisition_ref
         po_number = item.done_step(PO_CREATED) or None
-        found_existing = bool(item.result and item.result.get("found_existing"))
+        found_existing = bool(item.done_step(PO_FOUND))
         if po_number is None:
             existing = await PurchaseOrderListPage(session).find_by_requisition(ref)
             if len(existing) > 1:
@@ -784,6 +792,7 @@ class PurchaseOrderBot:
                 self.log.info("po already in portal", requisition_ref=ref, po_number=po_number)
                 if self.dry_run:
                     return {"po_number": po_number, "found_existing": True, "dry_run": True}
+                await asyncio.to_thread(item.checkpoint, PO_FOUND, po_number)
                 await asyncio.to_thread(item.checkpoint, PO_CREATED, po_number)
                 audit_event("po_found_existing", bot=BOT, run_id=self.run_id, item_id=item.id,
                             requisition_ref=ref, po_number=po_number)  # fmt: skip
@@ -883,3 +892,373 @@ class PurchaseOrderBot:
         except Exception as exc:  # evidence is best effort; the item's outcome is not
             self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
             return []
+
+
+# --- a run: file in, items through the runner, results out ----------------------------------
+
+STATUS_RAISED = "Raised"
+STATUS_EXISTING = "Already in portal"
+STATUS_EARLIER = "Raised in an earlier run"
+STATUS_WOULD_RAISE = "Would raise (dry run)"
+STATUS_BUSINESS = "Business exception"
+STATUS_FAILED = "Failed (system error)"
+STATUS_NEEDS_REVIEW = "Needs review"
+STATUS_PENDING = "Not processed"
+EXCEPTION_STATUSES = frozenset({STATUS_BUSINESS, STATUS_FAILED, STATUS_NEEDS_REVIEW, STATUS_PENDING})
+
+
+class RequisitionResult(_Model):
+    """One row of the results workbook: what happened to one requisition."""
+
+    requisition_ref: str
+    rows: str = ""
+    supplier_id: str = ""
+    lines: int = 0
+    gross_total: Decimal | None = None
+    status: str
+    po_number: str | None = None
+    link: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+    item_id: int | None = None
+    evidence: str | None = None
+
+
+@dataclass
+class PurchaseOrderRun:
+    """The outcome of one run of the purchase-order bot."""
+
+    run_id: str
+    source: Path
+    results: list[RequisitionResult]
+    workbook: Path | None = None
+    orders_xml: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+    retries: int = 0
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    finished_at: dt.datetime | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many requisitions ended in each status."""
+        out: dict[str, int] = {}
+        for result in self.results:
+            out[result.status] = out.get(result.status, 0) + 1
+        return out
+
+    @property
+    def exceptions(self) -> list[RequisitionResult]:
+        """The requisitions people must act on."""
+        return [r for r in self.results if r.status in EXCEPTION_STATUSES]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every requisition has its PO (or would, in a dry run), 1 otherwise."""
+        return 1 if self.exceptions else 0
+
+
+def _row_span(rows: Sequence[int]) -> str:
+    if not rows:
+        return ""
+    low, high = min(rows), max(rows)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _gross(requisition: Requisition) -> Decimal | None:
+    try:
+        return to_purchase_order(requisition).gross_total
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _result_for(requisition: Requisition, item: WorkItem | None, earlier: bool) -> RequisitionResult:
+    base = {
+        "requisition_ref": requisition.requisition_ref,
+        "rows": _row_span(requisition.rows),
+        "supplier_id": requisition.supplier_id,
+        "lines": len(requisition.lines),
+        "gross_total": _gross(requisition),
+    }
+    if item is None:
+        return RequisitionResult(**base, status=STATUS_PENDING, reason="not added to the ledger")
+    result = item.result or {}
+    common = {
+        **base,
+        "attempts": item.attempts,
+        "item_id": item.id,
+        "evidence": item.evidence[-1].path if item.evidence else None,
+        "po_number": result.get("po_number") or item.checkpoints.get(PO_CREATED),
+    }
+    state = str(item.state)
+    if state == "done":
+        if result.get("would_raise"):
+            status = STATUS_WOULD_RAISE
+        elif earlier:
+            status = STATUS_EARLIER
+        elif result.get("found_existing"):
+            status = STATUS_EXISTING
+        else:
+            status = STATUS_RAISED
+        gross = result.get("gross_total")
+        if gross and not result.get("would_raise"):
+            common["gross_total"] = Decimal(str(gross))
+        return RequisitionResult(**common, status=status, link=result.get("link"))
+    status = {
+        "business_exception": STATUS_BUSINESS,
+        "failed": STATUS_FAILED,
+        "needs_review": STATUS_NEEDS_REVIEW,
+    }.get(state, STATUS_PENDING)
+    return RequisitionResult(
+        **common, status=status, reason_code=item.reason_code, reason=item.reason_message or None
+    )
+
+
+def _orphan_results(batch: RequisitionBatch) -> list[RequisitionResult]:
+    return [
+        RequisitionResult(
+            requisition_ref="(none)",
+            status=STATUS_BUSINESS,
+            reason_code="NO_REQUISITION_REF",
+            reason=message,
+        )
+        for message in batch.orphan_rows
+    ]
+
+
+RESULT_COLUMNS = (
+    ("requisition_ref", "Requisition reference", "text"),
+    ("rows", "Input rows", "text"),
+    ("supplier_id", "Supplier", "text"),
+    ("lines", "Lines", "int"),
+    ("gross_total", "Gross total", "money"),
+    ("status", "Status", "text"),
+    ("po_number", "PO number", "text"),
+    ("link", "PO in portal", "link"),
+    ("reason_code", "Reason code", "text"),
+    ("reason", "Reason", "text"),
+    ("attempts", "Attempts", "int"),
+    ("evidence", "Evidence", "link"),
+)
+"""Columns of the results workbook's "Requisitions" sheet: (field, header, kind)."""
+
+
+def write_results_workbook(run: PurchaseOrderRun, path: Path) -> Path:
+    """Writes the results workbook: a summary with a chart, then one row per requisition."""
+    from connectors.excel import ChartSpec, Column, Sheet, Summary, write_report
+
+    counts = run.counts
+    title = "Purchase orders" + (" (dry run)" if run.dry_run else "")
+    summary = Summary(
+        title=title,
+        figures=[
+            ("Input file", str(run.source)),
+            ("Run", run.run_id),
+            ("Started", run.started_at),
+            ("Requisitions", len(run.results)),
+            *[(status, count) for status, count in counts.items()],
+        ],
+        charts=[ChartSpec("Requisitions by outcome", list(counts), {"Requisitions": list(counts.values())})]
+        if counts
+        else [],
+    )
+    sheet = Sheet(
+        "Requisitions",
+        [Column(key, header, kind) for key, header, kind in RESULT_COLUMNS],  # type: ignore[arg-type]
+        [r.model_dump() for r in run.results],
+        highlight=("status", set(EXCEPTION_STATUSES)),
+    )
+    return write_report(path, [sheet], summary=summary)
+
+
+def _peppol_order(requisition: Requisition, item: WorkItem, buyer: Party) -> bytes:
+    from connectors.peppol import write_order
+
+    result = item.result or {}
+    po = to_purchase_order(requisition, po_number=str(result["po_number"])).model_copy(
+        update={"supplier_name": str(result.get("supplier_name") or "")}
+    )
+    supplier = Party(name=po.supplier_name or po.supplier_id, vat_number=requisition.supplier_vat or None)
+    return write_order(po, buyer=buyer, supplier=supplier)
+
+
+async def _launch(pw: Any, settings: Settings) -> Browser:
+    try:
+        from connectors.portal.browser import launch_chromium_async  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # until the async launcher exists: the same lookup, async API
+        from connectors.portal.browser import CHROMIUM_ARGS, find_chromium
+
+        executable = find_chromium(settings.browser.executable, pw)
+        browser: Browser = await pw.chromium.launch(
+            headless=settings.browser.headless,
+            executable_path=str(executable) if executable else None,
+            args=CHROMIUM_ARGS,
+        )
+        return browser
+    launched: Browser = await launch_chromium_async(pw, settings.browser)
+    return launched
+
+
+async def raise_purchase_orders(
+    source: str | Path,
+    *,
+    settings: Settings | None = None,
+    portal_url: str | None = None,
+    dry_run: bool = False,
+    contexts: int | None = None,
+    peppol: bool = False,
+    buyer: Party | None = None,
+    credentials: PortalCredentials | None = None,
+    ledger: Ledger | None = None,
+    run_id: str | None = None,
+    today: dt.date | None = None,
+) -> PurchaseOrderRun:
+    """Raises every requisition of ``source`` in the portal and writes the results workbook.
+
+    Args:
+        source: the requisition workbook (.xlsx/.xlsm) or CSV.
+        settings: procbots settings (default: the process settings).
+        portal_url: the portal (default ``settings.portal.url``).
+        dry_run: check and search only: nothing is created, the ledger is not touched.
+        contexts: browser contexts working at once (default ``settings.browser.contexts``).
+        peppol: also write a PEPPOL BIS Order 3 XML per purchase order raised.
+        buyer: the buying organisation named in PEPPOL orders.
+        credentials: the portal user (default from settings).
+        ledger: the work-item ledger (default from settings).
+        run_id: names evidence folders and output files (default: time + random).
+        today: the UK date need-by dates are checked against (tests).
+
+    Raises:
+        connectors.rows.SpreadsheetError: the file cannot be read or has no requisition header.
+        config.settings.SettingsError: no portal password is configured.
+
+    Example:
+        >>> run = asyncio.run(raise_purchase_orders("inbox/requisitions.xlsx"))  # doctest: +SKIP
+        >>> run.counts, run.workbook  # doctest: +SKIP
+        ({'Raised': 45, 'Business exception': 5}, PosixPath('var/outbox/purchase-orders-....xlsx'))
+    """
+    import hashlib
+    import tempfile
+    import uuid
+
+    from playwright.async_api import async_playwright
+
+    from bots.runner import Runner
+
+    if settings is None:
+        from config.settings import get_settings
+
+        settings = get_settings()
+    source = Path(source)
+    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    log = get_logger("purchase_orders").bind(run_id=run_id)
+    started = dt.datetime.now(dt.UTC)
+    batch = read_requisitions(source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    credentials = credentials or PortalCredentials.from_settings(settings)
+    url = (portal_url or settings.portal.url).rstrip("/")
+    audit_event(
+        "purchase_orders_run_started",
+        bot=BOT,
+        run_id=run_id,
+        source=str(source),
+        sha256=digest,
+        requisitions=len(batch.requisitions),
+        orphan_rows=len(batch.orphan_rows),
+        portal=url,
+        dry_run=dry_run,
+    )
+    log.info("requisitions read", source=str(source), requisitions=len(batch.requisitions), dry_run=dry_run)
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    if dry_run:
+        # A dry run leaves the real ledger alone: its items live in a throwaway one.
+        scratch = tempfile.TemporaryDirectory(prefix="procbots-dry-run-")
+        ledger = Ledger(f"sqlite:///{scratch.name}/ledger.db", audit=False)
+    elif ledger is None:
+        ledger = Ledger.from_settings(settings)
+    try:
+        keys = [r.requisition_ref for r in batch.requisitions]
+        finished_before = {
+            key for key in keys if (found := ledger.find(BOT, key)) is not None and str(found.state) == "done"
+        }
+        ledger.add_many(BOT, [(r.requisition_ref, r) for r in batch.requisitions])
+        bot = PurchaseOrderBot(
+            ledger=ledger,
+            portal_url=url,
+            credentials=credentials,
+            settings=settings,
+            run_id=run_id,
+            dry_run=dry_run,
+            today=today,
+        )
+        runner = Runner(ledger, BOT, settings=settings, run_id=run_id, on_error=bot.on_error)
+        retries = 0
+        if ledger.counts(BOT)["pending"] or ledger.counts(BOT)["system_exception"]:
+            workers = max(1, contexts or settings.browser.contexts)
+            async with async_playwright() as pw:
+                browser = await _launch(pw, settings)
+                try:
+                    summary = await runner.run_async(
+                        workers=workers, process=bot.process, worker_setup=bot.worker_setup(browser)
+                    )
+                finally:
+                    await browser.close()
+            retries = summary.retries
+            log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
+        items = {key: ledger.find(BOT, key) for key in keys}
+        results = [
+            _result_for(r, items[r.requisition_ref], r.requisition_ref in finished_before)
+            for r in batch.requisitions
+        ] + _orphan_results(batch)
+        run = PurchaseOrderRun(
+            run_id=run_id,
+            source=source,
+            results=results,
+            dry_run=dry_run,
+            retries=retries,
+            started_at=started,
+        )
+        outbox = settings.paths.resolve("outbox")
+        if peppol and not dry_run:
+            buyer = buyer or Party(name="NHS trust")
+            for requisition in batch.requisitions:
+                item = items[requisition.requisition_ref]
+                if item is not None and str(item.state) == "done" and (item.result or {}).get("po_number"):
+                    target = outbox / "orders" / f"{item.result['po_number']}.xml"  # type: ignore[index]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(_peppol_order(requisition, item, buyer))
+                    run.orders_xml.append(target)
+        stem = "purchase-orders-dry-run" if dry_run else "purchase-orders"
+        run.finished_at = dt.datetime.now(dt.UTC)
+        run.workbook = write_results_workbook(run, outbox / f"{stem}-{source.stem}-{run_id}.xlsx")
+        audit_event(
+            "purchase_orders_run_finished",
+            bot=BOT,
+            run_id=run_id,
+            counts=run.counts,
+            results=str(run.workbook),
+            results_sha256=hashlib.sha256(run.workbook.read_bytes()).hexdigest(),
+            peppol_orders=len(run.orders_xml),
+        )
+        log.info("results written", workbook=str(run.workbook), counts=run.counts)
+        return run
+    finally:
+        if scratch is not None:
+            ledger.close()
+            scratch.cleanup()
+
+
+def run_purchase_orders(source: str | Path, **options: Any) -> PurchaseOrderRun:
+    """Synchronous :func:`raise_purchase_orders` (CLI, Prefect task); same arguments.
+
+    Runs its own event loop, in a helper thread when the caller already has one.
+    """
+    coroutine = raise_purchase_orders(source, **options)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="procbots-po") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
