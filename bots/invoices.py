@@ -1,0 +1,703 @@
+"""The invoice inbox bot: match the portal's open invoices and decide each one there, once.
+
+Accounts-payable clerks spend their days on the portal's invoice inbox: open an
+invoice, find its purchase order and goods receipts, compare, then Approve it or
+put it on Hold with a reason. This bot does that round for every open document:
+
+1. **Collect** (one browser context): every document in the inbox (any status, so
+   earlier invoices count for duplicate checks and cumulative quantities) with its
+   PEPPOL UBL XML, and the portal's CSV exports of the order book and goods
+   receipts. The files are kept in the run's work folder, so
+   ``procbots match --orders ... --receipts ... --invoices ...`` replays the run.
+2. **Match** with :func:`bots.matching.match_invoices` (policy from settings).
+3. **Decide in the portal**, as work items of the ledger (idempotency key: supplier
+   VAT number + invoice number, see :func:`idempotency_key`), N browser contexts
+   at once: for each *open* (``received``) document, read its current status on
+   its page first; if it is already decided, record that and do nothing; else
+   Approve, Hold (reason code + note naming the lines) or Reject (exact
+   duplicates), and checkpoint the status the portal shows right after the post.
+   A post that answered 5xx is never repeated blindly: the retry reads the status.
+4. **Report**: the matching workbook of the run's documents in the outbox.
+
+System errors (5xx, session expiry, timeouts) are retried by the runner; each
+failed attempt keeps a screenshot, the page and a trace as evidence.
+
+Example:
+    >>> result = run_inbox("http://127.0.0.1:8765")  # doctest: +SKIP
+    >>> result.counts  # doctest: +SKIP
+    {'approve': 41, 'hold': 9, 'reject': 2, 'already_decided': 0, 'business_exception': 0, 'failed': 0}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from bots.errors import ApplicationError, BusinessError, classify
+from bots.matching import Decision, MatchingPolicy, match_invoices, normalise_invoice_number, normalise_vat
+from bots.models import GoodsReceipt, Invoice, PurchaseOrder
+from bots.workitems import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
+from config.logging import bind_context, get_logger
+from connectors.audit import audit_event
+from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
+from connectors.portal.pages.exports import PortalExports
+from connectors.portal.pages.invoices import (
+    InvoiceDetailPage,
+    InvoiceInboxPage,
+    InvoiceSummary,
+)
+from connectors.portal.pages.login import LoginPage
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Page
+
+    from bots.runner import RunSummary as RunnerSummary
+    from config.settings import Settings
+
+__all__ = [
+    "BOT",
+    "DECIDED",
+    "FOUND_DECIDED",
+    "OPEN_STATUS",
+    "InboxRunResult",
+    "InboxSnapshot",
+    "InvoiceInboxBot",
+    "InvoiceTask",
+    "PortalWorker",
+    "hold_note",
+    "idempotency_key",
+    "plan_tasks",
+    "run_inbox",
+]
+
+BOT = "invoice_matching"
+"""The bot name its work items are filed under in the ledger."""
+
+DECIDED = "portal_decision"
+"""Checkpoint: the portal shows the document decided (value: the status it shows)."""
+FOUND_DECIDED = "found_decided"
+"""Checkpoint: the document was already decided when the bot looked (by hand, or an earlier run)."""
+
+OPEN_STATUS = "received"
+"""The inbox status of a document nobody has decided yet."""
+
+STATUS_OF: dict[str, str] = {"approve": "approved", "hold": "on_hold", "reject": "rejected"}
+"""The portal status each matching decision leads to."""
+
+NOTE_LIMIT = 1_000
+"""Characters of a hold or reject note (the portal's text area is for people, not logs)."""
+
+T = TypeVar("T")
+
+
+# --- pure planning ----------------------------------------------------------------------------
+
+
+class InvoiceTask(BaseModel):
+    """The payload of one work item: which portal document, and what to do with it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    portal_id: int
+    invoice_number: str
+    supplier_vat: str | None = None
+    document_type: str = "invoice"
+    po_number: str | None = None
+    decision: Literal["approve", "hold", "reject"]
+    reason_code: str | None = None
+    note: str = ""
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    problem: str | None = None
+    """Why the document cannot be matched (its UBL is unreadable): a person must look."""
+
+
+def idempotency_key(supplier_vat: str | None, invoice_number: str, document_type: str = "invoice") -> str:
+    """The work-item key of a supplier document: normalised VAT number + invoice number.
+
+    Credit notes get their own key (a supplier may number them in the invoice
+    series). Exact duplicates share a key; :func:`plan_tasks` tells their copies apart.
+
+    Example:
+        >>> idempotency_key("GB 980 7806 84", "inv-00012")
+        'GB980780684/INV12'
+        >>> idempotency_key("GB980780684", "CN-7", "credit_note")
+        'GB980780684/CN7/credit_note'
+    """
+    key = f"{normalise_vat(supplier_vat) or 'NO-VAT'}/{normalise_invoice_number(invoice_number)}"
+    return key if document_type == "invoice" else f"{key}/{document_type}"
+
+
+def hold_note(decision: Decision, limit: int = NOTE_LIMIT) -> str:
+    """The note a clerk reads in the portal: every reason with the line it concerns.
+
+    Example:
+        >>> from bots.matching import Reason
+        >>> d = Decision("INV-1", "GB980780684", "invoice", "hold",
+        ...              (Reason("NOT_RECEIVED", 2, "Line 2: nothing received yet"),))
+        >>> hold_note(d)
+        'NOT_RECEIVED (line 2): Line 2: nothing received yet'
+    """
+    parts = [
+        f"{r.code} (line {r.line_no}): {r.message}" if r.line_no is not None else f"{r.code}: {r.message}"
+        for r in decision.reasons
+    ]
+    note = "; ".join(parts)
+    return note if len(note) <= limit else note[: limit - 3] + "..."
+
+
+def plan_tasks(
+    summaries: Sequence[InvoiceSummary], decisions: Mapping[int, Decision]
+) -> list[tuple[str, InvoiceTask]]:
+    """The work items for the open documents: ``(idempotency key, task)`` by portal id.
+
+    Args:
+        summaries: inbox rows of the open documents.
+        decisions: the matching decision of each document, by portal id.
+
+    A document whose key another inbox entry already has (an exact duplicate the
+    supplier sent twice) is keyed ``<key>#<portal id>``: both entries need a
+    decision, and the earliest keeps the plain key.
+    """
+    seen: set[str] = set()
+    planned: list[tuple[str, InvoiceTask]] = []
+    for summary in sorted(summaries, key=lambda s: s.portal_id):
+        decision = decisions[summary.portal_id]
+        key = idempotency_key(decision.supplier_vat, decision.invoice_number, decision.document_type)
+        if key in seen:
+            key = f"{key}#{summary.portal_id}"
+        seen.add(key)
+        acts = decision.decision != "approve"
+        reason_code = decision.reasons[0].code if decision.reasons and acts else None
+        planned.append(
+            (
+                key,
+                InvoiceTask(
+                    portal_id=summary.portal_id,
+                    invoice_number=decision.invoice_number,
+                    supplier_vat=decision.supplier_vat,
+                    document_type=decision.document_type,
+                    po_number=decision.po_number,
+                    decision=decision.decision,
+                    reason_code=reason_code,
+                    note=hold_note(decision) if acts else "",
+                    reasons=[r.to_dict() for r in decision.reasons],
+                ),
+            )
+        )
+    return planned
+
+
+# --- the portal half ----------------------------------------------------------------------------
+
+
+@dataclass
+class PortalWorker:
+    """What one runner worker holds: a browser context, its page and the signed-in session."""
+
+    number: int
+    context: BrowserContext
+    page: Page
+    session: PortalSession
+
+    async def begin_item(self, item: WorkItem) -> None:
+        """Called by the runner before each attempt: log lines name the item."""
+        bind_context(item_id=str(item.id), invoice_key=item.idempotency_key)
+
+
+@dataclass
+class InboxSnapshot:
+    """What the collect step read from the portal, and where it kept the files."""
+
+    folder: Path
+    documents: list[tuple[InvoiceSummary, Invoice]]
+    orders: list[PurchaseOrder]
+    receipts: list[GoodsReceipt]
+    unreadable: dict[int, str] = field(default_factory=dict)
+    unreadable_open: list[InvoiceSummary] = field(default_factory=list)
+
+    @property
+    def open_documents(self) -> list[tuple[InvoiceSummary, Invoice]]:
+        """The documents nobody has decided yet."""
+        return [(s, doc) for s, doc in self.documents if s.status == OPEN_STATUS]
+
+
+@dataclass
+class InboxRunResult:
+    """What one inbox run did: decisions, per-item outcomes, the report and the files."""
+
+    run_id: str
+    decisions: list[Decision]
+    outcomes: list[dict[str, Any]]
+    runner: RunnerSummary | None
+    report: Path | None
+    folder: Path
+    inbox_size: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Documents by outcome: ``approve``/``hold``/``reject`` decided in the portal (by
+        this run or found so), ``already_decided`` (of those, found decided), and items
+        that ended ``business_exception`` or ``failed``."""
+        counts = {"approve": 0, "hold": 0, "reject": 0, "already_decided": 0}
+        for outcome in self.outcomes:
+            if outcome.get("state") != ItemState.DONE.value:
+                continue
+            counts[outcome["decision"]] += 1
+            counts["already_decided"] += bool(outcome.get("found_decided"))
+        runner = self.runner
+        counts["business_exception"] = runner.business_exception if runner else 0
+        counts["failed"] = runner.failed if runner else 0
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        """0 all approved and nothing failed; 1 some held, rejected or in exceptions."""
+        counts = self.counts
+        bad = counts["hold"] + counts["reject"] + counts["business_exception"] + counts["failed"]
+        return 1 if bad else 0
+
+
+def _retryable(exc: BaseException) -> bool:
+    return classify(exc) == "system" and isinstance(exc, Exception) and not isinstance(exc, LoginRejected)
+
+
+class InvoiceInboxBot:
+    """Matches the portal's open invoices and decides each one there, exactly once.
+
+    One instance serves every worker of a run: :meth:`collect` reads the portal,
+    :meth:`plan` matches and files work items, :meth:`process` is the runner's
+    async process function and :meth:`worker_setup` its ``worker_setup``.
+
+    Args:
+        ledger: the work-item ledger.
+        portal_url: the portal's base URL.
+        credentials: the portal user.
+        settings: procbots settings (browser timeouts, retry limits, paths, policy).
+        run_id: names the work folder, the evidence folder and the report.
+        policy: matching tolerances; default ``settings.matching``.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        portal_url: str,
+        credentials: PortalCredentials,
+        settings: Settings,
+        run_id: str,
+        policy: MatchingPolicy | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.portal_url = portal_url.rstrip("/")
+        self.credentials = credentials
+        self.settings = settings
+        self.run_id = run_id
+        self.policy = policy or MatchingPolicy.from_settings(settings.matching)
+        self.log = get_logger(BOT).bind(run_id=run_id)
+        self.rejected: LoginRejected | None = None
+        self.outcomes: list[dict[str, Any]] = []
+        self._sessions: asyncio.Semaphore | None = None
+
+    # -- folders -------------------------------------------------------------------------
+
+    @property
+    def work_folder(self) -> Path:
+        """``<data root>/work/invoice-matching/<run id>/``: the inputs read from the portal."""
+        folder = self.settings.paths.root / "work" / "invoice-matching" / self.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def evidence_dir(self, item: WorkItem) -> Path:
+        """``<evidence>/<run id>/<item id>/`` as the runner names it."""
+        folder = self.settings.paths.resolve("evidence") / self.run_id / str(item.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- browser contexts ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def worker(self, browser: Browser, number: int = 0) -> AsyncIterator[PortalWorker]:
+        """A browser context on the shared browser with a portal session (signs in on first use)."""
+        if self._sessions is None:
+            # Never more browser sessions against this portal than portal.max_sessions.
+            self._sessions = asyncio.Semaphore(self.settings.portal.max_sessions)
+        async with self._sessions:
+            context = await browser.new_context(locale="en-GB", timezone_id="Europe/London")
+            context.set_default_timeout(self.settings.browser.timeout_ms)
+            context.set_default_navigation_timeout(self.settings.browser.navigation_timeout_ms)
+            try:
+                page = await context.new_page()
+                session = PortalSession(page, self.portal_url, self.credentials)
+                session.rejected = self.rejected
+                yield PortalWorker(number, context, page, session)
+            finally:
+                await context.close()
+
+    def worker_setup(self, browser: Browser) -> Callable[[], AbstractAsyncContextManager[PortalWorker]]:
+        """The runner's ``worker_setup``: each worker gets its own context on the shared browser."""
+        counter = iter(range(1, 1_000_000))
+
+        def setup() -> AbstractAsyncContextManager[PortalWorker]:
+            return self.worker(browser, next(counter))
+
+        return setup
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """One collect step, retried on system errors with the runner's backoff settings."""
+        retry = self.settings.retry
+
+        def note(state: Any) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.log.warning("collect step failed, retrying", step=what, reason=str(exc))
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(retry.max_attempts),
+            wait=wait_exponential_jitter(initial=retry.initial_s, max=retry.max_s, jitter=retry.jitter_s),
+            retry=retry_if_exception(_retryable),
+            before_sleep=note,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await step()
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # -- 1. collect ----------------------------------------------------------------------
+
+    async def collect(self, worker: PortalWorker) -> InboxSnapshot:
+        """Reads the inbox (every document and its UBL) and the order and receipt exports.
+
+        Raises:
+            LoginRejected: the portal refused the credentials (not retried).
+            ApplicationError: the portal kept failing after every retry.
+        """
+        from connectors.formats import load_orders, load_receipts
+        from connectors.peppol import PeppolError, read_document
+
+        session = worker.session
+        folder = self.work_folder
+        await self._retrying("sign in", lambda: LoginPage(session).sign_in())
+        inbox = InvoiceInboxPage(session)
+        summaries = await self._retrying("read the invoice inbox", lambda: inbox.list())
+        self.log.info("inbox read", documents=len(summaries))
+        exports = PortalExports(session)
+        orders_file = folder / "orders.csv"
+        receipts_file = folder / "receipts.csv"
+        orders_file.write_bytes(await self._retrying("export orders", exports.orders_csv))
+        receipts_file.write_bytes(await self._retrying("export receipts", exports.receipts_csv))
+        orders, order_errors = await asyncio.to_thread(load_orders, orders_file)
+        receipts, receipt_errors = await asyncio.to_thread(load_receipts, receipts_file)
+        if order_errors or receipt_errors:
+            shown = "; ".join(str(e) for e in [*order_errors, *receipt_errors][:5])
+            # A half-read order book would hold good invoices as PO_NOT_FOUND: stop instead.
+            raise ApplicationError("EXPORT_UNREADABLE", f"The portal's exports could not be read: {shown}")
+
+        invoices_folder = folder / "invoices"
+        invoices_folder.mkdir(exist_ok=True)
+        detail = InvoiceDetailPage(session)
+        documents: list[tuple[InvoiceSummary, Invoice]] = []
+        unreadable: dict[int, str] = {}
+        for summary in summaries:
+            detail.portal_id = summary.portal_id
+            data = await self._retrying(f"download UBL {summary.portal_id}", detail.download_ubl)
+            safe = re.sub(r"[^A-Za-z0-9._-]", "_", summary.invoice_number)[:60]
+            path = invoices_folder / f"{summary.portal_id:07d}-{safe}.xml"
+            path.write_bytes(data)
+            try:
+                parsed = read_document(path)
+            except PeppolError as exc:
+                unreadable[summary.portal_id] = str(exc)
+                continue
+            if not isinstance(parsed.model, Invoice):
+                unreadable[summary.portal_id] = f"{path.name}: a {parsed.document_type}, not an invoice"
+                continue
+            documents.append((summary, parsed.model))
+        self.log.info(
+            "portal read",
+            documents=len(documents),
+            open=sum(1 for s, _ in documents if s.status == OPEN_STATUS),
+            orders=len(orders),
+            receipts=len(receipts),
+            unreadable=len(unreadable),
+        )
+        unreadable_open = [s for s in summaries if s.portal_id in unreadable and s.status == OPEN_STATUS]
+        return InboxSnapshot(folder, documents, orders, receipts, unreadable, unreadable_open)
+
+    # -- 2. match and plan ---------------------------------------------------------------
+
+    def match(self, snapshot: InboxSnapshot) -> dict[int, Decision]:
+        """The engine's decision for every readable document, by portal id."""
+        by_source = {str(doc.source): summary.portal_id for summary, doc in snapshot.documents}
+        decisions = match_invoices(
+            snapshot.orders, snapshot.receipts, [doc for _, doc in snapshot.documents], self.policy
+        )
+        return {by_source[str(d.source)]: d for d in decisions}
+
+    def plan(self, snapshot: InboxSnapshot, decisions: Mapping[int, Decision]) -> list[WorkItem]:
+        """Files one work item per open document (a no-op for keys already in the ledger)."""
+        open_summaries = [s for s, _ in snapshot.open_documents]
+        items = []
+        for key, task in plan_tasks(open_summaries, decisions):
+            items.append(self.ledger.add(BOT, key, task))
+        for summary in snapshot.unreadable_open:
+            # Nothing to match: the item ends a business exception and a person looks.
+            task = InvoiceTask(
+                portal_id=summary.portal_id,
+                invoice_number=summary.invoice_number,
+                decision="hold",
+                problem=snapshot.unreadable[summary.portal_id],
+            )
+            items.append(self.ledger.add(BOT, f"portal-document/{summary.portal_id}", task))
+        return items
+
+    # -- 3. decide in the portal, one item --------------------------------------------------
+
+    async def process(self, item: WorkItem, worker: PortalWorker) -> dict[str, Any]:
+        """Decides one document in the portal unless it is decided already; returns the result.
+
+        Raises:
+            BusinessError: the portal's page shows another document than the one matched.
+            ApplicationError: portal trouble (5xx, session, timeouts): the runner retries,
+                and this attempt's screenshot, page and trace are kept as evidence.
+        """
+        task = item.payload_as(InvoiceTask)
+        if task.problem:
+            raise BusinessError("UBL_UNREADABLE", f"Portal invoice {task.portal_id}: {task.problem}")
+        try:
+            result = await self._decide(item, task, worker)
+        except BusinessError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, LoginRejected):
+                self.rejected = exc
+            await self._keep_evidence(item, exc, worker, folder=f"attempt-{item.attempts}")
+            raise
+        self.outcomes.append({**result, "state": ItemState.DONE.value})
+        return result
+
+    async def _decide(self, item: WorkItem, task: InvoiceTask, worker: PortalWorker) -> dict[str, Any]:
+        if self.rejected is not None:
+            raise self.rejected
+        result: dict[str, Any] = {
+            "portal_id": task.portal_id,
+            "invoice_number": task.invoice_number,
+            "supplier_vat": task.supplier_vat,
+            "document_type": task.document_type,
+            "po_number": task.po_number,
+            "decision": task.decision,
+            "reason_code": task.reason_code,
+            "link": f"{self.portal_url}/invoices/{task.portal_id}",
+        }
+        done = item.done_step(DECIDED)
+        if done:  # an earlier attempt decided it and checkpointed: nothing to do in the portal
+            return {**result, "status": done, "found_decided": bool(item.done_step(FOUND_DECIDED))}
+        page = await InvoiceDetailPage(worker.session).open(task.portal_id)
+        shown = await page.read()
+        if shown.invoice_number != task.invoice_number or (
+            task.supplier_vat and normalise_vat(shown.supplier_vat) != normalise_vat(task.supplier_vat)
+        ):
+            raise BusinessError(
+                "PORTAL_MISMATCH",
+                f"Portal invoice {task.portal_id} shows {shown.invoice_number} from {shown.supplier_vat}, "
+                f"not {task.invoice_number} from {task.supplier_vat}; check the inbox before re-running",
+            )
+        if shown.decided:
+            await asyncio.to_thread(item.checkpoint, FOUND_DECIDED, shown.status)
+            await asyncio.to_thread(item.checkpoint, DECIDED, shown.status)
+            audit_event(
+                "invoice_found_decided", bot=BOT, run_id=self.run_id, item_id=item.id,
+                portal_id=task.portal_id, invoice_number=task.invoice_number, status=shown.status,
+            )  # fmt: skip
+            self.log.info("invoice already decided", invoice_number=task.invoice_number, status=shown.status)
+            return {**result, "status": shown.status, "found_decided": True}
+
+        if task.decision == "approve":
+            status = await page.approve()
+        elif task.decision == "hold":
+            status = await page.hold(task.reason_code or "OTHER", task.note)
+        else:
+            status = await page.reject(task.reason_code or "DUPLICATE_INVOICE", task.note)
+        if status == OPEN_STATUS:
+            raise ApplicationError(
+                "DECISION_NOT_SAVED",
+                f"Invoice {task.invoice_number} (portal {task.portal_id}) still shows as received after "
+                f"the {task.decision}",
+            )
+        # Recorded before anything else can fail: a retry must not decide it again.
+        await asyncio.to_thread(item.checkpoint, DECIDED, status)
+        audit_event(
+            "invoice_decided", bot=BOT, run_id=self.run_id, item_id=item.id, portal_id=task.portal_id,
+            invoice_number=task.invoice_number, supplier_vat=task.supplier_vat, decision=task.decision,
+            reason_code=task.reason_code, status=status,
+        )  # fmt: skip
+        self.log.info(
+            "invoice decided",
+            invoice_number=task.invoice_number,
+            decision=task.decision,
+            reason_code=task.reason_code,
+            status=status,
+        )
+        if status != STATUS_OF[task.decision]:
+            self.log.warning(
+                "portal shows another decision", invoice_number=task.invoice_number, status=status
+            )
+        return {**result, "status": status, "found_decided": False}
+
+    # -- evidence ------------------------------------------------------------------------
+
+    async def on_error(
+        self, item: WorkItem, exc: BaseException, worker: PortalWorker | None
+    ) -> list[Evidence]:
+        """The runner's final-failure hook: evidence for business errors found in the portal.
+
+        System errors already kept evidence at each attempt.
+        """
+        if not isinstance(exc, BusinessError):
+            return []
+        return await self._capture(item, worker, folder="business-exception")
+
+    async def _keep_evidence(
+        self, item: WorkItem, exc: BaseException, worker: PortalWorker, *, folder: str
+    ) -> None:
+        evidence = await self._capture(item, worker, folder=folder)
+        if evidence:
+            await asyncio.to_thread(self.ledger.add_evidence, item, evidence)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.log.warning(
+            "system exception", item_id=item.id, reason=reason, evidence=[e.path for e in evidence]
+        )
+
+    async def _capture(self, item: WorkItem, worker: PortalWorker | None, *, folder: str) -> list[Evidence]:
+        if worker is None:
+            return []
+        target = self.evidence_dir(item) / folder
+        try:
+            from connectors.portal.evidence import capture_evidence
+
+            return list(await capture_evidence(worker.page, target))
+        except Exception as exc:  # evidence is best effort; the item's outcome is not
+            self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
+            return []
+
+    # -- the whole run -------------------------------------------------------------------
+
+    async def run(self, browser: Browser, *, workers: int | None = None) -> InboxRunResult:
+        """Collect, match, decide every open document, write the report."""
+        from bots.runner import Runner
+
+        async with self.worker(browser) as collector:
+            snapshot = await self.collect(collector)
+        decisions = self.match(snapshot)
+        items = await asyncio.to_thread(self.plan, snapshot, decisions)
+        runner_summary: RunnerSummary | None = None
+        # Items of earlier runs left pending or in progress (a crash) are taken up too.
+        pending = [i for i in items if i.state not in TERMINAL_STATES]
+        if pending:
+            runner = Runner(
+                self.ledger, BOT, settings=self.settings, run_id=self.run_id, on_error=self.on_error
+            )
+            count = max(1, min(workers or self.settings.browser.contexts, len(pending)))
+            runner_summary = await runner.run_async(
+                workers=count, process=self.process, worker_setup=self.worker_setup(browser)
+            )
+            for outcome in runner_summary.exceptions:
+                self.outcomes.append(
+                    {
+                        "idempotency_key": outcome.idempotency_key,
+                        "state": outcome.state,
+                        "reason_code": outcome.reason_code,
+                        "reason": outcome.reason_message,
+                    }
+                )
+        acted = {task_id for task_id in (o.get("portal_id") for o in self.outcomes) if task_id is not None}
+        run_decisions = [d for portal_id, d in sorted(decisions.items()) if portal_id in acted]
+        report = None
+        if run_decisions:
+            from bots.match_report import write_match_report
+
+            outbox = self.settings.paths.resolve("outbox")
+            outbox.mkdir(parents=True, exist_ok=True)
+            report = await asyncio.to_thread(
+                write_match_report, outbox / f"invoice-matching-{self.run_id}.xlsx", run_decisions
+            )
+        return InboxRunResult(
+            run_id=self.run_id,
+            decisions=run_decisions,
+            outcomes=list(self.outcomes),
+            runner=runner_summary,
+            report=report,
+            folder=snapshot.folder,
+            inbox_size=len(snapshot.documents) + len(snapshot.unreadable),
+        )
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time: ``20260123T101500Z-1a2b3c``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+
+
+async def _launch(pw: Any, settings: Settings) -> Browser:
+    from connectors.portal.browser import launch_chromium
+
+    # The launcher is written for sync Playwright; with async Playwright the same call
+    # returns the coroutine of the launch.
+    launched = cast(Any, launch_chromium)(pw, settings.browser)
+    browser: Browser = await launched
+    return browser
+
+
+async def run_inbox_async(
+    portal_url: str | None = None,
+    *,
+    settings: Settings | None = None,
+    ledger: Ledger | None = None,
+    credentials: PortalCredentials | None = None,
+    workers: int | None = None,
+    run_id: str | None = None,
+    policy: MatchingPolicy | None = None,
+) -> InboxRunResult:
+    """One inbox run in this event loop: one Chromium, a context per worker."""
+    from playwright.async_api import async_playwright
+
+    from config.settings import get_settings
+
+    settings = settings or get_settings()
+    own_ledger = ledger is None
+    ledger = ledger or Ledger.from_settings(settings)
+    bot = InvoiceInboxBot(
+        ledger=ledger,
+        portal_url=portal_url or settings.portal.url,
+        credentials=credentials or PortalCredentials.from_settings(settings),
+        settings=settings,
+        run_id=run_id or new_run_id(),
+        policy=policy,
+    )
+    try:
+        async with async_playwright() as pw:
+            browser = await _launch(pw, settings)
+            try:
+                return await bot.run(browser, workers=workers)
+            finally:
+                await browser.close()
+    finally:
+        if own_ledger:
+            ledger.close()
+
+
+def run_inbox(portal_url: str | None = None, **kwargs: Any) -> InboxRunResult:
+    """:func:`run_inbox_async` from synchronous code (a CLI command, a Prefect task thread).
+
+    Example:
+        >>> run_inbox("http://127.0.0.1:8765", workers=2).counts  # doctest: +SKIP
+    """
+    return asyncio.run(run_inbox_async(portal_url, **kwargs))
