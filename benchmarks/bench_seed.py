@@ -30,7 +30,8 @@ def _reference(orders: int, folder: Path) -> float:
     conn.execute("CREATE TABLE purchase_orders (id INTEGER PRIMARY KEY, po_number TEXT, supplier_id TEXT)")
     with conn:
         conn.executemany(
-            "INSERT INTO purchase_orders VALUES (?, ?, ?)", ((i, f"PO-{i:06d}", "SUP-00001") for i in range(orders))
+            "INSERT INTO purchase_orders VALUES (?, ?, ?)",
+            ((i, f"PO-{i:06d}", "SUP-00001") for i in range(orders)),
         )
     conn.close()
     return time.perf_counter() - started
@@ -71,15 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     runs = [measure(n) for n in args.orders]
     result = {
         "benchmark": "sandbox seed",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "runs": runs,
         "goal": "100,000 orders well under a minute",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "seed.json").write_text(json.dumps(result, indent=2) + "\n")
     for run in runs:
-        print(f"{run['orders']:>7} orders: {run['total_s']:>6} s ({run['orders_per_s']} orders/s, {run['invoices']} invoices, "
-              f"{run['db_mb']} MB; {run['ratio_vs_reference']}x bare header insert)")
+        print(
+            f"{run['orders']:>7} orders: {run['total_s']:>6} s ({run['orders_per_s']} orders/s, {run['invoices']} invoices, "  # noqa: E501
+            f"{run['db_mb']} MB; {run['ratio_vs_reference']}x bare header insert)"
+        )
     return 0
 
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -66,11 +66,24 @@ PROCEDURES = (
     ("below_threshold", "Below threshold"),
 )
 REASON_CODES = (
-    "NO_PO", "PO_NOT_FOUND", "SUPPLIER_MISMATCH", "CURRENCY_MISMATCH", "LINE_NOT_ON_PO",
-    "PRICE_OVER_TOLERANCE", "QTY_OVER_ORDERED", "QTY_OVER_RECEIVED", "NOT_RECEIVED", "VAT_RATE_MISMATCH",
-    "VAT_ARITHMETIC", "TOTALS_ARITHMETIC", "DUPLICATE_INVOICE", "POSSIBLE_DUPLICATE",
-    "CREDIT_NOTE_NO_REFERENCE", "CREDIT_EXCEEDS_INVOICED", "OTHER",
-)  # fmt: skip
+    "NO_PO",
+    "PO_NOT_FOUND",
+    "SUPPLIER_MISMATCH",
+    "CURRENCY_MISMATCH",
+    "LINE_NOT_ON_PO",
+    "PRICE_OVER_TOLERANCE",
+    "QTY_OVER_ORDERED",
+    "QTY_OVER_RECEIVED",
+    "NOT_RECEIVED",
+    "VAT_RATE_MISMATCH",
+    "VAT_ARITHMETIC",
+    "TOTALS_ARITHMETIC",
+    "DUPLICATE_INVOICE",
+    "POSSIBLE_DUPLICATE",
+    "CREDIT_NOTE_NO_REFERENCE",
+    "CREDIT_EXCEEDS_INVOICED",
+    "OTHER",
+)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
@@ -185,7 +198,7 @@ class Portal:
         with self.db() as conn:
             conn.execute(
                 "INSERT INTO users (username, password_hash, salt, totp_secret) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(username) DO UPDATE SET password_hash=excluded.password_hash, salt=excluded.salt, "
+                "ON CONFLICT(username) DO UPDATE SET password_hash=excluded.password_hash, salt=excluded.salt, "  # noqa: E501
                 "totp_secret=excluded.totp_secret",
                 (
                     self.config.username,
@@ -273,13 +286,17 @@ def create_app(config: PortalConfig) -> FastAPI:
                 async for _ in lost.body_iterator:
                     pass
             html = templates.get_template("error.html").render(status=status)
-            return HTMLResponse(html, status_code=status, headers={"Retry-After": "1"} if status == 503 else None)
+            return HTMLResponse(
+                html, status_code=status, headers={"Retry-After": "1"} if status == 503 else None
+            )
         return await call_next(request)  # type: ignore[no-any-return]
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         if exc.api:
-            return JSONResponse({"detail": "session expired" if exc.expired else "not signed in"}, status_code=401)
+            return JSONResponse(
+                {"detail": "session expired" if exc.expired else "not signed in"}, status_code=401
+            )
         query = {"next": exc.next_url}
         if exc.expired:
             query["reason"] = "expired"
@@ -306,7 +323,8 @@ def create_app(config: PortalConfig) -> FastAPI:
             if row is not None and row["stage"] == "full" and row["expires"] <= portal.now():
                 conn.execute("DELETE FROM sessions WHERE token = ?", (token,))
                 conn.execute(
-                    "INSERT INTO login_events VALUES (?, ?, 'session_expired')", (portal.now(), row["username"])
+                    "INSERT INTO login_events VALUES (?, ?, 'session_expired')",
+                    (portal.now(), row["username"]),
                 )
                 expired = True
         # Raised outside the transaction, which would otherwise roll the bookkeeping back.
@@ -314,8 +332,13 @@ def create_app(config: PortalConfig) -> FastAPI:
             raise LoginRequired(next_url, expired=row is None or expired, api=api)
         return Session(row["token"], row["username"], row["csrf"], row["expires"])
 
-    def render(request: Request, name: str, context: dict[str, Any], status: int = 200,
-               session: Session | None = None) -> HTMLResponse:  # fmt: skip
+    def render(
+        request: Request,
+        name: str,
+        context: dict[str, Any],
+        status: int = 200,
+        session: Session | None = None,
+    ) -> HTMLResponse:
         ctx = {
             "session": session,
             "csrf": session.csrf if session else "",
@@ -339,7 +362,7 @@ def create_app(config: PortalConfig) -> FastAPI:
     async def _csrf_failed(request: Request, exc: CsrfFailed) -> Response:
         html = templates.get_template("message.html").render(
             title="Your form has expired",
-            message="The page was open too long or came from elsewhere. Go back, reload the page and try again.",
+            message="The page was open too long or came from elsewhere. Go back, reload the page and try again.",  # noqa: E501
             session=None,
         )
         return HTMLResponse(html, status_code=400)
@@ -380,13 +403,21 @@ def create_app(config: PortalConfig) -> FastAPI:
 
     # --- login --------------------------------------------------------------------------
 
-    def login_page(request: Request, next_url: str, error: str = "", status: int = 200,
-                   notice: str = "", username: str = "") -> HTMLResponse:  # fmt: skip
+    def login_page(
+        request: Request,
+        next_url: str,
+        error: str = "",
+        status: int = 200,
+        notice: str = "",
+        username: str = "",
+    ) -> HTMLResponse:
         token = secrets.token_urlsafe(24)
         fields = _arrange(
             [
                 FormField("username", "Username", value=username, attrs={"autocomplete": "username"}),
-                FormField("password", "Password", kind="password", attrs={"autocomplete": "current-password"}),
+                FormField(
+                    "password", "Password", kind="password", attrs={"autocomplete": "current-password"}
+                ),
             ],
             chaos,
         )
@@ -412,8 +443,9 @@ def create_app(config: PortalConfig) -> FastAPI:
         password = str(form.get("password", ""))
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(cookie, str(form.get("csrf_token", ""))):
-            return login_page(request, next_url, "Your sign-in form expired. Please try again.", 400,
-                              username=username)  # fmt: skip
+            return login_page(
+                request, next_url, "Your sign-in form expired. Please try again.", 400, username=username
+            )
         now = portal.now()
         with portal.db() as conn:
             user = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
@@ -421,10 +453,13 @@ def create_app(config: PortalConfig) -> FastAPI:
                 conn.execute("INSERT INTO login_events VALUES (?, ?, 'locked')", (now, username))
                 minutes = max(1, round((user["locked_until"] - now) / 60))
                 return login_page(
-                    request, next_url,
+                    request,
+                    next_url,
                     f"This account is locked after {MAX_FAILURES} failed sign-in attempts. "
-                    f"Try again in {minutes} minutes or contact the service desk.", 403, username=username,
-                )  # fmt: skip
+                    f"Try again in {minutes} minutes or contact the service desk.",
+                    403,
+                    username=username,
+                )
             ok = user is not None and hmac.compare_digest(
                 _hash_password(password, user["salt"]), user["password_hash"]
             )
@@ -439,11 +474,16 @@ def create_app(config: PortalConfig) -> FastAPI:
                     )
                     if locked_until:
                         return login_page(
-                            request, next_url,
+                            request,
+                            next_url,
                             f"This account is locked after {MAX_FAILURES} failed sign-in attempts. "
-                            "Try again in 15 minutes or contact the service desk.", 403, username=username,
-                        )  # fmt: skip
-                return login_page(request, next_url, "Incorrect username or password.", 401, username=username)
+                            "Try again in 15 minutes or contact the service desk.",
+                            403,
+                            username=username,
+                        )
+                return login_page(
+                    request, next_url, "Incorrect username or password.", 401, username=username
+                )
             conn.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE username = ?", (username,))
             stage = "totp" if user["totp_secret"] else "full"
             token = secrets.token_urlsafe(32)
@@ -462,18 +502,27 @@ def create_app(config: PortalConfig) -> FastAPI:
     def pending_totp(request: Request) -> sqlite3.Row | None:
         token = request.cookies.get(SESSION_COOKIE, "")
         with portal.db() as conn:
-            row = conn.execute(
-                "SELECT * FROM sessions WHERE token = ? AND stage = 'totp' AND expires > ?", (token, portal.now())
-            ).fetchone()
-        return row  # type: ignore[no-any-return]
+            return cast(
+                "sqlite3.Row | None",
+                conn.execute(
+                    "SELECT * FROM sessions WHERE token = ? AND stage = 'totp' AND expires > ?",
+                    (token, portal.now()),
+                ).fetchone(),
+            )
 
     @app.get("/login/totp", response_class=HTMLResponse)
     def totp_form(request: Request, next: str = "/") -> Response:
         row = pending_totp(request)
         if row is None:
             return RedirectResponse(f"/login?{urlencode({'next': _safe_next(next)})}", status_code=303)
-        fields = _arrange([FormField("code", "Security code", attrs={"autocomplete": "one-time-code",
-                                                                     "inputmode": "numeric"})], chaos)  # fmt: skip
+        fields = _arrange(
+            [
+                FormField(
+                    "code", "Security code", attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}
+                )
+            ],
+            chaos,
+        )
         return render(request, "totp.html", {"fields": fields, "next": _safe_next(next), "csrf": row["csrf"]})
 
     @app.post("/login/totp")
@@ -485,12 +534,25 @@ def create_app(config: PortalConfig) -> FastAPI:
             return RedirectResponse(f"/login?{urlencode({'next': next_url})}", status_code=303)
         now = portal.now()
         with portal.db() as conn:
-            secret = conn.execute("SELECT totp_secret FROM users WHERE username = ?", (row["username"],)).fetchone()
+            secret = conn.execute(
+                "SELECT totp_secret FROM users WHERE username = ?", (row["username"],)
+            ).fetchone()
             if not verify_totp(secret[0], str(form.get("code", "")), now):
                 conn.execute("INSERT INTO login_events VALUES (?, ?, 'totp_failed')", (now, row["username"]))
-                fields = _arrange([FormField("code", "Security code", error="The security code is not right. "
-                                             "Enter the 6-digit code from your authenticator app.")], chaos)  # fmt: skip
-                return render(request, "totp.html", {"fields": fields, "next": next_url, "csrf": row["csrf"]}, 401)
+                fields = _arrange(
+                    [
+                        FormField(
+                            "code",
+                            "Security code",
+                            error="The security code is not right. "
+                            "Enter the 6-digit code from your authenticator app.",
+                        )
+                    ],
+                    chaos,
+                )
+                return render(
+                    request, "totp.html", {"fields": fields, "next": next_url, "csrf": row["csrf"]}, 401
+                )
             conn.execute("UPDATE sessions SET stage = 'full' WHERE token = ?", (row["token"],))
             conn.execute("INSERT INTO login_events VALUES (?, ?, 'succeeded')", (now, row["username"]))
         return RedirectResponse(next_url, status_code=303)
@@ -515,8 +577,12 @@ def create_app(config: PortalConfig) -> FastAPI:
                 "open_orders": conn.execute(
                     "SELECT COUNT(*) FROM purchase_orders WHERE status != 'received'"
                 ).fetchone()[0],
-                "inbox": conn.execute("SELECT COUNT(*) FROM invoices WHERE status = 'received'").fetchone()[0],
-                "on_hold": conn.execute("SELECT COUNT(*) FROM invoices WHERE status = 'on_hold'").fetchone()[0],
+                "inbox": conn.execute("SELECT COUNT(*) FROM invoices WHERE status = 'received'").fetchone()[
+                    0
+                ],
+                "on_hold": conn.execute("SELECT COUNT(*) FROM invoices WHERE status = 'on_hold'").fetchone()[
+                    0
+                ],
                 "contracts": conn.execute("SELECT COUNT(*) FROM contracts").fetchone()[0],
                 "receipts": conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0],
             }
@@ -532,7 +598,7 @@ def create_app(config: PortalConfig) -> FastAPI:
         like = f"%{q}%"
         with portal.db() as conn:
             rows = conn.execute(
-                "SELECT supplier_id, name, vat FROM suppliers WHERE name LIKE ? OR supplier_id LIKE ? OR vat LIKE ? "
+                "SELECT supplier_id, name, vat FROM suppliers WHERE name LIKE ? OR supplier_id LIKE ? OR vat LIKE ? "  # noqa: E501
                 "ORDER BY name LIMIT 10",
                 (like, f"{q}%", f"%{q}%"),
             ).fetchall()
@@ -552,14 +618,20 @@ def create_app(config: PortalConfig) -> FastAPI:
                 f"SELECT * FROM suppliers {where} ORDER BY name LIMIT ? OFFSET ?",
                 [*args, PAGE_SIZE, (page - 1) * PAGE_SIZE],
             ).fetchall()
-        return render(request, "suppliers.html", {"rows": rows, "q": q, "pager": pager(request, page, total)},
-                      session=session)  # fmt: skip
+        return render(
+            request,
+            "suppliers.html",
+            {"rows": rows, "q": q, "pager": pager(request, page, total)},
+            session=session,
+        )
 
     @app.get("/suppliers/{supplier_id}", response_class=HTMLResponse)
     def supplier_detail(request: Request, supplier_id: str) -> HTMLResponse:
         session = session_for(request)
         with portal.db() as conn:
-            supplier = conn.execute("SELECT * FROM suppliers WHERE supplier_id = ?", (supplier_id,)).fetchone()
+            supplier = conn.execute(
+                "SELECT * FROM suppliers WHERE supplier_id = ?", (supplier_id,)
+            ).fetchone()
             items = conn.execute(
                 "SELECT * FROM items WHERE supplier_id = ? ORDER BY description", (supplier_id,)
             ).fetchall()
@@ -573,7 +645,9 @@ def create_app(config: PortalConfig) -> FastAPI:
     # --- purchase orders ------------------------------------------------------------------
 
     def po_filters(request: Request) -> tuple[str, list[Any], dict[str, str]]:
-        params = {k: request.query_params.get(k, "").strip() for k in ("requisition_ref", "supplier", "status")}
+        params = {
+            k: request.query_params.get(k, "").strip() for k in ("requisition_ref", "supplier", "status")
+        }
         clauses, args = [], []
         if params["requisition_ref"]:
             clauses.append("po.requisition_ref LIKE ?")
@@ -596,17 +670,23 @@ def create_app(config: PortalConfig) -> FastAPI:
                 f"SELECT COUNT(*) FROM purchase_orders po JOIN suppliers s USING (supplier_id) {where}", args
             ).fetchone()[0]
             rows = conn.execute(
-                f"SELECT po.*, s.name AS supplier_name FROM purchase_orders po JOIN suppliers s USING (supplier_id) "
+                f"SELECT po.*, s.name AS supplier_name FROM purchase_orders po JOIN suppliers s USING (supplier_id) "  # noqa: E501
                 f"{where} ORDER BY po.id DESC LIMIT ? OFFSET ?",
                 [*args, PAGE_SIZE, (page - 1) * PAGE_SIZE],
             ).fetchall()
         export = "/purchase-orders/export.csv?" + urlencode({k: v for k, v in params.items() if v})
         return render(
-            request, "purchase_orders.html",
-            {"rows": rows, "params": params, "statuses": PO_STATUSES, "pager": pager(request, page, total),
-             "export": export},
+            request,
+            "purchase_orders.html",
+            {
+                "rows": rows,
+                "params": params,
+                "statuses": PO_STATUSES,
+                "pager": pager(request, page, total),
+                "export": export,
+            },
             session=session,
-        )  # fmt: skip
+        )
 
     @app.get("/purchase-orders/export.csv")
     def purchase_orders_csv(request: Request) -> StreamingResponse:
@@ -616,11 +696,23 @@ def create_app(config: PortalConfig) -> FastAPI:
         def rows() -> Iterator[str]:
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")
-            writer.writerow(["po_number", "line_no", "supplier_id", "supplier_vat", "item_code", "description",
-                             "quantity", "unit_price", "vat_rate", "receipt_required"])  # fmt: skip
+            writer.writerow(
+                [
+                    "po_number",
+                    "line_no",
+                    "supplier_id",
+                    "supplier_vat",
+                    "item_code",
+                    "description",
+                    "quantity",
+                    "unit_price",
+                    "vat_rate",
+                    "receipt_required",
+                ]
+            )
             with portal.db() as conn:
                 cursor = conn.execute(
-                    "SELECT po.po_number, l.line_no, po.supplier_id, s.vat, l.item_code, l.description, l.quantity, "
+                    "SELECT po.po_number, l.line_no, po.supplier_id, s.vat, l.item_code, l.description, l.quantity, "  # noqa: E501
                     "l.unit_price, l.vat_rate, l.receipt_required FROM purchase_orders po "
                     "JOIN suppliers s USING (supplier_id) JOIN po_lines l ON l.po_id = po.id "
                     f"{where} ORDER BY po.id, l.line_no",
@@ -635,29 +727,54 @@ def create_app(config: PortalConfig) -> FastAPI:
             yield buf.getvalue()
 
         return StreamingResponse(
-            rows(), media_type="text/csv; charset=utf-8",
+            rows(),
+            media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
-        )  # fmt: skip
+        )
 
     def po_form_fields(values: dict[str, str], errors: dict[str, str]) -> list[FormField]:
         return _arrange(
             [
-                FormField("supplier", "Supplier", value=values.get("supplier", ""), error=errors.get("supplier", ""),
-                          hint="Start typing a name, VAT number or supplier ID",
-                          attrs={"data-autocomplete": "/api/suppliers", "autocomplete": "off"}),
-                FormField("cost_centre", "Cost centre", value=values.get("cost_centre", ""),
-                          error=errors.get("cost_centre", ""), hint="For example CC4100",
-                          attrs={"list": "cost-centres"}),
-                FormField("delivery_site", "Delivery site (ODS code)", value=values.get("delivery_site", ""),
-                          error=errors.get("delivery_site", ""), hint="For example RX101",
-                          attrs={"list": "delivery-sites"}),
-                FormField("need_by", "Need-by date", kind="date", value=values.get("need_by", ""),
-                          error=errors.get("need_by", "")),
-                FormField("requisition_ref", "Requisition reference", value=values.get("requisition_ref", ""),
-                          error=errors.get("requisition_ref", "")),
+                FormField(
+                    "supplier",
+                    "Supplier",
+                    value=values.get("supplier", ""),
+                    error=errors.get("supplier", ""),
+                    hint="Start typing a name, VAT number or supplier ID",
+                    attrs={"data-autocomplete": "/api/suppliers", "autocomplete": "off"},
+                ),
+                FormField(
+                    "cost_centre",
+                    "Cost centre",
+                    value=values.get("cost_centre", ""),
+                    error=errors.get("cost_centre", ""),
+                    hint="For example CC4100",
+                    attrs={"list": "cost-centres"},
+                ),
+                FormField(
+                    "delivery_site",
+                    "Delivery site (ODS code)",
+                    value=values.get("delivery_site", ""),
+                    error=errors.get("delivery_site", ""),
+                    hint="For example RX101",
+                    attrs={"list": "delivery-sites"},
+                ),
+                FormField(
+                    "need_by",
+                    "Need-by date",
+                    kind="date",
+                    value=values.get("need_by", ""),
+                    error=errors.get("need_by", ""),
+                ),
+                FormField(
+                    "requisition_ref",
+                    "Requisition reference",
+                    value=values.get("requisition_ref", ""),
+                    error=errors.get("requisition_ref", ""),
+                ),
             ],
             chaos,
-        )  # fmt: skip
+        )
 
     def line_order() -> list[int]:
         order = list(range(len(LINE_FIELDS)))
@@ -665,24 +782,46 @@ def create_app(config: PortalConfig) -> FastAPI:
             chaos.rng().shuffle(order)
         return order
 
-    def new_po_page(request: Request, session: Session, values: dict[str, str], errors: dict[str, str],
-                    lines: list[tuple[int, dict[str, str], dict[str, str]]], status: int = 200) -> HTMLResponse:  # fmt: skip
+    def new_po_page(
+        request: Request,
+        session: Session,
+        values: dict[str, str],
+        errors: dict[str, str],
+        lines: list[tuple[int, dict[str, str], dict[str, str]]],
+        status: int = 200,
+    ) -> HTMLResponse:
         order = line_order()
         with portal.db() as conn:
             cost_centres = conn.execute("SELECT * FROM cost_centres ORDER BY code").fetchall()
             sites = conn.execute("SELECT * FROM sites ORDER BY ods").fetchall()
-        line_rows = [(n, _arrange(_line_fields(n, v, e, order), ChaosSpec()) if not chaos.shuffle
-                      else _arrange_keep_order(_line_fields(n, v, e, order), chaos)) for n, v, e in lines]  # fmt: skip
+        line_rows = [
+            (
+                n,
+                _arrange(_line_fields(n, v, e, order), ChaosSpec())
+                if not chaos.shuffle
+                else _arrange_keep_order(_line_fields(n, v, e, order), chaos),
+            )
+            for n, v, e in lines
+        ]
         template_fields = _line_fields(0, {}, {}, order)
-        summary = [(k, v) for k, v in errors.items()]
+        summary = list(errors.items())
         for n, _, line_errors in lines:
             summary += [(f"line-{n}-{k}", v) for k, v in line_errors.items()]
         return render(
-            request, "po_new.html",
-            {"fields": po_form_fields(values, errors), "lines": line_rows, "line_template": template_fields,
-             "cost_centres": cost_centres, "sites": sites, "errors": summary, "form_error": errors.get("_form")},
-            status=status, session=session,
-        )  # fmt: skip
+            request,
+            "po_new.html",
+            {
+                "fields": po_form_fields(values, errors),
+                "lines": line_rows,
+                "line_template": template_fields,
+                "cost_centres": cost_centres,
+                "sites": sites,
+                "errors": summary,
+                "form_error": errors.get("_form"),
+            },
+            status=status,
+            session=session,
+        )
 
     @app.get("/purchase-orders/new", response_class=HTMLResponse)
     def new_po(request: Request) -> HTMLResponse:
@@ -693,8 +832,10 @@ def create_app(config: PortalConfig) -> FastAPI:
     async def create_po(request: Request) -> Response:
         session = session_for(request)
         form = await checked_form(request, session)
-        values = {k: str(form.get(k, "")).strip() for k in
-                  ("supplier", "cost_centre", "delivery_site", "need_by", "requisition_ref")}  # fmt: skip
+        values = {
+            k: str(form.get(k, "")).strip()
+            for k in ("supplier", "cost_centre", "delivery_site", "need_by", "requisition_ref")
+        }
         raw_lines: dict[int, dict[str, str]] = {}
         for key, value in form.multi_items():
             m = re.fullmatch(r"line-(\d+)-(\w+)", key)
@@ -710,13 +851,21 @@ def create_app(config: PortalConfig) -> FastAPI:
                 errors["supplier"] = f"No supplier matches “{values['supplier']}”. Choose one from the list."
             if not values["cost_centre"]:
                 errors["cost_centre"] = "Enter a cost centre"
-            elif conn.execute("SELECT 1 FROM cost_centres WHERE code = ?",
-                              (values["cost_centre"].upper(),)).fetchone() is None:  # fmt: skip
+            elif (
+                conn.execute(
+                    "SELECT 1 FROM cost_centres WHERE code = ?", (values["cost_centre"].upper(),)
+                ).fetchone()
+                is None
+            ):
                 errors["cost_centre"] = f"Cost centre “{values['cost_centre']}” does not exist"
             if not values["delivery_site"]:
                 errors["delivery_site"] = "Enter a delivery site ODS code"
-            elif conn.execute("SELECT 1 FROM sites WHERE ods = ?",
-                              (values["delivery_site"].upper(),)).fetchone() is None:  # fmt: skip
+            elif (
+                conn.execute(
+                    "SELECT 1 FROM sites WHERE ods = ?", (values["delivery_site"].upper(),)
+                ).fetchone()
+                is None
+            ):
                 errors["delivery_site"] = (
                     f"“{values['delivery_site']}” is not an ODS site code of this trust, for example RX101"
                 )
@@ -758,7 +907,8 @@ def create_app(config: PortalConfig) -> FastAPI:
             line_views = [(1, {}, {"item_code": "Line 1: enter an item code or GTIN"})]
         if errors or any(e for _, _, e in line_views):
             return new_po_page(request, session, values, errors, line_views, status=422)
-        assert supplier is not None and need_by is not None
+        assert supplier is not None
+        assert need_by is not None
         po_number = insert_po(session, supplier["supplier_id"], values, need_by, parsed)
         return RedirectResponse(f"/purchase-orders/{po_number}/confirmation", status_code=303)
 
@@ -767,14 +917,21 @@ def create_app(config: PortalConfig) -> FastAPI:
             return None
         m = re.search(r"\((SUP-\d+)\)\s*$", text)
         key = m.group(1) if m else text
-        row = conn.execute(
-            "SELECT * FROM suppliers WHERE supplier_id = ? OR name = ? COLLATE NOCASE OR vat = ?",
-            (key.upper(), key, key.upper().replace(" ", "")),
-        ).fetchone()
-        return row  # type: ignore[no-any-return]
+        return cast(
+            "sqlite3.Row | None",
+            conn.execute(
+                "SELECT * FROM suppliers WHERE supplier_id = ? OR name = ? COLLATE NOCASE OR vat = ?",
+                (key.upper(), key, key.upper().replace(" ", "")),
+            ).fetchone(),
+        )
 
-    def insert_po(session: Session, supplier_id: str, values: dict[str, str], need_by: dt.date,
-                  lines: list[tuple[str, str, Decimal, Decimal, Decimal]]) -> str:  # fmt: skip
+    def insert_po(
+        session: Session,
+        supplier_id: str,
+        values: dict[str, str],
+        need_by: dt.date,
+        lines: list[tuple[str, str, Decimal, Decimal, Decimal]],
+    ) -> str:
         groups: dict[Decimal, Decimal] = {}
         line_rows = []
         with portal.db() as conn:
@@ -783,22 +940,34 @@ def create_app(config: PortalConfig) -> FastAPI:
                 groups[rate] = groups.get(rate, Decimal("0")) + net
                 item = conn.execute("SELECT receipt_required FROM items WHERE code = ?", (code,)).fetchone()
                 receipt = bool(item[0]) if item else not code.upper().startswith("SVC-")
-                line_rows.append((k, code, desc, _plain(qty), _price(price), _plain(rate), str(net), int(receipt)))
+                line_rows.append(
+                    (k, code, desc, _plain(qty), _price(price), _plain(rate), str(net), int(receipt))
+                )
             net_total = _money(sum(groups.values(), Decimal("0")))
             vat_total = _money(sum((_money(v * r / 100) for r, v in groups.items()), Decimal("0")))
             cur = conn.execute(
-                "INSERT INTO purchase_orders (requisition_ref, supplier_id, cost_centre, delivery_site, need_by, "
+                "INSERT INTO purchase_orders (requisition_ref, supplier_id, cost_centre, delivery_site, need_by, "  # noqa: E501
                 "status, net_total, vat_total, gross_total, created_at, created_by) "
                 "VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
-                (values["requisition_ref"], supplier_id, values["cost_centre"].upper(), values["delivery_site"].upper(),
-                 need_by.isoformat(), str(net_total), str(vat_total), str(net_total + vat_total), portal.now_iso(),
-                 session.username),
-            )  # fmt: skip
+                (
+                    values["requisition_ref"],
+                    supplier_id,
+                    values["cost_centre"].upper(),
+                    values["delivery_site"].upper(),
+                    need_by.isoformat(),
+                    str(net_total),
+                    str(vat_total),
+                    str(net_total + vat_total),
+                    portal.now_iso(),
+                    session.username,
+                ),
+            )
             po_id = cur.lastrowid
             po_number = f"PO-{po_id:06d}"
             conn.execute("UPDATE purchase_orders SET po_number = ? WHERE id = ?", (po_number, po_id))
             conn.executemany(
-                "INSERT INTO po_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(po_id, *row) for row in line_rows]
+                "INSERT INTO po_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(po_id, *row) for row in line_rows],
             )
         return po_number
 
@@ -823,19 +992,25 @@ def create_app(config: PortalConfig) -> FastAPI:
             if po is None:
                 return not_found(request, session, f"There is no purchase order {po_number}.")
             lines = conn.execute(
-                "SELECT l.*, (SELECT COALESCE(SUM(CAST(rl.quantity_received AS REAL)), 0) FROM receipt_lines rl "
+                "SELECT l.*, (SELECT COALESCE(SUM(CAST(rl.quantity_received AS REAL)), 0) FROM receipt_lines rl "  # noqa: E501
                 "JOIN receipts r ON r.id = rl.receipt_id WHERE r.po_id = l.po_id AND rl.line_no = l.line_no) "
                 "AS received FROM po_lines l WHERE po_id = ? ORDER BY line_no",
                 (po["id"],),
             ).fetchall()
-            receipts = conn.execute("SELECT * FROM receipts WHERE po_id = ? ORDER BY id", (po["id"],)).fetchall()
+            receipts = conn.execute(
+                "SELECT * FROM receipts WHERE po_id = ? ORDER BY id", (po["id"],)
+            ).fetchall()
             invoices = conn.execute(
-                "SELECT id, invoice_number, document_type, status, gross_total FROM invoices WHERE po_number = ? "
+                "SELECT id, invoice_number, document_type, status, gross_total FROM invoices WHERE po_number = ? "  # noqa: E501
                 "ORDER BY id",
                 (po_number,),
             ).fetchall()
-        return render(request, "po_detail.html",
-                      {"po": po, "lines": lines, "receipts": receipts, "invoices": invoices}, session=session)  # fmt: skip
+        return render(
+            request,
+            "po_detail.html",
+            {"po": po, "lines": lines, "receipts": receipts, "invoices": invoices},
+            session=session,
+        )
 
     # --- goods receipts ---------------------------------------------------------------------
 
@@ -852,19 +1027,26 @@ def create_app(config: PortalConfig) -> FastAPI:
             ).fetchone()[0]
             rows = conn.execute(
                 "SELECT r.*, po.po_number, s.name AS supplier_name, (SELECT COUNT(*) FROM receipt_lines "
-                "WHERE receipt_id = r.id) AS line_count FROM receipts r JOIN purchase_orders po ON po.id = r.po_id "
+                "WHERE receipt_id = r.id) AS line_count FROM receipts r JOIN purchase_orders po ON po.id = r.po_id "  # noqa: E501
                 f"JOIN suppliers s USING (supplier_id) {where} ORDER BY r.id DESC LIMIT ? OFFSET ?",
                 [*args, PAGE_SIZE, (page - 1) * PAGE_SIZE],
             ).fetchall()
-        export = "/receipts/export.csv" + (f"?{urlencode({'po_number': po_number.strip()})}" if po_number.strip() else "")
-        return render(request, "receipts.html",
-                      {"rows": rows, "po_number": po_number, "pager": pager(request, page, total), "export": export},
-                      session=session)  # fmt: skip
+        export = "/receipts/export.csv" + (
+            f"?{urlencode({'po_number': po_number.strip()})}" if po_number.strip() else ""
+        )
+        return render(
+            request,
+            "receipts.html",
+            {"rows": rows, "po_number": po_number, "pager": pager(request, page, total), "export": export},
+            session=session,
+        )
 
     @app.get("/receipts/export.csv")
     def receipts_csv(request: Request, po_number: str = "") -> StreamingResponse:
         session_for(request)
-        where, args = ("WHERE po.po_number = ?", [po_number.strip().upper()]) if po_number.strip() else ("", [])
+        where, args = (
+            ("WHERE po.po_number = ?", [po_number.strip().upper()]) if po_number.strip() else ("", [])
+        )
 
         def rows() -> Iterator[str]:
             buf = io.StringIO()
@@ -885,8 +1067,11 @@ def create_app(config: PortalConfig) -> FastAPI:
                         buf.truncate()
             yield buf.getvalue()
 
-        return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": 'attachment; filename="receipts.csv"'})  # fmt: skip
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="receipts.csv"'},
+        )
 
     @app.get("/receipts/{grn_number}", response_class=HTMLResponse)
     def receipt_detail(request: Request, grn_number: str) -> HTMLResponse:
@@ -901,7 +1086,7 @@ def create_app(config: PortalConfig) -> FastAPI:
                 return not_found(request, session, f"There is no goods receipt {grn_number}.")
             lines = conn.execute(
                 "SELECT rl.*, l.item_code, l.description, l.quantity AS ordered FROM receipt_lines rl "
-                "JOIN po_lines l ON l.po_id = ? AND l.line_no = rl.line_no WHERE rl.receipt_id = ? ORDER BY rl.line_no",
+                "JOIN po_lines l ON l.po_id = ? AND l.line_no = rl.line_no WHERE rl.receipt_id = ? ORDER BY rl.line_no",  # noqa: E501
                 (receipt["po_id"], receipt["id"]),
             ).fetchall()
         return render(request, "receipt_detail.html", {"r": receipt, "lines": lines}, session=session)
@@ -928,23 +1113,36 @@ def create_app(config: PortalConfig) -> FastAPI:
                 f"SELECT COUNT(*) FROM invoices i JOIN suppliers s USING (supplier_id) {where}", args
             ).fetchone()[0]
             rows = conn.execute(
-                "SELECT i.id, i.invoice_number, i.document_type, i.po_number, i.issue_date, i.gross_total, i.status, "
-                f"i.received_at, s.name AS supplier_name FROM invoices i JOIN suppliers s USING (supplier_id) {where} "
+                "SELECT i.id, i.invoice_number, i.document_type, i.po_number, i.issue_date, i.gross_total, i.status, "  # noqa: E501
+                f"i.received_at, s.name AS supplier_name FROM invoices i JOIN suppliers s USING (supplier_id) {where} "  # noqa: E501
                 "ORDER BY i.received_at DESC, i.id DESC LIMIT ? OFFSET ?",
                 [*args, PAGE_SIZE, (page - 1) * PAGE_SIZE],
             ).fetchall()
         return render(
-            request, "invoices.html",
-            {"rows": rows, "status": status, "supplier": supplier, "number": number, "statuses": INVOICE_STATUSES,
-             "pager": pager(request, page, total)},
+            request,
+            "invoices.html",
+            {
+                "rows": rows,
+                "status": status,
+                "supplier": supplier,
+                "number": number,
+                "statuses": INVOICE_STATUSES,
+                "pager": pager(request, page, total),
+            },
             session=session,
-        )  # fmt: skip
+        )
 
-    def invoice_page(request: Request, session: Session, invoice_id: int, error: str = "", status: int = 200,
-                     notice: str = "") -> HTMLResponse:  # fmt: skip
+    def invoice_page(
+        request: Request,
+        session: Session,
+        invoice_id: int,
+        error: str = "",
+        status: int = 200,
+        notice: str = "",
+    ) -> HTMLResponse:
         with portal.db() as conn:
             inv = conn.execute(
-                "SELECT i.*, s.name AS supplier_name FROM invoices i JOIN suppliers s USING (supplier_id) WHERE id = ?",
+                "SELECT i.*, s.name AS supplier_name FROM invoices i JOIN suppliers s USING (supplier_id) WHERE id = ?",  # noqa: E501
                 (invoice_id,),
             ).fetchone()
             if inv is None:
@@ -954,30 +1152,46 @@ def create_app(config: PortalConfig) -> FastAPI:
             ).fetchall()
         doc = parse_ubl(zlib.decompress(inv["ubl_gz"]).decode())
         return render(
-            request, "invoice_detail.html",
-            {"inv": inv, "doc": doc, "history": history, "reasons": REASON_CODES, "error": error, "notice": notice,
-             "actionable": inv["status"] in ("received", "on_hold")},
-            status=status, session=session,
-        )  # fmt: skip
+            request,
+            "invoice_detail.html",
+            {
+                "inv": inv,
+                "doc": doc,
+                "history": history,
+                "reasons": REASON_CODES,
+                "error": error,
+                "notice": notice,
+                "actionable": inv["status"] in ("received", "on_hold"),
+            },
+            status=status,
+            session=session,
+        )
 
     @app.get("/invoices/{invoice_id}", response_class=HTMLResponse)
     def invoice_detail(request: Request, invoice_id: int, done: str = "") -> HTMLResponse:
         session = session_for(request)
-        notice = {"approved": "Invoice approved.", "on_hold": "Invoice put on hold.", "rejected": "Invoice rejected."}
+        notice = {
+            "approved": "Invoice approved.",
+            "on_hold": "Invoice put on hold.",
+            "rejected": "Invoice rejected.",
+        }
         return invoice_page(request, session, invoice_id, notice=notice.get(done, ""))
 
     @app.get("/invoices/{invoice_id}/ubl")
     def invoice_ubl(request: Request, invoice_id: int) -> Response:
         session_for(request)
         with portal.db() as conn:
-            row = conn.execute("SELECT invoice_number, ubl_gz FROM invoices WHERE id = ?", (invoice_id,)).fetchone()
+            row = conn.execute(
+                "SELECT invoice_number, ubl_gz FROM invoices WHERE id = ?", (invoice_id,)
+            ).fetchone()
         if row is None:
             return Response("no such invoice", status_code=404)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", row["invoice_number"])
         return Response(
-            zlib.decompress(row["ubl_gz"]), media_type="application/xml",
+            zlib.decompress(row["ubl_gz"]),
+            media_type="application/xml",
             headers={"Content-Disposition": f'attachment; filename="{safe}-{invoice_id}.xml"'},
-        )  # fmt: skip
+        )
 
     @app.post("/invoices/{invoice_id}/{action}")
     async def invoice_action(request: Request, invoice_id: int, action: str) -> Response:
@@ -1001,14 +1215,23 @@ def create_app(config: PortalConfig) -> FastAPI:
                 conn.execute("UPDATE invoices SET status = ? WHERE id = ?", (target, invoice_id))
                 conn.execute(
                     "INSERT INTO invoice_history VALUES (?, ?, ?, ?, ?, ?)",
-                    (invoice_id, target, reason if target != "approved" else None, note, portal.now_iso(),
-                     session.username),
-                )  # fmt: skip
+                    (
+                        invoice_id,
+                        target,
+                        reason if target != "approved" else None,
+                        note,
+                        portal.now_iso(),
+                        session.username,
+                    ),
+                )
                 return RedirectResponse(f"/invoices/{invoice_id}?done={target}", status_code=303)
         return invoice_page(
-            request, session, invoice_id, f"This invoice is already {row['status'].replace('_', ' ')}; nothing changed.",
+            request,
+            session,
+            invoice_id,
+            f"This invoice is already {row['status'].replace('_', ' ')}; nothing changed.",
             409,
-        )  # fmt: skip
+        )
 
     # --- contract register ------------------------------------------------------------------
 
@@ -1028,8 +1251,12 @@ def create_app(config: PortalConfig) -> FastAPI:
                 f"FROM contracts {where} ORDER BY id DESC LIMIT ? OFFSET ?",
                 [*args, PAGE_SIZE, (page - 1) * PAGE_SIZE],
             ).fetchall()
-        return render(request, "contracts.html", {"rows": rows, "q": q, "pager": pager(request, page, total)},
-                      session=session)  # fmt: skip
+        return render(
+            request,
+            "contracts.html",
+            {"rows": rows, "q": q, "pager": pager(request, page, total)},
+            session=session,
+        )
 
     def contract_fields(values: dict[str, str], errors: dict[str, str]) -> list[FormField]:
         def f(name: str, label: str, kind: str = "text", hint: str = "", **kw: Any) -> FormField:
@@ -1040,7 +1267,11 @@ def create_app(config: PortalConfig) -> FastAPI:
                 f("contract_id", "Contract ID"),
                 f("title", "Contract title"),
                 f("supplier_name", "Supplier name"),
-                f("supplier_vat", "Supplier VAT number", hint="GB and 9 digits; or give the Companies House number"),
+                f(
+                    "supplier_vat",
+                    "Supplier VAT number",
+                    hint="GB and 9 digits; or give the Companies House number",
+                ),
                 f("companies_house", "Companies House number"),
                 f("buyer_ods", "Buyer ODS code", hint="For example RX1"),
                 f("cpv_codes", "CPV codes", hint="One or more, separated by commas, for example 33141420-0"),
@@ -1060,24 +1291,45 @@ def create_app(config: PortalConfig) -> FastAPI:
     @app.get("/contracts/new", response_class=HTMLResponse)
     def new_contract(request: Request) -> HTMLResponse:
         session = session_for(request)
-        return render(request, "contract_new.html", {"fields": contract_fields({}, {}), "errors": []},
-                      session=session)  # fmt: skip
+        return render(
+            request, "contract_new.html", {"fields": contract_fields({}, {}), "errors": []}, session=session
+        )
 
     @app.post("/contracts/new")
     async def upload_contract(request: Request) -> Response:
         session = session_for(request)
         form = await checked_form(request, session)
-        names = ("contract_id", "title", "supplier_name", "supplier_vat", "companies_house", "buyer_ods", "cpv_codes",
-                 "procedure", "value_net", "value_gross", "start_date", "end_date", "max_end_date", "kpi_count")  # fmt: skip
+        names = (
+            "contract_id",
+            "title",
+            "supplier_name",
+            "supplier_vat",
+            "companies_house",
+            "buyer_ods",
+            "cpv_codes",
+            "procedure",
+            "value_net",
+            "value_gross",
+            "start_date",
+            "end_date",
+            "max_end_date",
+            "kpi_count",
+        )
         values = {n: str(form.get(n, "")).strip() for n in names}
         values["sme"] = "on" if form.get("sme") else ""
         upload = form.get("document")
         errors: dict[str, str] = {}
-        for n, label in (("contract_id", "a contract ID"), ("title", "a contract title"),
-                         ("supplier_name", "the supplier name"), ("buyer_ods", "the buyer ODS code")):  # fmt: skip
+        for n, label in (
+            ("contract_id", "a contract ID"),
+            ("title", "a contract title"),
+            ("supplier_name", "the supplier name"),
+            ("buyer_ods", "the buyer ODS code"),
+        ):
             if not values[n]:
                 errors[n] = f"Enter {label}"
-        if values["contract_id"] and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}", values["contract_id"]):
+        if values["contract_id"] and not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}", values["contract_id"]
+        ):
             errors["contract_id"] = "Contract ID: up to 64 letters, digits, / . - or _"
         vat = values["supplier_vat"].replace(" ", "").upper()
         if vat and not vat_is_valid(vat if vat.startswith("GB") else "GB" + vat):
@@ -1106,7 +1358,11 @@ def create_app(config: PortalConfig) -> FastAPI:
         if len(amounts) == 2 and amounts["value_gross"] < amounts["value_net"]:
             errors["value_gross"] = "The value including VAT cannot be less than the value excluding VAT"
         dates: dict[str, dt.date] = {}
-        for n, label in (("start_date", "start date"), ("end_date", "end date"), ("max_end_date", "maximum end date")):
+        for n, label in (
+            ("start_date", "start date"),
+            ("end_date", "end date"),
+            ("max_end_date", "maximum end date"),
+        ):
             if not values[n] and n == "max_end_date":
                 continue
             try:
@@ -1124,33 +1380,58 @@ def create_app(config: PortalConfig) -> FastAPI:
         if upload is None or not getattr(upload, "filename", ""):
             errors["document"] = "Choose the contract PDF"
         else:
-            data = await upload.read(MAX_UPLOAD_BYTES + 1)  # type: ignore[union-attr]
-            filename = Path(str(upload.filename)).name  # type: ignore[union-attr]
+            data = await upload.read(MAX_UPLOAD_BYTES + 1)
+            filename = Path(str(upload.filename)).name
             if len(data) > MAX_UPLOAD_BYTES:
                 errors["document"] = "The file is larger than 10 MB"
             elif not data.startswith(b"%PDF-"):
                 errors["document"] = f"“{filename}” is not a PDF file"
         with portal.db() as conn:
-            if values["contract_id"] and conn.execute(
-                "SELECT 1 FROM contracts WHERE contract_id = ?", (values["contract_id"],)
-            ).fetchone():
-                errors["contract_id"] = f"A contract with ID {values['contract_id']} is already in the register"
+            if (
+                values["contract_id"]
+                and conn.execute(
+                    "SELECT 1 FROM contracts WHERE contract_id = ?", (values["contract_id"],)
+                ).fetchone()
+            ):
+                errors["contract_id"] = (
+                    f"A contract with ID {values['contract_id']} is already in the register"
+                )
             if errors:
                 return render(
-                    request, "contract_new.html",
+                    request,
+                    "contract_new.html",
                     {"fields": contract_fields(values, errors), "errors": list(errors.items())},
-                    status=422, session=session,
-                )  # fmt: skip
+                    status=422,
+                    session=session,
+                )
             conn.execute(
                 f"INSERT INTO contracts ({CONTRACT_COLUMNS}) VALUES ({','.join('?' * 20)})",
-                (values["contract_id"], values["title"], values["supplier_name"], vat or None, ch or None,
-                 values["buyer_ods"].upper(), ",".join(cpvs), values["procedure"], str(amounts["value_net"]),
-                 str(amounts["value_gross"]), dates["start_date"].isoformat(), dates["end_date"].isoformat(),
-                 dates["max_end_date"].isoformat() if "max_end_date" in dates else None, int(values["kpi_count"]),
-                 int(bool(values["sme"])), filename, data, hashlib.sha256(data).hexdigest(), portal.now_iso(),
-                 session.username),
-            )  # fmt: skip
-        return RedirectResponse(f"/contracts/{quote(values['contract_id'], safe='')}?uploaded=1", status_code=303)
+                (
+                    values["contract_id"],
+                    values["title"],
+                    values["supplier_name"],
+                    vat or None,
+                    ch or None,
+                    values["buyer_ods"].upper(),
+                    ",".join(cpvs),
+                    values["procedure"],
+                    str(amounts["value_net"]),
+                    str(amounts["value_gross"]),
+                    dates["start_date"].isoformat(),
+                    dates["end_date"].isoformat(),
+                    dates["max_end_date"].isoformat() if "max_end_date" in dates else None,
+                    int(values["kpi_count"]),
+                    int(bool(values["sme"])),
+                    filename,
+                    data,
+                    hashlib.sha256(data).hexdigest(),
+                    portal.now_iso(),
+                    session.username,
+                ),
+            )
+        return RedirectResponse(
+            f"/contracts/{quote(values['contract_id'], safe='')}?uploaded=1", status_code=303
+        )
 
     @app.get("/contracts/{contract_id}/document")
     def contract_document(request: Request, contract_id: str) -> Response:
@@ -1162,8 +1443,11 @@ def create_app(config: PortalConfig) -> FastAPI:
         if row is None:
             return Response("no such contract", status_code=404)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", row["filename"]) or "contract.pdf"
-        return Response(row["document"], media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="{safe}"'})  # fmt: skip
+        return Response(
+            row["document"],
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+        )
 
     @app.get("/contracts/{contract_id}", response_class=HTMLResponse)
     def contract_detail(request: Request, contract_id: str, uploaded: str = "") -> HTMLResponse:
@@ -1175,8 +1459,12 @@ def create_app(config: PortalConfig) -> FastAPI:
         if row is None:
             return not_found(request, session, f"There is no contract {contract_id}.")
         procedure = dict(PROCEDURES).get(row["procedure"], row["procedure"])
-        return render(request, "contract_detail.html", {"c": row, "procedure": procedure, "uploaded": bool(uploaded)},
-                      session=session)  # fmt: skip
+        return render(
+            request,
+            "contract_detail.html",
+            {"c": row, "procedure": procedure, "uploaded": bool(uploaded)},
+            session=session,
+        )
 
     return app
 
@@ -1200,8 +1488,7 @@ def _decimal(text: str) -> Decimal | None:
 
 def _plain(value: Decimal) -> str:
     """A quantity or rate without exponent or trailing zeros (``12``, ``2.5``)."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def _price(value: Decimal) -> str:

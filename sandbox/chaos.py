@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field, fields
+from random import Random
 
 __all__ = ["DEFAULT_SESSION_TTL_S", "ChaosError", "ChaosSpec"]
 
@@ -106,7 +107,7 @@ class ChaosSpec:
         with self._lock:
             return self._rng.random()
 
-    def rng(self) -> random.Random:
+    def rng(self) -> Random:
         """A fresh generator for one page load (field shuffles), drawn from the chaos stream."""
         with self._lock:
             return random.Random(self._rng.getrandbits(64))

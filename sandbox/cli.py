@@ -22,11 +22,17 @@ def serve_command(
     orders: Annotated[int, typer.Option(help="Purchase orders to seed (10 to 100,000+)", min=1)] = 200,
     chaos: Annotated[
         str,
-        typer.Option(help="Faults, e.g. 'error_rate=0.1,latency_ms=200,slow_render_ms=800,session_ttl_s=60,"
-                     "shuffle=1,seed=7'"),
-    ] = "",  # fmt: skip
-    db: Annotated[Path | None, typer.Option(help="SQLite file (default: under the data root, per seed)")] = None,
-    totp: Annotated[bool, typer.Option("--totp", help="Ask for a TOTP security code after the password")] = False,
+        typer.Option(
+            help="Faults, e.g. 'error_rate=0.1,latency_ms=200,slow_render_ms=800,session_ttl_s=60,"
+            "shuffle=1,seed=7'"
+        ),
+    ] = "",
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file (default: under the data root, per seed)")
+    ] = None,
+    totp: Annotated[
+        bool, typer.Option("--totp", help="Ask for a TOTP security code after the password")
+    ] = False,
     reset: Annotated[bool, typer.Option("--reset", help="Throw away the database and seed again")] = False,
 ) -> None:
     """Serve the sandbox portal (sign in as buyer1; see docs/sandbox.md)."""
@@ -48,7 +54,9 @@ def serve_command(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     password_note = (
-        f"from {PASSWORD_ENV}" if os.environ.get(PASSWORD_ENV) else f"{DEFAULT_PASSWORD} (the documented default)"
+        f"from {PASSWORD_ENV}"
+        if os.environ.get(PASSWORD_ENV)
+        else f"{DEFAULT_PASSWORD} (the documented default)"
     )
     typer.echo(f"Sandbox portal on http://{host}:{port}  ({'seeded' if seeded else 'reusing'} {db_path})")
     typer.echo(f"Sign in as buyer1, password {password_note}" + ("; TOTP on" if totp else ""))
@@ -60,7 +68,9 @@ def serve_command(
 @app.command("data")
 def data_command(
     out: Annotated[Path, typer.Option(help="Folder to write the sample inputs into")],
-    orders: Annotated[int, typer.Option(help="Purchase orders in the history (as the portal's --orders)", min=1)] = 200,
+    orders: Annotated[
+        int, typer.Option(help="Purchase orders in the history (as the portal's --orders)", min=1)
+    ] = 200,
     seed: Annotated[int, typer.Option(help="Seed (use the portal's seed so the data agree)")] = 1,
 ) -> None:
     """Write sample inputs: orders, receipts, invoices (UBL), requisitions, contracts."""
@@ -68,7 +78,7 @@ def data_command(
 
     result = write_input_files(out, seed=seed, orders=orders)
     typer.echo(
-        f"Wrote {result['orders']} orders ({result['order_lines']} lines), {result['receipt_lines']} receipt lines, "
-        f"{result['invoices']} invoices, {result['requisitions']} new requisitions, {result['contracts']} new "
+        f"Wrote {result['orders']} orders ({result['order_lines']} lines), {result['receipt_lines']} receipt lines, "  # noqa: E501
+        f"{result['invoices']} invoices, {result['requisitions']} new requisitions, {result['contracts']} new "  # noqa: E501
         f"contracts to {out}"
     )

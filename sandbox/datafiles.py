@@ -27,14 +27,50 @@ __all__ = [
     "write_input_files",
 ]
 
-ORDER_COLUMNS = ("po_number", "line_no", "supplier_id", "supplier_vat", "item_code", "description", "quantity",
-                 "unit_price", "vat_rate", "receipt_required")  # fmt: skip
+ORDER_COLUMNS = (
+    "po_number",
+    "line_no",
+    "supplier_id",
+    "supplier_vat",
+    "item_code",
+    "description",
+    "quantity",
+    "unit_price",
+    "vat_rate",
+    "receipt_required",
+)
 RECEIPT_COLUMNS = ("grn_number", "po_number", "line_no", "quantity_received", "received_date")
-REQUISITION_COLUMNS = ("requisition_ref", "supplier_id", "supplier_vat", "cost_centre", "delivery_site", "need_by",
-                       "item_code", "description", "quantity", "unit_price", "vat_rate")  # fmt: skip
-CONTRACT_METADATA_COLUMNS = ("file", "contract_id", "title", "supplier_name", "supplier_vat", "companies_house",
-                             "buyer_ods", "cpv_codes", "procedure", "value_net", "value_gross", "start_date",
-                             "end_date", "max_end_date", "kpi_count", "sme")  # fmt: skip
+REQUISITION_COLUMNS = (
+    "requisition_ref",
+    "supplier_id",
+    "supplier_vat",
+    "cost_centre",
+    "delivery_site",
+    "need_by",
+    "item_code",
+    "description",
+    "quantity",
+    "unit_price",
+    "vat_rate",
+)
+CONTRACT_METADATA_COLUMNS = (
+    "file",
+    "contract_id",
+    "title",
+    "supplier_name",
+    "supplier_vat",
+    "companies_house",
+    "buyer_ods",
+    "cpv_codes",
+    "procedure",
+    "value_net",
+    "value_gross",
+    "start_date",
+    "end_date",
+    "max_end_date",
+    "kpi_count",
+    "sme",
+)
 
 
 def _cell(value: object) -> object:
@@ -44,7 +80,9 @@ def _cell(value: object) -> object:
     return value
 
 
-def _write_table(stem: Path, columns: tuple[str, ...], rows: list[list[object]], csv_too: bool = True) -> list[Path]:
+def _write_table(
+    stem: Path, columns: tuple[str, ...], rows: list[list[object]], csv_too: bool = True
+) -> list[Path]:
     from openpyxl import Workbook
 
     written = []
@@ -67,17 +105,29 @@ def _write_table(stem: Path, columns: tuple[str, ...], rows: list[list[object]],
     return written
 
 
-def write_input_files(out: Path, seed: int = 1, orders: int = 200, data: Dataset | None = None) -> dict[str, object]:
+def write_input_files(
+    out: Path, seed: int = 1, orders: int = 200, data: Dataset | None = None
+) -> dict[str, object]:
     """Write the sample inputs; returns the paths and counts written."""
     data = data or generate(seed, orders)
     out.mkdir(parents=True, exist_ok=True)
     vat = {s.supplier_id: s.vat for s in data.suppliers}
     order_rows: list[list[object]] = [
-        [o.po_number, ln.line_no, o.supplier_id, vat[o.supplier_id], ln.item_code, ln.description, ln.quantity,
-         ln.unit_price, ln.vat_rate, "true" if ln.receipt_required else "false"]
+        [
+            o.po_number,
+            ln.line_no,
+            o.supplier_id,
+            vat[o.supplier_id],
+            ln.item_code,
+            ln.description,
+            ln.quantity,
+            ln.unit_price,
+            ln.vat_rate,
+            "true" if ln.receipt_required else "false",
+        ]
         for o in data.orders
         for ln in o.lines
-    ]  # fmt: skip
+    ]
     receipt_rows: list[list[object]] = [
         [r.grn_number, r.po_number, line_no, q, r.received_date]
         for r in data.receipts
@@ -86,10 +136,21 @@ def write_input_files(out: Path, seed: int = 1, orders: int = 200, data: Dataset
     files = _write_table(out / "orders", ORDER_COLUMNS, order_rows)
     files += _write_table(out / "receipts", RECEIPT_COLUMNS, receipt_rows)
     req_rows: list[list[object]] = [
-        [r.requisition_ref, r.supplier_id, r.supplier_vat, r.cost_centre, r.delivery_site, r.need_by,
-         r.item_code, r.description, r.quantity, r.unit_price, r.vat_rate]
+        [
+            r.requisition_ref,
+            r.supplier_id,
+            r.supplier_vat,
+            r.cost_centre,
+            r.delivery_site,
+            r.need_by,
+            r.item_code,
+            r.description,
+            r.quantity,
+            r.unit_price,
+            r.vat_rate,
+        ]
         for r in data.new_requisitions
-    ]  # fmt: skip
+    ]
     files += _write_table(out / "requisitions", REQUISITION_COLUMNS, req_rows, csv_too=False)
     invoices = out / "invoices"
     invoices.mkdir(exist_ok=True)
@@ -104,10 +165,25 @@ def write_input_files(out: Path, seed: int = 1, orders: int = 200, data: Dataset
     for c in data.new_contracts:
         (contracts / c.filename).write_bytes(c.document)
         meta_rows.append(
-            [c.filename, c.contract_id, c.title, c.supplier_name, c.supplier_vat, c.companies_house, c.buyer_ods,
-             c.cpv_codes, c.procedure, c.value_net, c.value_gross, c.start_date,
-             c.end_date, c.max_end_date, c.kpi_count, "yes" if c.sme else "no"]
-        )  # fmt: skip
+            [
+                c.filename,
+                c.contract_id,
+                c.title,
+                c.supplier_name,
+                c.supplier_vat,
+                c.companies_house,
+                c.buyer_ods,
+                c.cpv_codes,
+                c.procedure,
+                c.value_net,
+                c.value_gross,
+                c.start_date,
+                c.end_date,
+                c.max_end_date,
+                c.kpi_count,
+                "yes" if c.sme else "no",
+            ]
+        )
     files += _write_table(contracts / "metadata", CONTRACT_METADATA_COLUMNS, meta_rows, csv_too=False)
     return {
         "out": str(out),

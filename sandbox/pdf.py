@@ -36,9 +36,9 @@ def text_pdf(lines: list[str], title: str = "", author: str = "procbots sandbox"
         b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
         b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
-        (f"<< /Title {_pdf_string(title)} /Author {_pdf_string(author)} /Producer (procbots sandbox) >>").encode(
-            "latin-1", "replace"
-        ),
+        (
+            f"<< /Title {_pdf_string(title)} /Author {_pdf_string(author)} /Producer (procbots sandbox) >>"
+        ).encode("latin-1", "replace"),
     ]
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []

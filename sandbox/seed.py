@@ -34,8 +34,8 @@ __all__ = [
     "ANCHOR",
     "SCENARIOS",
     "Dataset",
-    "generate",
     "gb_vat",
+    "generate",
     "gtin13",
     "vat_is_valid",
     "write_database",
@@ -234,71 +234,183 @@ class Dataset:
 # --- reference data ------------------------------------------------------------------
 
 _PLACES = (
-    "Northwick", "Medway", "Pennine", "Severn", "Wessex", "Cheviot", "Mersey", "Trent", "Chiltern",
-    "Fenland", "Solent", "Tamar", "Humber", "Wolds", "Mendip", "Cotswold", "Exe", "Tyne", "Wye",
-    "Ribble", "Calder", "Dales", "Brecon", "Cheshire", "Kennet", "Avon", "Lune", "Orwell", "Stour", "Ouse",
-)  # fmt: skip
+    "Northwick",
+    "Medway",
+    "Pennine",
+    "Severn",
+    "Wessex",
+    "Cheviot",
+    "Mersey",
+    "Trent",
+    "Chiltern",
+    "Fenland",
+    "Solent",
+    "Tamar",
+    "Humber",
+    "Wolds",
+    "Mendip",
+    "Cotswold",
+    "Exe",
+    "Tyne",
+    "Wye",
+    "Ribble",
+    "Calder",
+    "Dales",
+    "Brecon",
+    "Cheshire",
+    "Kennet",
+    "Avon",
+    "Lune",
+    "Orwell",
+    "Stour",
+    "Ouse",
+)
 _SECTORS = (
-    "Surgical", "Clinical Supplies", "Healthcare", "Medical", "Diagnostics", "Wound Care",
-    "Orthopaedics", "Hospital Supplies", "Biomedical Services", "Care Products",
-)  # fmt: skip
+    "Surgical",
+    "Clinical Supplies",
+    "Healthcare",
+    "Medical",
+    "Diagnostics",
+    "Wound Care",
+    "Orthopaedics",
+    "Hospital Supplies",
+    "Biomedical Services",
+    "Care Products",
+)
 _SUFFIXES = ("Ltd", "Limited", "plc", "UK Ltd")
 _CITIES = (
-    ("Leeds", "LS"), ("Bristol", "BS"), ("Manchester", "M"), ("Nottingham", "NG"), ("Exeter", "EX"),
-    ("Reading", "RG"), ("Norwich", "NR"), ("Newcastle upon Tyne", "NE"), ("Sheffield", "S"), ("Leicester", "LE"),
-)  # fmt: skip
+    ("Leeds", "LS"),
+    ("Bristol", "BS"),
+    ("Manchester", "M"),
+    ("Nottingham", "NG"),
+    ("Exeter", "EX"),
+    ("Reading", "RG"),
+    ("Norwich", "NR"),
+    ("Newcastle upon Tyne", "NE"),
+    ("Sheffield", "S"),
+    ("Leicester", "LE"),
+)
 _STREETS = ("Commerce Way", "Mill Lane", "Station Road", "Enterprise Park", "Riverside Drive", "Forge Road")
 
 # category: (description templates, price range in pence, VAT rate, CPV code, is a service)
 _CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[int, int], str, str, bool]] = {
     "gloves": (
-        ("Nitrile examination gloves, powder-free, {size}, box of 100",
-         "Latex-free surgical gloves, sterile, size {glove}, pair"),
-        (320, 1450), "20", "33141420-0", False),
+        (
+            "Nitrile examination gloves, powder-free, {size}, box of 100",
+            "Latex-free surgical gloves, sterile, size {glove}, pair",
+        ),
+        (320, 1450),
+        "20",
+        "33141420-0",
+        False,
+    ),
     "syringes": (
         ("Luer-lock syringe {ml} ml, sterile, box of 100", "Hypodermic needle {gauge}G, box of 100"),
-        (650, 2400), "20", "33141310-6", False),
+        (650, 2400),
+        "20",
+        "33141310-6",
+        False,
+    ),
     "dressings": (
-        ("Foam dressing {cm} x {cm} cm, box of 10", "Non-woven swabs {cm} x {cm} cm, pack of 100",
-         "Transparent film dressing {cm} x {cm} cm, box of 50"),
-        (410, 3800), "20", "33141110-4", False),
+        (
+            "Foam dressing {cm} x {cm} cm, box of 10",
+            "Non-woven swabs {cm} x {cm} cm, pack of 100",
+            "Transparent film dressing {cm} x {cm} cm, box of 50",
+        ),
+        (410, 3800),
+        "20",
+        "33141110-4",
+        False,
+    ),
     "catheters": (
-        ("Foley catheter {fr}Ch, 2-way, 10 ml balloon", "IV cannula {gauge}G with injection port, box of 50",
-         "Urine drainage bag 2 litre, box of 10"),
-        (180, 5600), "20", "33141200-2", False),
+        (
+            "Foley catheter {fr}Ch, 2-way, 10 ml balloon",
+            "IV cannula {gauge}G with injection port, box of 50",
+            "Urine drainage bag 2 litre, box of 10",
+        ),
+        (180, 5600),
+        "20",
+        "33141200-2",
+        False,
+    ),
     "protective": (
-        ("Fluid-resistant surgical mask Type IIR, box of 50", "Disposable apron, white, roll of 200",
-         "Sharps container {litre} litre, yellow lid"),
-        (250, 1900), "20", "18143000-3", False),
+        (
+            "Fluid-resistant surgical mask Type IIR, box of 50",
+            "Disposable apron, white, roll of 200",
+            "Sharps container {litre} litre, yellow lid",
+        ),
+        (250, 1900),
+        "20",
+        "18143000-3",
+        False,
+    ),
     "continence": (
         ("Incontinence pad, maxi, pack of 28", "All-in-one continence brief, {size}, pack of 14"),
-        (520, 1650), "0", "33771000-5", False),
+        (520, 1650),
+        "0",
+        "33771000-5",
+        False,
+    ),
     "nutrition": (
         ("Semi-skimmed milk, 2 pint", "Oral nutritional supplement, 200 ml, pack of 24"),
-        (95, 4200), "0", "15511000-3", False),
-    "energy": (
-        ("Heating oil, 1,000 litres",),
-        (65000, 98000), "5", "09135000-4", False),
+        (95, 4200),
+        "0",
+        "15511000-3",
+        False,
+    ),
+    "energy": (("Heating oil, 1,000 litres",), (65000, 98000), "5", "09135000-4", False),
     "maintenance": (
-        ("Quarterly service visit: infusion pumps", "Annual calibration: weighing scales",
-         "Planned preventive maintenance: patient monitors"),
-        (8500, 145000), "20", "50421000-2", True),
+        (
+            "Quarterly service visit: infusion pumps",
+            "Annual calibration: weighing scales",
+            "Planned preventive maintenance: patient monitors",
+        ),
+        (8500, 145000),
+        "20",
+        "50421000-2",
+        True,
+    ),
     "waste": (
         ("Clinical waste collection, per 770 l bin", "Confidential waste shredding, per sack"),
-        (1100, 4500), "20", "90524000-6", True),
-}  # fmt: skip
+        (1100, 4500),
+        "20",
+        "90524000-6",
+        True,
+    ),
+}
 _SIZES = ("small", "medium", "large", "extra large")
 _DEPARTMENTS = (
-    "Theatres", "Emergency Department", "Maternity", "Pathology", "Radiology", "Pharmacy", "Estates",
-    "Catering", "Critical Care", "Cardiology", "Oncology", "Paediatrics", "Outpatients", "Renal Unit",
-    "Ophthalmology", "Community Nursing", "Sterile Services", "Endoscopy", "Stroke Unit", "Orthopaedics",
-)  # fmt: skip
+    "Theatres",
+    "Emergency Department",
+    "Maternity",
+    "Pathology",
+    "Radiology",
+    "Pharmacy",
+    "Estates",
+    "Catering",
+    "Critical Care",
+    "Cardiology",
+    "Oncology",
+    "Paediatrics",
+    "Outpatients",
+    "Renal Unit",
+    "Ophthalmology",
+    "Community Nursing",
+    "Sterile Services",
+    "Endoscopy",
+    "Stroke Unit",
+    "Orthopaedics",
+)
 _SITES = (
-    ("RX101", "Wessex Valley General Hospital"), ("RX102", "St Aldhelm's Community Hospital"),
-    ("RX103", "Kennet Road Treatment Centre"), ("RX104", "Marlow House Mental Health Unit"),
-    ("RX1AB", "Central Stores and Distribution"), ("RX1AC", "Pathology Hub, Unit 4 Avon Park"),
-    ("RX1AD", "Wessex Valley Maternity Unit"), ("RX1AE", "Eastgate Outpatients Centre"),
-)  # fmt: skip
+    ("RX101", "Wessex Valley General Hospital"),
+    ("RX102", "St Aldhelm's Community Hospital"),
+    ("RX103", "Kennet Road Treatment Centre"),
+    ("RX104", "Marlow House Mental Health Unit"),
+    ("RX1AB", "Central Stores and Distribution"),
+    ("RX1AC", "Pathology Hub, Unit 4 Avon Park"),
+    ("RX1AD", "Wessex Valley Maternity Unit"),
+    ("RX1AE", "Eastgate Outpatients Centre"),
+)
 _PROCEDURES = ("open", "competitive_flexible", "direct_award", "framework_call_off", "below_threshold")
 
 
@@ -330,7 +442,9 @@ def _reference_data(seed: int) -> tuple[Buyer, list[Supplier], list[Item], list[
         scheme = "97" if rng.random() < 0.3 else "9755"
         vat = gb_vat(f"{rng.randrange(1_000_000, 9_999_999)}", scheme)
         companies_house = (
-            f"SC{rng.randrange(100_000, 999_999)}" if rng.random() < 0.1 else f"{rng.randrange(1, 13_999_999):08d}"
+            f"SC{rng.randrange(100_000, 999_999)}"
+            if rng.random() < 0.1
+            else f"{rng.randrange(1, 13_999_999):08d}"
         )
         initials = "".join(w[0] for w in name.split()[:3] if w[0].isalpha()).upper()
         supplier = Supplier(
@@ -410,7 +524,9 @@ def generate(seed: int = 1, orders: int = 200, new_requisitions: int = 20, new_c
     site_codes = [s for s, _ in _SITES]
     for i in range(orders):
         supplier = supplier_picks[i]
-        created = ANCHOR - dt.timedelta(seconds=span_s * (orders - i) / max(orders, 1) + rng.randrange(0, 600))
+        created = ANCHOR - dt.timedelta(
+            seconds=span_s * (orders - i) / max(orders, 1) + rng.randrange(0, 600)
+        )
         n_lines = rng.choices((1, 2, 3, 4, 5), weights=(35, 30, 20, 10, 5))[0]
         picked = rng.sample(catalogue[supplier.supplier_id], n_lines)
         lines = [
@@ -463,10 +579,15 @@ def generate(seed: int = 1, orders: int = 200, new_requisitions: int = 20, new_c
                 received[ln.line_no] = part
         delivered = created.date() + dt.timedelta(days=rng.randrange(2, 10))
         last_delivery = delivered
-        for batch, when in ((first, delivered), (second, delivered + dt.timedelta(days=rng.randrange(3, 15)))):
+        for batch, when in (
+            (first, delivered),
+            (second, delivered + dt.timedelta(days=rng.randrange(3, 15))),
+        ):
             if batch:
                 receipt_id += 1
-                data.receipts.append(Receipt(receipt_id, f"GRN-{receipt_id:06d}", order.id, order.po_number, when, batch))
+                data.receipts.append(
+                    Receipt(receipt_id, f"GRN-{receipt_id:06d}", order.id, order.po_number, when, batch)
+                )
                 last_delivery = when
         if goods:
             if not received:
@@ -498,7 +619,10 @@ def generate(seed: int = 1, orders: int = 200, new_requisitions: int = 20, new_c
         ]
         target = rng.choice(ubl_lines)
         if scenario == "over_priced":
-            raised = max(target.unit_price * Decimal(rng.randrange(110, 126)) / 100, target.unit_price + Decimal("5.01"))
+            raised = max(
+                target.unit_price * Decimal(rng.randrange(110, 126)) / 100,
+                target.unit_price + Decimal("5.01"),
+            )
             target.unit_price = money(raised)
         elif scenario == "over_billed":
             target.quantity += rng.randrange(1, 6)
@@ -510,38 +634,93 @@ def generate(seed: int = 1, orders: int = 200, new_requisitions: int = 20, new_c
             minutes=rng.randrange(0, 480)
         )
         doc = _document(
-            "invoice", number, issue, supplier, buyer, order, ubl_lines, order.po_number if scenario != "no_po" else None
+            "invoice",
+            number,
+            issue,
+            supplier,
+            buyer,
+            order,
+            ubl_lines,
+            order.po_number if scenario != "no_po" else None,
         )
         record = InvoiceRecord(
-            number, "invoice", supplier.supplier_id, supplier.vat, doc.order_reference, issue, received_at,
-            scenario, None, doc,
-        )  # fmt: skip
+            number,
+            "invoice",
+            supplier.supplier_id,
+            supplier.vat,
+            doc.order_reference,
+            issue,
+            received_at,
+            scenario,
+            None,
+            doc,
+        )
         data.invoices.append(record)
         if scenario == "duplicate":
             later = received_at + dt.timedelta(days=rng.randrange(3, 11))
             data.invoices.append(
-                InvoiceRecord(number, "invoice", supplier.supplier_id, supplier.vat, order.po_number, issue, later,
-                              "duplicate", None, doc)  # fmt: skip
+                InvoiceRecord(
+                    number,
+                    "invoice",
+                    supplier.supplier_id,
+                    supplier.vat,
+                    order.po_number,
+                    issue,
+                    later,
+                    "duplicate",
+                    None,
+                    doc,
+                )
             )
         elif scenario == "credit_note":
             credited = rng.choice(ubl_lines)
             cn_qty = Decimal(rng.randrange(1, int(credited.quantity) + 1))
-            cn_line = UblLine(1, cn_qty, credited.unit_price, credited.vat_rate, credited.item_name,
-                              credited.seller_item_id, credited.gtin, credited.order_line_ref)  # fmt: skip
+            cn_line = UblLine(
+                1,
+                cn_qty,
+                credited.unit_price,
+                credited.vat_rate,
+                credited.item_name,
+                credited.seller_item_id,
+                credited.gtin,
+                credited.order_line_ref,
+            )
             cn_issue = issue + dt.timedelta(days=rng.randrange(5, 20))
-            cn = _document("credit_note", f"CN-{number}", cn_issue, supplier, buyer, order, [cn_line],
-                           order.po_number, billing=(number, issue))  # fmt: skip
+            cn = _document(
+                "credit_note",
+                f"CN-{number}",
+                cn_issue,
+                supplier,
+                buyer,
+                order,
+                [cn_line],
+                order.po_number,
+                billing=(number, issue),
+            )
             data.invoices.append(
-                InvoiceRecord(cn.number, "credit_note", supplier.supplier_id, supplier.vat, order.po_number, cn_issue,
-                              dt.datetime.combine(cn_issue + dt.timedelta(days=1), dt.time(10), dt.UTC),
-                              "credit_note", number, cn)  # fmt: skip
+                InvoiceRecord(
+                    cn.number,
+                    "credit_note",
+                    supplier.supplier_id,
+                    supplier.vat,
+                    order.po_number,
+                    cn_issue,
+                    dt.datetime.combine(cn_issue + dt.timedelta(days=1), dt.time(10), dt.UTC),
+                    "credit_note",
+                    number,
+                    cn,
+                )
             )
     data.invoices.sort(key=lambda inv: inv.received_at)
     for k, inv in enumerate(data.invoices, start=1):
         inv.id = k
     data.contracts = _contracts(seed, "CT-2025", 30, data, random.Random(f"procbots-contracts-{seed}"))
-    data.new_contracts = _contracts(seed, "CT-2026", new_contracts, data, random.Random(f"procbots-new-ct-{seed}"))
-    data.new_requisitions = _requisitions(data, catalogue, new_requisitions, random.Random(f"procbots-req-{seed}"))
+    data.new_contracts = _contracts(
+        seed, "CT-2026", new_contracts, data, random.Random(f"procbots-new-ct-{seed}")
+    )
+    data.new_requisitions = _requisitions(
+        data, catalogue, new_requisitions, random.Random(f"procbots-req-{seed}")
+    )
     return data
 
 
@@ -635,8 +814,19 @@ def _requisitions(
         for item in rng.sample(catalogue[supplier.supplier_id], rng.randrange(1, 5)):
             qty = Decimal(rng.randrange(1, 4) if not item.receipt_required else rng.randrange(1, 40))
             out.append(
-                RequisitionLine(ref, supplier.supplier_id, supplier.vat, cc, site, need_by, item.code,
-                                item.description, qty, item.unit_price, item.vat_rate)  # fmt: skip
+                RequisitionLine(
+                    ref,
+                    supplier.supplier_id,
+                    supplier.vat,
+                    cc,
+                    site,
+                    need_by,
+                    item.code,
+                    item.description,
+                    qty,
+                    item.unit_price,
+                    item.vat_rate,
+                )
             )
     return out
 
@@ -675,7 +865,8 @@ CREATE TABLE po_lines (
     quantity TEXT NOT NULL, unit_price TEXT NOT NULL, vat_rate TEXT NOT NULL, net_amount TEXT NOT NULL,
     receipt_required INTEGER NOT NULL, PRIMARY KEY (po_id, line_no)) WITHOUT ROWID;
 CREATE TABLE receipts (
-    id INTEGER PRIMARY KEY, grn_number TEXT UNIQUE NOT NULL, po_id INTEGER NOT NULL, received_date TEXT NOT NULL);
+    id INTEGER PRIMARY KEY, grn_number TEXT UNIQUE NOT NULL, po_id INTEGER NOT NULL,
+    received_date TEXT NOT NULL);
 CREATE INDEX receipts_po ON receipts (po_id);
 CREATE TABLE receipt_lines (
     receipt_id INTEGER NOT NULL, line_no INTEGER NOT NULL, quantity_received TEXT NOT NULL,
@@ -692,7 +883,8 @@ CREATE TABLE invoice_history (
     by TEXT NOT NULL);
 CREATE INDEX invoice_history_invoice ON invoice_history (invoice_id);
 CREATE TABLE contracts (
-    id INTEGER PRIMARY KEY, contract_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL, supplier_name TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, contract_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,
+    supplier_name TEXT NOT NULL,
     supplier_vat TEXT, companies_house TEXT, buyer_ods TEXT NOT NULL, cpv_codes TEXT NOT NULL,
     procedure TEXT NOT NULL, value_net TEXT NOT NULL, value_gross TEXT NOT NULL, start_date TEXT NOT NULL,
     end_date TEXT NOT NULL, max_end_date TEXT, kpi_count INTEGER NOT NULL, sme INTEGER NOT NULL,
@@ -709,11 +901,27 @@ def contract_row(c: ContractRecord, uploaded_at: str, uploaded_by: str) -> tuple
     import hashlib
 
     return (
-        c.contract_id, c.title, c.supplier_name, c.supplier_vat, c.companies_house, c.buyer_ods, c.cpv_codes,
-        c.procedure, str(c.value_net), str(c.value_gross), c.start_date.isoformat(), c.end_date.isoformat(),
-        c.max_end_date.isoformat() if c.max_end_date else None, c.kpi_count, int(c.sme), c.filename,
-        c.document, hashlib.sha256(c.document).hexdigest(), uploaded_at, uploaded_by,
-    )  # fmt: skip
+        c.contract_id,
+        c.title,
+        c.supplier_name,
+        c.supplier_vat,
+        c.companies_house,
+        c.buyer_ods,
+        c.cpv_codes,
+        c.procedure,
+        str(c.value_net),
+        str(c.value_gross),
+        c.start_date.isoformat(),
+        c.end_date.isoformat(),
+        c.max_end_date.isoformat() if c.max_end_date else None,
+        c.kpi_count,
+        int(c.sme),
+        c.filename,
+        c.document,
+        hashlib.sha256(c.document).hexdigest(),
+        uploaded_at,
+        uploaded_by,
+    )
 
 
 CONTRACT_COLUMNS = (
@@ -744,32 +952,70 @@ def write_database(path: Path, data: Dataset, orders: int) -> None:
             conn.executemany(
                 "INSERT INTO suppliers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (s.supplier_id, s.name, s.vat, s.companies_house, s.street, s.city, s.postcode, s.email,
-                     int(s.sme))  # fmt: skip
+                    (
+                        s.supplier_id,
+                        s.name,
+                        s.vat,
+                        s.companies_house,
+                        s.street,
+                        s.city,
+                        s.postcode,
+                        s.email,
+                        int(s.sme),
+                    )
                     for s in data.suppliers
                 ],
             )
             conn.executemany(
                 "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (i.code, i.gtin, i.description, i.supplier_id, str(i.unit_price), str(i.vat_rate),
-                     int(i.receipt_required))  # fmt: skip
+                    (
+                        i.code,
+                        i.gtin,
+                        i.description,
+                        i.supplier_id,
+                        str(i.unit_price),
+                        str(i.vat_rate),
+                        int(i.receipt_required),
+                    )
                     for i in data.items
                 ],
             )
             conn.executemany("INSERT INTO cost_centres VALUES (?, ?)", data.cost_centres)
             conn.executemany("INSERT INTO sites VALUES (?, ?)", data.sites)
             po_rows = []
-            line_rows = []
+            line_rows: list[tuple[object, ...]] = []
             for o in data.orders:
                 net, vat, gross = o.totals()
                 po_rows.append(
-                    (o.id, o.po_number, o.requisition_ref, o.supplier_id, o.cost_centre, o.delivery_site,
-                     o.need_by.isoformat(), o.status, str(net), str(vat), str(gross), _iso(o.created_at), "seed")
-                )  # fmt: skip
+                    (
+                        o.id,
+                        o.po_number,
+                        o.requisition_ref,
+                        o.supplier_id,
+                        o.cost_centre,
+                        o.delivery_site,
+                        o.need_by.isoformat(),
+                        o.status,
+                        str(net),
+                        str(vat),
+                        str(gross),
+                        _iso(o.created_at),
+                        "seed",
+                    )
+                )
                 line_rows.extend(
-                    (o.id, ln.line_no, ln.item_code, ln.description, str(ln.quantity), str(ln.unit_price),
-                     str(ln.vat_rate), str(ln.net_amount), int(ln.receipt_required))  # fmt: skip
+                    (
+                        o.id,
+                        ln.line_no,
+                        ln.item_code,
+                        ln.description,
+                        str(ln.quantity),
+                        str(ln.unit_price),
+                        str(ln.vat_rate),
+                        str(ln.net_amount),
+                        int(ln.receipt_required),
+                    )
                     for ln in o.lines
                 )
             conn.executemany("INSERT INTO purchase_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", po_rows)
@@ -788,10 +1034,23 @@ def write_database(path: Path, data: Dataset, orders: int) -> None:
                 doc = inv.document
                 received = _iso(inv.received_at)
                 inv_rows.append(
-                    (inv.id, inv.invoice_number, inv.document_type, inv.supplier_id, inv.supplier_vat,
-                     inv.po_number, inv.issue_date.isoformat(), str(doc.net_total), str(doc.vat_total),
-                     str(doc.gross_total), "received", inv.billing_reference, received, inv.scenario,
-                     zlib.compress(render_ubl(doc).encode(), 1))  # fmt: skip
+                    (
+                        inv.id,
+                        inv.invoice_number,
+                        inv.document_type,
+                        inv.supplier_id,
+                        inv.supplier_vat,
+                        inv.po_number,
+                        inv.issue_date.isoformat(),
+                        str(doc.net_total),
+                        str(doc.vat_total),
+                        str(doc.gross_total),
+                        "received",
+                        inv.billing_reference,
+                        received,
+                        inv.scenario,
+                        zlib.compress(render_ubl(doc).encode(), 1),
+                    )
                 )
                 history.append((inv.id, "received", None, "Received through PEPPOL", received, "peppol"))
             conn.executemany("INSERT INTO invoices VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inv_rows)

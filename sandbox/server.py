@@ -60,10 +60,12 @@ def prepare_database(db_path: Path, seed: int, orders: int, reset: bool = False)
             with sqlite3.connect(db_path) as conn:
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
-            raise SandboxError(f"{db_path}: not a sandbox database ({exc}); use --reset to replace it") from None
+            raise SandboxError(
+                f"{db_path}: not a sandbox database ({exc}); use --reset to replace it"
+            ) from None
         if meta.get("seed") != str(seed) or meta.get("orders") != str(orders):
             raise SandboxError(
-                f"{db_path} holds seed {meta.get('seed')} with {meta.get('orders')} orders, not seed {seed} with "
+                f"{db_path} holds seed {meta.get('seed')} with {meta.get('orders')} orders, not seed {seed} with "  # noqa: E501
                 f"{orders}; use --reset to seed it again or another --db"
             )
         return False
@@ -174,21 +176,35 @@ class SandboxServer:
         if self.totp_secret is not None:
             env[TOTP_ENV] = self.totp_secret
         cmd = [
-            sys.executable, "-m", "sandbox.server", "--fd", str(sock.fileno()), "--seed", str(self.seed),
-            "--orders", str(self.orders), "--db", str(self.db_path), "--chaos", self.chaos.to_spec(),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "sandbox.server",
+            "--fd",
+            str(sock.fileno()),
+            "--seed",
+            str(self.seed),
+            "--orders",
+            str(self.orders),
+            "--db",
+            str(self.db_path),
+            "--chaos",
+            self.chaos.to_spec(),
+        ]
         if self.totp:
             cmd.append("--totp")
         with self._log.open("wb") as log:
-            self._proc = subprocess.Popen(cmd, pass_fds=(sock.fileno(),), env=env, cwd=ROOT, stdout=log,
-                                          stderr=subprocess.STDOUT)  # fmt: skip
+            self._proc = subprocess.Popen(
+                cmd, pass_fds=(sock.fileno(),), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         sock.close()  # the child holds the listening socket now
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stop()
-                raise SandboxError(f"sandbox portal did not answer /healthz in {self.startup_timeout_s:.0f} s")
+                raise SandboxError(
+                    f"sandbox portal did not answer /healthz in {self.startup_timeout_s:.0f} s"
+                )
             try:
                 # Connections queue on the already-listening socket, so this waits for the app itself.
                 if httpx.get(f"{self.url}/healthz", timeout=remaining).status_code == 200:
@@ -223,10 +239,12 @@ class SandboxServer:
         return self._log.read_text(errors="replace") if self._log and self._log.exists() else ""
 
     def state(self, **filters: str | int) -> dict[str, Any]:
-        """``GET /_sandbox/state`` with optional filters (``sections="purchase_orders"``, ``since_po=...``)."""
+        """``GET /_sandbox/state`` with filters (``sections="purchase_orders"``, ``since_po=...``)."""
         import httpx
 
-        response = httpx.get(f"{self.url}/_sandbox/state", params={k: str(v) for k, v in filters.items()}, timeout=60)
+        response = httpx.get(
+            f"{self.url}/_sandbox/state", params={k: str(v) for k, v in filters.items()}, timeout=60
+        )
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
@@ -272,8 +290,18 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset", action="store_true")
     args = parser.parse_args(argv)
     try:
-        serve(args.db, args.seed, args.orders, ChaosSpec.parse(args.chaos), args.host, args.port, args.fd,
-              args.totp, args.reset, log_level="warning")  # fmt: skip
+        serve(
+            args.db,
+            args.seed,
+            args.orders,
+            ChaosSpec.parse(args.chaos),
+            args.host,
+            args.port,
+            args.fd,
+            args.totp,
+            args.reset,
+            log_level="warning",
+        )
     except SandboxError as exc:
         print(exc, file=sys.stderr)
         return 2

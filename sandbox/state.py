@@ -38,7 +38,8 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
         out: dict[str, Any] = {"now": portal.now_iso()}
         with portal.db() as conn:
             if "purchase_orders" in wanted:
-                clauses, args = [], []
+                clauses: list[str] = []
+                args: list[Any] = []
                 if q.get("since_po"):
                     m = re.search(r"(\d+)$", q["since_po"])
                     clauses.append("po.id > ?")
@@ -49,7 +50,7 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
                         args.append(q[key])
                 where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
                 orders = conn.execute(
-                    "SELECT po.*, s.vat AS supplier_vat FROM purchase_orders po JOIN suppliers s USING (supplier_id) "
+                    "SELECT po.*, s.vat AS supplier_vat FROM purchase_orders po JOIN suppliers s USING (supplier_id) "  # noqa: E501
                     f"{where} ORDER BY po.id LIMIT ?",
                     [*args, limit],
                 ).fetchall()
@@ -91,23 +92,32 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
                     for o in orders
                 ]
             if "receipts" in wanted:
-                where, args = ("WHERE po.po_number = ?", [q["po_number"]]) if q.get("po_number") else ("", [])
+                where, rargs = (
+                    ("WHERE po.po_number = ?", [q["po_number"]]) if q.get("po_number") else ("", [])
+                )
                 receipts: dict[str, dict[str, Any]] = {}
                 for r in conn.execute(
                     "SELECT r.grn_number, po.po_number, r.received_date, rl.line_no, rl.quantity_received "
                     "FROM receipts r JOIN receipt_lines rl ON rl.receipt_id = r.id "
                     f"JOIN purchase_orders po ON po.id = r.po_id {where} ORDER BY r.id, rl.line_no",
-                    args,
+                    rargs,
                 ):
                     entry = receipts.setdefault(
                         r["grn_number"],
-                        {"grn_number": r["grn_number"], "po_number": r["po_number"],
-                         "received_date": r["received_date"], "lines": []},
-                    )  # fmt: skip
-                    entry["lines"].append({"line_no": r["line_no"], "quantity_received": r["quantity_received"]})
+                        {
+                            "grn_number": r["grn_number"],
+                            "po_number": r["po_number"],
+                            "received_date": r["received_date"],
+                            "lines": [],
+                        },
+                    )
+                    entry["lines"].append(
+                        {"line_no": r["line_no"], "quantity_received": r["quantity_received"]}
+                    )
                 out["receipts"] = list(receipts.values())
             if "invoices" in wanted:
-                clauses, args = [], []
+                clauses = []
+                args = []
                 if q.get("invoice_status"):
                     clauses.append("status = ?")
                     args.append(q["invoice_status"])
@@ -116,7 +126,7 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
                     args.append(q["po_number"])
                 where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
                 invoices = conn.execute(
-                    "SELECT id, invoice_number, document_type, supplier_id, supplier_vat, po_number, issue_date, "
+                    "SELECT id, invoice_number, document_type, supplier_id, supplier_vat, po_number, issue_date, "  # noqa: E501
                     "net_total, vat_total, gross_total, status, billing_reference, scenario FROM invoices "
                     f"{where} ORDER BY id LIMIT ?",
                     [*args, limit],
@@ -129,24 +139,33 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
                         (min(ids), max(ids)),
                     ):
                         history.setdefault(h["invoice_id"], []).append(
-                            {"status": h["status"], "reason_code": h["reason_code"], "note": h["note"],
-                             "at": h["at"], "by": h["by"]}  # fmt: skip
+                            {
+                                "status": h["status"],
+                                "reason_code": h["reason_code"],
+                                "note": h["note"],
+                                "at": h["at"],
+                                "by": h["by"],
+                            }
                         )
                 out["invoices"] = [{**dict(i), "history": history.get(i["id"], [])} for i in invoices]
             if "contracts" in wanted:
                 rows = conn.execute(
-                    "SELECT contract_id, title, supplier_name, supplier_vat, companies_house, buyer_ods, cpv_codes, "
-                    "procedure, value_net, value_gross, start_date, end_date, max_end_date, kpi_count, sme, filename, "
+                    "SELECT contract_id, title, supplier_name, supplier_vat, companies_house, buyer_ods, cpv_codes, "  # noqa: E501
+                    "procedure, value_net, value_gross, start_date, end_date, max_end_date, kpi_count, sme, filename, "  # noqa: E501
                     "sha256, length(document) AS size, uploaded_at, uploaded_by FROM contracts ORDER BY id"
                 ).fetchall()
                 out["contracts"] = [
                     {**dict(r), "sme": bool(r["sme"]), "cpv_codes": r["cpv_codes"].split(",")} for r in rows
                 ]
             if "logins" in wanted:
-                counts = dict(conn.execute("SELECT outcome, COUNT(*) FROM login_events GROUP BY outcome").fetchall())
+                counts = dict(
+                    conn.execute("SELECT outcome, COUNT(*) FROM login_events GROUP BY outcome").fetchall()
+                )
                 locked = [
                     r[0]
-                    for r in conn.execute("SELECT username FROM users WHERE locked_until > ?", (portal.now(),))
+                    for r in conn.execute(
+                        "SELECT username FROM users WHERE locked_until > ?", (portal.now(),)
+                    )
                 ]
                 active = conn.execute(
                     "SELECT COUNT(*) FROM sessions WHERE stage = 'full' AND expires > ?", (portal.now(),)
@@ -176,5 +195,7 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
     async def unlock(request: Request) -> dict[str, Any]:
         body = await request.json()
         with portal.db() as conn:
-            conn.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE username = ?", (body.get("username"),))
+            conn.execute(
+                "UPDATE users SET failed = 0, locked_until = 0 WHERE username = ?", (body.get("username"),)
+            )
         return {"unlocked": body.get("username")}

@@ -108,8 +108,7 @@ def _amount(tag: str, value: Decimal) -> str:
 
 
 def _num(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def render_ubl(doc: UblDocument) -> str:
@@ -146,7 +145,7 @@ def render_ubl(doc: UblDocument) -> str:
             else ""
         )
         out.append(
-            f"  <cac:BillingReference><cac:InvoiceDocumentReference><cbc:ID>{e(doc.billing_reference)}</cbc:ID>"
+            f"  <cac:BillingReference><cac:InvoiceDocumentReference><cbc:ID>{e(doc.billing_reference)}</cbc:ID>"  # noqa: E501
             f"{ref_date}</cac:InvoiceDocumentReference></cac:BillingReference>"
         )
     b = doc.buyer
@@ -219,7 +218,7 @@ def render_ubl(doc: UblDocument) -> str:
             f"<cac:ClassifiedTaxCategory><cbc:ID>{tax_category(line.vat_rate)}</cbc:ID>"
             f"<cbc:Percent>{_num(line.vat_rate)}</cbc:Percent><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>"
             f"</cac:ClassifiedTaxCategory></cac:Item>"
-            f"<cac:Price><cbc:PriceAmount currencyID=\"GBP\">{line.unit_price:.2f}</cbc:PriceAmount></cac:Price>"
+            f'<cac:Price><cbc:PriceAmount currencyID="GBP">{line.unit_price:.2f}</cbc:PriceAmount></cac:Price>'  # noqa: E501
             f"</cac:{line_tag}>"
         )
     out.append(f"</{root}>")

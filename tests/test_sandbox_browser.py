@@ -1,4 +1,4 @@
-"""The sandbox portal in real Chromium: every page, the PO form, invoice and contract actions, each chaos knob."""
+"""The sandbox portal in real Chromium: every page, the PO form, invoices, contracts, each chaos knob."""
 
 from __future__ import annotations
 
@@ -17,8 +17,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Every visible form control must have a label; every table header cells.
 UNLABELLED_JS = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
     .filter(el => el.labels.length === 0).map(el => el.outerHTML)"""
-TABLES_WITHOUT_TH_JS = "() => [...document.querySelectorAll('table')].filter(t => !t.querySelector('th')).length"
-UNNAMED_BUTTONS_JS = "() => [...document.querySelectorAll('button')].filter(b => !b.textContent.trim()).length"
+TABLES_WITHOUT_TH_JS = (
+    "() => [...document.querySelectorAll('table')].filter(t => !t.querySelector('th')).length"
+)
+UNNAMED_BUTTONS_JS = (
+    "() => [...document.querySelectorAll('button')].filter(b => !b.textContent.trim()).length"
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +62,12 @@ def test_every_page_renders_with_labels_and_table_headers(sandbox, page) -> None
         "/purchase-orders/PO-000001": "Purchase order PO-000001",
         "/purchase-orders/new": "New purchase order",
         "/receipts": "Goods receipts",
-        f"/receipts/{state['receipts'][0]['grn_number']}": f"Goods receipt {state['receipts'][0]['grn_number']}",
+        f"/receipts/{state['receipts'][0]['grn_number']}": f"Goods receipt {state['receipts'][0]['grn_number']}",  # noqa: E501
         "/invoices": "Invoice inbox",
         f"/invoices/{state['invoices'][0]['id']}": None,
         "/contracts": "Contract register",
         "/contracts/new": "Upload contract",
-        f"/contracts/{state['contracts'][0]['contract_id']}": f"Contract {state['contracts'][0]['contract_id']}",
+        f"/contracts/{state['contracts'][0]['contract_id']}": f"Contract {state['contracts'][0]['contract_id']}",  # noqa: E501
     }
     for path, heading in pages.items():
         response = page.goto(sandbox.url + path)
@@ -110,10 +114,13 @@ def test_new_purchase_order_through_the_form(sandbox, page) -> None:
     po_number = page.get_by_test_id("po-number").inner_text()
     assert re.fullmatch(r"PO-\d{6}", po_number)
     (po,) = sandbox.state(sections="purchase_orders", po_number=po_number)["purchase_orders"]
-    assert po["requisition_ref"] == "REQ-BROWSER-0001" and po["delivery_site"] == "RX1AB"
+    assert po["requisition_ref"] == "REQ-BROWSER-0001"
+    assert po["delivery_site"] == "RX1AB"
     assert po["supplier_id"] == "SUP-00008"  # Barnes & Lowe, chosen through the autocomplete
     assert [(ln["item_code"], ln["quantity"], ln["unit_price"], ln["vat_rate"]) for ln in po["lines"]] == [
-        ("5012345678900", "10", "4.50", "20"), ("SVC-00001", "1", "250.00", "0")]  # fmt: skip
+        ("5012345678900", "10", "4.50", "20"),
+        ("SVC-00001", "1", "250.00", "0"),
+    ]
     assert (po["net_total"], po["vat_total"], po["gross_total"]) == ("295.00", "9.00", "304.00")
     page.get_by_role("link", name=f"View purchase order {po_number}").click()
     assert page.locator("[data-field=gross_total]").inner_text() == "£304.00"
@@ -132,8 +139,12 @@ def test_purchase_order_validation_shows_messages_next_to_fields(sandbox, page) 
     described = page.locator(f"#{supplier.get_attribute('aria-describedby')}")
     assert "No supplier matches" in described.inner_text()
     assert page.get_by_label("Requisition reference").input_value() == "REQ-BROWSER-BAD"
-    assert page.get_by_text("Line 1: GTIN 5012345678901 has a wrong check digit").count() == 2  # summary + inline
-    assert sandbox.state(sections="purchase_orders", requisition_ref="REQ-BROWSER-BAD")["purchase_orders"] == []
+    assert (
+        page.get_by_text("Line 1: GTIN 5012345678901 has a wrong check digit").count() == 2
+    )  # summary + inline
+    assert (
+        sandbox.state(sections="purchase_orders", requisition_ref="REQ-BROWSER-BAD")["purchase_orders"] == []
+    )
 
 
 def test_invoice_hold_and_ubl_download(sandbox, page) -> None:
@@ -150,7 +161,8 @@ def test_invoice_hold_and_ubl_download(sandbox, page) -> None:
     row = page.get_by_role("row", name=re.compile("QTY_OVER_RECEIVED"))
     assert "Waiting for the second delivery" in row.inner_text()
     (after,) = [i for i in sandbox.state(sections="invoices")["invoices"] if i["id"] == invoice["id"]]
-    assert after["status"] == "on_hold" and after["history"][-1]["reason_code"] == "QTY_OVER_RECEIVED"
+    assert after["status"] == "on_hold"
+    assert after["history"][-1]["reason_code"] == "QTY_OVER_RECEIVED"
 
 
 def test_invoice_list_filters_and_pages(sandbox, page) -> None:
@@ -159,7 +171,8 @@ def test_invoice_list_filters_and_pages(sandbox, page) -> None:
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r"status=received"))
     statuses = page.locator("tbody tr td:nth-child(7)").all_inner_texts()
-    assert statuses and set(statuses) == {"received"}
+    assert statuses
+    assert set(statuses) == {"received"}
 
 
 def test_contract_upload_and_byte_identical_download(sandbox, page, tmp_path) -> None:
@@ -188,8 +201,11 @@ def test_contract_upload_and_byte_identical_download(sandbox, page, tmp_path) ->
     with page.expect_download() as download:
         page.get_by_role("link", name="Download contract document").click()
     assert download.value.path().read_bytes() == pdf
-    (contract,) = [c for c in sandbox.state(sections="contracts")["contracts"] if c["contract_id"] == "CT-BROWSER-1"]
-    assert contract["sha256"] == hashlib.sha256(pdf).hexdigest() and contract["sme"] is True
+    (contract,) = [
+        c for c in sandbox.state(sections="contracts")["contracts"] if c["contract_id"] == "CT-BROWSER-1"
+    ]
+    assert contract["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert contract["sme"] is True
     page.goto(sandbox.url + "/contracts")
     page.get_by_label("Search contracts").fill("CT-BROWSER")
     page.get_by_role("button", name="Search").click()
@@ -220,7 +236,8 @@ def test_shuffle_changes_field_order_and_ids_but_labels_still_work(sandbox_facto
     page.get_by_role("button", name="Create purchase order").click()
     po_number = page.get_by_test_id("po-number").inner_text()
     (po,) = portal.state(sections="purchase_orders", requisition_ref="REQ-SHUFFLE-1")["purchase_orders"]
-    assert po["po_number"] == po_number and len(po["lines"]) == 2
+    assert po["po_number"] == po_number
+    assert len(po["lines"]) == 2
 
 
 def test_session_expiry_sends_the_user_to_login_and_back(sandbox_factory, page) -> None:
@@ -259,6 +276,8 @@ def test_error_rate_one_shows_a_server_error_page(sandbox_factory, page) -> None
 def test_latency_slows_each_page(sandbox_factory, page) -> None:
     portal = sandbox_factory(chaos="latency_ms=300", orders=10)
     page.goto(portal.url + "/login")
-    timing = page.evaluate("() => performance.getEntriesByType('navigation')[0].responseStart - "
-                           "performance.getEntriesByType('navigation')[0].requestStart")  # fmt: skip
+    timing = page.evaluate(
+        "() => performance.getEntriesByType('navigation')[0].responseStart - "
+        "performance.getEntriesByType('navigation')[0].requestStart"
+    )
     assert timing >= 290

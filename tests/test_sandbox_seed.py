@@ -37,16 +37,19 @@ def test_supplier_vat_numbers_pass_hmrc_check_in_both_schemes(data) -> None:
     # A wrong check pair is caught, so the check above could fail.
     assert not vat_is_valid(data.suppliers[0].vat[:-2] + f"{(int(data.suppliers[0].vat[-2:]) + 1) % 100:02d}")
     digits = "1234567"
-    assert check_gb_vat(gb_vat(digits, "97")).valid and check_gb_vat(gb_vat(digits, "9755")).valid
+    assert check_gb_vat(gb_vat(digits, "97")).valid
+    assert check_gb_vat(gb_vat(digits, "9755")).valid
 
 
 def test_catalogue_gtins_have_valid_check_digits(data) -> None:
     """Goods items carry GTIN-13s with the right GS1 check digit; services carry SVC codes."""
     goods = [i for i in data.items if i.receipt_required]
     services = [i for i in data.items if not i.receipt_required]
-    assert goods and services
+    assert goods
+    assert services
     for item in goods:
-        assert item.gtin == item.code and len(item.gtin) == 13
+        assert item.gtin == item.code
+        assert len(item.gtin) == 13
         assert check_gtin(item.gtin).valid, item.gtin
     assert all(i.code.startswith("SVC-") and i.gtin is None for i in services)
     assert gtin13("501234567890") == "5012345678900"
@@ -54,7 +57,9 @@ def test_catalogue_gtins_have_valid_check_digits(data) -> None:
 
 def _digest(seed: int, orders: int) -> str:
     d = generate(seed=seed, orders=orders)
-    text = repr([(o.po_number, o.supplier_id, [(ln.item_code, ln.quantity) for ln in o.lines]) for o in d.orders])
+    text = repr(
+        [(o.po_number, o.supplier_id, [(ln.item_code, ln.quantity) for ln in o.lines]) for o in d.orders]
+    )
     text += repr([(i.invoice_number, i.scenario, str(i.document.gross_total)) for i in d.invoices])
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -68,7 +73,9 @@ def test_same_seed_gives_same_data_and_another_seed_does_not() -> None:
 def test_reference_data_does_not_depend_on_order_count() -> None:
     """Suppliers and items are the same for one seed whatever the number of orders."""
     small, large = generate(3, 10), generate(3, 500)
-    assert [(s.supplier_id, s.vat) for s in small.suppliers] == [(s.supplier_id, s.vat) for s in large.suppliers]
+    assert [(s.supplier_id, s.vat) for s in small.suppliers] == [
+        (s.supplier_id, s.vat) for s in large.suppliers
+    ]
     assert [i.code for i in small.items] == [i.code for i in large.items]
 
 
@@ -88,7 +95,9 @@ def test_invoice_scenarios_differ_from_the_order_as_named(data) -> None:
             received[(r.po_number, line_no)] = received.get((r.po_number, line_no), Decimal(0)) + q
     seen_numbers: dict[tuple[str, str], int] = {}
     for inv in data.invoices:
-        seen_numbers[(inv.supplier_vat, inv.invoice_number)] = seen_numbers.get((inv.supplier_vat, inv.invoice_number), 0) + 1
+        seen_numbers[(inv.supplier_vat, inv.invoice_number)] = (
+            seen_numbers.get((inv.supplier_vat, inv.invoice_number), 0) + 1
+        )
         if inv.scenario == "over_priced" and inv.document_type == "invoice":
             po = orders[inv.po_number]
             prices = {ln.line_no: ln.unit_price for ln in po.lines}
@@ -97,15 +106,26 @@ def test_invoice_scenarios_differ_from_the_order_as_named(data) -> None:
             ), inv.invoice_number
         if inv.scenario == "over_billed":
             po = orders[inv.po_number]
-            limits = {ln.line_no: (received.get((po.po_number, ln.line_no), Decimal(0)) if ln.receipt_required
-                                   else ln.quantity) for ln in po.lines}  # fmt: skip
-            assert any(ln.quantity > limits[ln.order_line_ref] for ln in inv.document.lines), inv.invoice_number
+            limits = {
+                ln.line_no: (
+                    received.get((po.po_number, ln.line_no), Decimal(0))
+                    if ln.receipt_required
+                    else ln.quantity
+                )
+                for ln in po.lines
+            }
+            assert any(ln.quantity > limits[ln.order_line_ref] for ln in inv.document.lines), (
+                inv.invoice_number
+            )
         if inv.scenario == "no_po":
-            assert inv.po_number is None and inv.document.order_reference is None
+            assert inv.po_number is None
+            assert inv.document.order_reference is None
         if inv.document_type == "credit_note":
-            assert inv.billing_reference and inv.document.billing_reference == inv.billing_reference
+            assert inv.billing_reference
+            assert inv.document.billing_reference == inv.billing_reference
     duplicates = {inv.invoice_number for inv in data.invoices if inv.scenario == "duplicate"}
-    assert duplicates and all(seen_numbers[(v, n)] == 2 for (v, n) in seen_numbers if n in duplicates)
+    assert duplicates
+    assert all(seen_numbers[(v, n)] == 2 for (v, n) in seen_numbers if n in duplicates)
 
 
 def test_ubl_documents_have_the_peppol_bis_shape_and_add_up(data) -> None:
@@ -119,13 +139,19 @@ def test_ubl_documents_have_the_peppol_bis_shape_and_add_up(data) -> None:
         assert root.findtext("cbc:DocumentCurrencyCode", namespaces=NS) == "GBP"
         assert root.findtext("cbc:IssueDate", namespaces=NS) == inv.issue_date.isoformat()
         assert (
-            root.findtext("cac:AccountingSupplierParty/cac:Party/cac:PartyTaxScheme/cbc:CompanyID", namespaces=NS)
+            root.findtext(
+                "cac:AccountingSupplierParty/cac:Party/cac:PartyTaxScheme/cbc:CompanyID", namespaces=NS
+            )
             == inv.supplier_vat
         )
         assert root.findtext("cac:OrderReference/cbc:ID", namespaces=NS) == inv.po_number
         if credit:
             assert root.findtext("cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID", namespaces=NS)
-        line_tag, qty_tag = ("cac:CreditNoteLine", "cbc:CreditedQuantity") if credit else ("cac:InvoiceLine", "cbc:InvoicedQuantity")
+        line_tag, qty_tag = (
+            ("cac:CreditNoteLine", "cbc:CreditedQuantity")
+            if credit
+            else ("cac:InvoiceLine", "cbc:InvoicedQuantity")
+        )
         lines = root.findall(line_tag, NS)
         assert lines
         total = Decimal(0)
@@ -135,12 +161,18 @@ def test_ubl_documents_have_the_peppol_bis_shape_and_add_up(data) -> None:
             net = Decimal(line.findtext("cbc:LineExtensionAmount", namespaces=NS))
             assert net == (qty * price).quantize(Decimal("0.01"))
             assert line.findtext("cac:OrderLineReference/cbc:LineID", namespaces=NS)
-            assert line.findtext("cac:Item/cac:ClassifiedTaxCategory/cbc:Percent", namespaces=NS) in ("20", "5", "0")
+            assert line.findtext("cac:Item/cac:ClassifiedTaxCategory/cbc:Percent", namespaces=NS) in (
+                "20",
+                "5",
+                "0",
+            )
             total += net
         money = root.find("cac:LegalMonetaryTotal", NS)
         assert Decimal(money.findtext("cbc:LineExtensionAmount", namespaces=NS)) == total
         tax = Decimal(root.findtext("cac:TaxTotal/cbc:TaxAmount", namespaces=NS))
-        subtotals = sum(Decimal(t.text) for t in root.findall("cac:TaxTotal/cac:TaxSubtotal/cbc:TaxAmount", NS))
+        subtotals = sum(
+            Decimal(t.text) for t in root.findall("cac:TaxTotal/cac:TaxSubtotal/cbc:TaxAmount", NS)
+        )
         assert tax == subtotals
         assert Decimal(money.findtext("cbc:TaxInclusiveAmount", namespaces=NS)) == total + tax
     assert kinds == {"invoice", "credit_note"}
@@ -172,14 +204,18 @@ def test_sample_input_files_are_complete_and_consistent(tmp_path: Path) -> None:
     centres = {c for c, _ in d.cost_centres}
     for ref, supplier_id, vat, cc, site, _need_by, code, *_ in req[1:]:
         assert ref not in existing_refs
-        assert suppliers[supplier_id] == vat and items[code] == supplier_id
-        assert site in sites and cc in centres
+        assert suppliers[supplier_id] == vat
+        assert items[code] == supplier_id
+        assert site in sites
+        assert cc in centres
 
     xml_files = sorted((tmp_path / "invoices").glob("*.xml"))
     assert len(xml_files) == len(d.invoices)
     ET.parse(xml_files[0])
 
-    meta = list(openpyxl.load_workbook(tmp_path / "contracts" / "metadata.xlsx").active.iter_rows(values_only=True))
+    meta = list(
+        openpyxl.load_workbook(tmp_path / "contracts" / "metadata.xlsx").active.iter_rows(values_only=True)
+    )
     assert meta[0][:2] == ("file", "contract_id")
     for row in meta[1:]:
         reader = pypdf.PdfReader(io.BytesIO((tmp_path / "contracts" / row[0]).read_bytes()), strict=True)
@@ -196,7 +232,8 @@ def test_cli_data_command_writes_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "--out", str(tmp_path), "--orders", "15", "--seed", "4"])
     assert result.exit_code == 0, result.output
     assert "15 orders" in result.output
-    assert (tmp_path / "requisitions.xlsx").exists() and any((tmp_path / "contracts").glob("*.pdf"))
+    assert (tmp_path / "requisitions.xlsx").exists()
+    assert any((tmp_path / "contracts").glob("*.pdf"))
 
 
 @pytest.mark.parametrize(
@@ -215,7 +252,9 @@ def test_bad_chaos_specs_are_refused_with_the_reason(spec: str) -> None:
 
 
 def test_chaos_spec_round_trips_and_is_repeatable_with_a_seed() -> None:
-    spec = ChaosSpec.parse("error_rate=0.1,latency_ms=200,slow_render_ms=800,session_ttl_s=60,shuffle=1,seed=7")
+    spec = ChaosSpec.parse(
+        "error_rate=0.1,latency_ms=200,slow_render_ms=800,session_ttl_s=60,shuffle=1,seed=7"
+    )
     assert ChaosSpec.parse(spec.to_spec()) == spec
     again = ChaosSpec.parse("seed=7")
     assert [ChaosSpec.parse("seed=7").random() for _ in range(1)] == [again.random()]
