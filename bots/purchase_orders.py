@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bots.errors import BusinessError
+from bots.errors import BusinessError, SessionExpired
 from bots.identifiers import check_gb_vat, check_gtin, check_ods_code
 from bots.models import Party, POLine, PurchaseOrder, Supplier, money
 from bots.workitems import Evidence, Ledger, WorkItem
@@ -622,6 +622,8 @@ BOT = "purchase_orders"
 
 PO_CREATED = "po_created"
 """Checkpoint: the portal holds a PO for this requisition (value: the PO number)."""
+SESSION_RETRIES = 2
+"""Times an item starts again at once when the portal session ended mid-item (before the runner's retry)."""
 PO_FOUND = "po_found"
 """Checkpoint: the PO was already in the portal when the bot looked (raised earlier or by hand)."""
 PO_VERIFIED = "po_verified"
@@ -697,6 +699,8 @@ class PurchaseOrderBot:
         self.vat_rates = list(settings.matching.vat_rates)
         self.log = get_logger("purchase_orders").bind(run_id=run_id, dry_run=dry_run)
         self._suppliers: dict[str, Supplier | None] = {}
+        self._directory_complete: bool | None = None
+        self._directory_lock: asyncio.Lock | None = None
         self._sessions: asyncio.Semaphore | None = None
         self.rejected: LoginRejected | None = None
 
@@ -750,6 +754,12 @@ class PurchaseOrderBot:
         if problems:
             raise RequisitionInvalid.from_problems(requisition, problems)
         try:
+            for _expiry in range(SESSION_RETRIES):
+                try:
+                    return await self._raise_in_portal(item, requisition, worker)
+                except SessionExpired as exc:
+                    # Signed in again already, and nothing was posted: start over from the search.
+                    self.log.info("session expired mid-item, starting the item again", reason=exc.message)
             return await self._raise_in_portal(item, requisition, worker)
         except BusinessError:
             raise
@@ -852,9 +862,17 @@ class PurchaseOrderBot:
 
     async def _supplier(self, supplier_id: str, session: PortalSession) -> Supplier | None:
         key = supplier_id.upper()
-        if key not in self._suppliers:
+        if self._directory_lock is None:
+            self._directory_lock = asyncio.Lock()
+        async with self._directory_lock:  # one worker reads the directory; the others wait for it
+            if self._directory_complete is None:
+                directory, complete = await SupplierDirectoryPage(session).all()
+                self._suppliers.update(directory)
+                self._directory_complete = complete
+                self.log.info("supplier directory read", suppliers=len(directory), complete=complete)
+        if key not in self._suppliers and not self._directory_complete:
             self._suppliers[key] = await SupplierDirectoryPage(session).find(supplier_id)
-        return self._suppliers[key]
+        return self._suppliers.get(key)
 
     # -- evidence ------------------------------------------------------------------------
 

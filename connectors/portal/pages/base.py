@@ -151,6 +151,8 @@ class PortalSession:
         self.get_attempts = get_attempts
         self.max_logins = max_logins
         self.logins = 0
+        self.last_status = 0
+        """HTTP status of the last page this session navigated to."""
         self.rejected: LoginRejected | None = None
         self.on_relogin: Callable[[], Awaitable[None]] | None = None
 
@@ -200,6 +202,7 @@ class PortalSession:
         failures = 0
         while True:
             response = await self.page.goto(target, wait_until="domcontentloaded")
+            self.last_status = response.status if response is not None else 0
             try:
                 self.check_response(response, f"GET {path}")
             except PortalUnavailable:
@@ -246,6 +249,7 @@ class PortalSession:
             yield holder
         response = await navigation.value
         holder[0] = response
+        self.last_status = response.status if response is not None else 0
         self.check_response(response, what)
         if self.on_login_page():
             await self.login()
@@ -263,10 +267,13 @@ class PortalSession:
         if self.rejected is not None:
             raise self.rejected
         page = self.page
-        for _attempt in range(self.get_attempts):
-            if self.path() != LOGIN_PATH:
+        for attempt in range(self.get_attempts):
+            # The form on screen is used only when the portal just served it well; an error
+            # page at /login (HTTP 5xx) or a second try loads a fresh form.
+            if attempt or self.path() != LOGIN_PATH or self.last_status >= 400:
                 response = await page.goto(self.url(LOGIN_PATH), wait_until="domcontentloaded")
-                if response is not None and response.status >= 500:
+                self.last_status = response.status if response is not None else 0
+                if self.last_status >= 500:
                     continue
             heading = self.heading("Sign in")
             await self.wait_visible(heading, "the sign-in form")
@@ -277,7 +284,7 @@ class PortalSession:
             async with page.expect_navigation(wait_until="domcontentloaded") as navigation:
                 await page.get_by_role("button", name="Sign in").click()
             response = await navigation.value
-            status = response.status if response is not None else 0
+            status = self.last_status = response.status if response is not None else 0
             if status >= 500 or status == 400:  # busy portal, or the sign-in form went stale
                 continue
             if status in (401, 403):
