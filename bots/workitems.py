@@ -459,7 +459,7 @@ class Ledger:
             hook = audit_event
         hook(event_name, **fields)
 
-    def _item(self, row: RowMapping) -> WorkItem:
+    def _item(self, row: Mapping[Any, Any]) -> WorkItem:
         item = WorkItem(
             id=row["id"],
             bot=row["bot"],
@@ -759,21 +759,17 @@ class Ledger:
                 if self.max_attempts is not None and row["attempts"] >= self.max_attempts:
                     self._exhaust(conn, events, row, now)
                     continue
-                token = uuid.uuid4().hex
                 attempts = row["attempts"] + 1
-                conn.execute(
-                    update(work_items)
-                    .where(work_items.c.id == row["id"])
-                    .values(
-                        state=ItemState.IN_PROGRESS.value,
-                        attempts=attempts,
-                        lease_owner=owner,
-                        lease_token=token,
-                        lease_expires_at=now + lease,
-                        heartbeat_at=now,
-                        updated_at=now,
-                    )
-                )
+                claimed: dict[str, Any] = {
+                    "state": ItemState.IN_PROGRESS.value,
+                    "attempts": attempts,
+                    "lease_owner": owner,
+                    "lease_token": uuid.uuid4().hex,
+                    "lease_expires_at": now + lease,
+                    "heartbeat_at": now,
+                    "updated_at": now,
+                }
+                conn.execute(update(work_items).where(work_items.c.id == row["id"]).values(**claimed))
                 self._transition(
                     conn,
                     events,
@@ -784,7 +780,7 @@ class Ledger:
                     owner=owner,
                     attempt=attempts,
                 )
-                return self._item(self._row(conn, row["id"]))
+                return self._item({**row, **claimed})
 
     def _exhaust(
         self,
@@ -941,7 +937,7 @@ class Ledger:
                 reason_code=code,
                 detail=_redact(message),
             )
-            fresh = self._item(self._row(conn, item.id))
+            fresh = self._item({**row, **values})
         # The caller's object follows the ledger, so the lease token stays usable.
         for name in (
             "state",
