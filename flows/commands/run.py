@@ -2,6 +2,86 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(help="run commands", no_args_is_help=True)
+
+
+# --- invoice-matching (issue 7) -------------------------------------------------------------
+
+
+@app.command("invoice-matching")
+def invoice_matching(
+    portal: Annotated[
+        str | None,
+        typer.Option("--portal", help="Portal base URL (portal mode; default settings portal.url)"),
+    ] = None,
+    orders: Annotated[Path | None, typer.Option("--orders", help="File mode: orders CSV/XLSX")] = None,
+    receipts: Annotated[
+        Path | None, typer.Option("--receipts", help="File mode: goods receipts CSV/XLSX")
+    ] = None,
+    invoices: Annotated[
+        list[Path] | None, typer.Option("--invoices", help="File mode: UBL XML/CSV/XLSX files or folders")
+    ] = None,
+    more_invoices: Annotated[
+        list[Path] | None, typer.Argument(help="More invoice files, so `--invoices a.xml b.xml` works")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Matching tolerances TOML")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report workbook (.xlsx)")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=32, help="Browser contexts")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
+) -> None:
+    """Match invoices to orders and receipts; in the portal, approve, hold or reject each open one.
+    Exit 0 all approved, 1 some held, rejected or failed, 2 bad usage or configuration."""
+    import json
+
+    from pydantic import ValidationError
+
+    from bots.errors import ApplicationError
+    from connectors.portal.pages.base import LoginRejected
+    from flows.commands.match import InputError
+    from flows.invoice_matching import InvoiceMatchingParameters, run_invoice_matching
+
+    files = [str(p) for p in [*(invoices or []), *(more_invoices or [])]]
+    try:
+        params = InvoiceMatchingParameters(
+            portal_url=portal,
+            orders=str(orders) if orders else None,
+            receipts=str(receipts) if receipts else None,
+            invoices=files,
+            policy=str(policy) if policy else None,
+            out=str(out) if out else None,
+            workers=workers,
+        )
+        outcome = run_invoice_matching(params)
+    except ValidationError as exc:
+        problems = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        typer.echo(f"procbots run invoice-matching: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except (InputError, LoginRejected, FileNotFoundError) as exc:
+        typer.echo(f"procbots run invoice-matching: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ApplicationError as exc:
+        typer.echo(f"procbots run invoice-matching: the portal failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "mode": outcome.mode,
+                    "counts": outcome.counts,
+                    "hold_reasons": outcome.hold_reasons,
+                    "exceptions": outcome.rows,
+                    "report": str(outcome.report) if outcome.report else None,
+                },
+                indent=2,
+            )
+        )
+    else:
+        typer.echo(outcome.message())
+        if outcome.report:
+            typer.echo(f"Report: {outcome.report}")
+    raise typer.Exit(outcome.exit_code)
