@@ -1,0 +1,450 @@
+"""Benchmark: the invoice matching engine against a DuckDB SQL implementation of the
+same core rules (price tolerance, cumulative quantity vs ordered, receipt / quantity
+received), on the same generated data.
+
+For each size N (default 10k, 100k and 1M invoice lines) it generates N order lines
+(4 per PO), their goods receipts and N invoice lines (most POs billed by one invoice,
+one in ten by two partial invoices; a few percent of lines priced over tolerance,
+over-billed or not received), deterministically from a seed. Each side runs in its
+own fresh process so peak memory is its own:
+
+* engine: the data as domain models (built with ``model_construct``, as a connector
+  that already validated them would hand them over), then ``match_invoices``: every
+  rule, duplicate detection and messages included. Time and max RSS growth.
+* duckdb: the same rows written to CSV and loaded into tables (timed apart), then one
+  SQL statement applying the core rules and deciding per invoice. Time and max RSS
+  growth, with DuckDB's default threads and with one thread (the engine uses one).
+
+The counts of core-rule exceptions from both sides are compared (they must agree), and
+``benchmarks/results/matching.json`` gets times, memory, the ratio engine / DuckDB
+(goal: no slower than 1.5x) and the growth from 10k to 100k to 1M (goal: linear).
+
+Run: ``.venv/bin/python -m benchmarks.bench_matching [--sizes 10000,100000,1000000]``
+(``--quick`` runs 10k and 100k only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import itertools
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "matching.json"
+ROOT = Path(__file__).resolve().parents[1]
+CORE_CODES = (
+    "PRICE_OVER_TOLERANCE",
+    "QTY_OVER_ORDERED",
+    "QTY_OVER_RECEIVED",
+    "NOT_RECEIVED",
+    "LINE_NOT_ON_PO",
+)
+START = dt.date(2025, 4, 1)
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def generate(lines: int, seed: int = 7) -> dict[str, list[Any]]:
+    """Columnar data: order lines, receipt lines and invoice lines (plus invoice headers)."""
+    rng = random.Random(seed)
+    pos = max(1, lines // 4)
+    ol: dict[str, list[Any]] = {k: [] for k in ("po", "line", "vat", "qty", "price", "rate", "receipt")}
+    rl: dict[str, list[Any]] = {k: [] for k in ("grn", "po", "line", "qty")}
+    il: dict[str, list[Any]] = {k: [] for k in ("inv", "po", "line", "qty", "price", "rate")}
+    ih: dict[str, list[Any]] = {k: [] for k in ("inv", "vat", "date", "po")}
+    cents = [Decimal(c) / 100 for c in range(10, 50_001)]
+    for p in range(pos):
+        po = f"PO-{p:07d}"
+        vat = f"GB{100000000 + (p % 500) * 1009:09d}"
+        split = p % 10 == 9
+        day = START + dt.timedelta(days=p % 300)
+        specs = []
+        for n in range(1, 5):
+            qty = rng.randint(2, 50)
+            price = cents[rng.randrange(len(cents))]
+            rate = Decimal(20) if n != 4 else Decimal(0)
+            receipt = n != 2
+            ol["po"].append(po)
+            ol["line"].append(n)
+            ol["vat"].append(vat)
+            ol["qty"].append(Decimal(qty))
+            ol["price"].append(price)
+            ol["rate"].append(rate)
+            ol["receipt"].append(receipt)
+            received = qty
+            inv_qty, inv_price = qty, price
+            roll = rng.random()
+            # Exceptions only on POs billed once, so no held invoice changes what a
+            # later one may bill (the engine counts approved quantity only).
+            if not split:
+                if roll < 0.02:
+                    inv_price = (price * Decimal("1.05") + Decimal("0.50")).quantize(Decimal("0.01"))
+                elif roll < 0.04:
+                    inv_price = (price * Decimal("1.01")).quantize(Decimal("0.01"))
+                elif roll < 0.06:
+                    inv_price = (price * Decimal("0.9")).quantize(Decimal("0.01"))
+                elif roll < 0.07:
+                    inv_qty = qty + 1
+                elif roll < 0.08 and receipt:
+                    received = qty - 1
+                elif roll < 0.085 and receipt:
+                    received = 0
+            if receipt and received:
+                rl["grn"].append(f"GRN-{p:07d}")
+                rl["po"].append(po)
+                rl["line"].append(n)
+                rl["qty"].append(Decimal(received))
+            specs.append((n, inv_qty, inv_price, rate))
+        bills = [(f"INV-{p:07d}", day, specs)]
+        if split:
+            first = [(n, q - 1, pr, r) for n, q, pr, r in specs]
+            second = [(n, 1, pr, r) for n, _q, pr, r in specs]
+            bills = [(f"INV-{p:07d}", day, first), (f"SPL-{p:07d}", day + dt.timedelta(days=20), second)]
+        for number, when, bill in bills:
+            ih["inv"].append(number)
+            ih["vat"].append(vat)
+            ih["date"].append(when)
+            ih["po"].append(po)
+            for n, q, pr, r in bill:
+                il["inv"].append(number)
+                il["po"].append(po)
+                il["line"].append(n)
+                il["qty"].append(Decimal(q))
+                il["price"].append(pr)
+                il["rate"].append(r)
+    return {"order_lines": ol, "receipt_lines": rl, "invoice_lines": il, "invoices": ih}  # type: ignore[dict-item]
+
+
+def to_models(data: dict[str, dict[str, list[Any]]]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Domain models without re-validation (``model_construct``)."""
+    from bots.models import (
+        DocumentTotals,
+        Invoice,
+        InvoiceLine,
+        Party,
+        POLine,
+        PurchaseOrder,
+        ReceiptLine,
+        money,
+    )
+
+    ol = data["order_lines"]
+    orders = []
+    lines: list[POLine] = []
+    for i in range(len(ol["po"])):
+        lines.append(
+            POLine.model_construct(
+                line_no=ol["line"][i],
+                quantity=ol["qty"][i],
+                unit_price=ol["price"][i],
+                vat_rate=ol["rate"][i],
+                receipt_required=ol["receipt"][i],
+            )
+        )
+        if i + 1 == len(ol["po"]) or ol["po"][i + 1] != ol["po"][i]:
+            orders.append(
+                PurchaseOrder.model_construct(po_number=ol["po"][i], supplier_vat=ol["vat"][i], lines=lines)
+            )
+            lines = []
+    rl = data["receipt_lines"]
+    receipts = [
+        ReceiptLine.model_construct(
+            po_number=rl["po"][i], line_no=rl["line"][i], quantity_received=rl["qty"][i]
+        )
+        for i in range(len(rl["po"]))
+    ]
+    il, ih = data["invoice_lines"], data["invoices"]
+    invoices = []
+    j = 0
+    count = len(il["inv"])
+    for k in range(len(ih["inv"])):
+        number = ih["inv"][k]
+        inv_lines = []
+        groups: dict[Decimal, Decimal] = {}
+        while j < count and il["inv"][j] == number:
+            net = il["qty"][j] * il["price"][j]
+            rate = il["rate"][j]
+            groups[rate] = groups.get(rate, Decimal(0)) + net
+            inv_lines.append(
+                InvoiceLine.model_construct(
+                    line_id=str(len(inv_lines) + 1),
+                    quantity=il["qty"][j],
+                    unit_price=il["price"][j],
+                    net_amount=net,
+                    vat_rate=rate,
+                    vat_category="S" if rate else "Z",
+                    order_line_reference=str(il["line"][j]),
+                )
+            )
+            j += 1
+        net_total = sum(groups.values(), Decimal(0))
+        tax = sum((money(n * r / 100) for r, n in groups.items()), Decimal(0))
+        invoices.append(
+            Invoice.model_construct(
+                invoice_number=number,
+                issue_date=ih["date"][k],
+                supplier=Party.model_construct(vat_number=ih["vat"][k]),
+                po_number=ih["po"][k],
+                lines=inv_lines,
+                totals=DocumentTotals.model_construct(
+                    line_extension=net_total,
+                    tax_exclusive=net_total,
+                    tax=tax,
+                    tax_inclusive=net_total + tax,
+                    payable=net_total + tax,
+                ),
+            )
+        )
+    return orders, receipts, invoices
+
+
+# --- workers (each in its own process) --------------------------------------------------------
+
+
+def _repeats(lines: int) -> int:
+    return 3 if lines <= 100_000 else 1
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def engine_worker(lines: int) -> dict[str, Any]:
+    from bots.matching import MatchingPolicy, match_invoices
+
+    t0 = time.perf_counter()
+    data = generate(lines)
+    orders, receipts, invoices = to_models(data)  # type: ignore[arg-type]
+    del data
+    build_s = time.perf_counter() - t0
+    rss_inputs = _rss_mb()
+    # Best of a few runs on small sizes: the machine is shared, and the best run is the
+    # one least disturbed by others. CPU time is reported too for the same reason.
+    walls, cpus = [], []
+    for _ in range(_repeats(lines)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        decisions = match_invoices(orders, receipts, invoices, MatchingPolicy())
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    engine_s, engine_cpu_s = min(walls), min(cpus)
+    codes = Counter(r.code for d in decisions for r in d.reasons)
+    return {
+        "build_models_s": round(build_s, 3),
+        "engine_s": round(engine_s, 3),
+        "engine_cpu_s": round(engine_cpu_s, 3),
+        "runs": len(walls),
+        "rss_after_inputs_mb": round(rss_inputs, 1),
+        "rss_peak_mb": round(_rss_mb(), 1),
+        "engine_rss_growth_mb": round(_rss_mb() - rss_inputs, 1),
+        "invoices": len(decisions),
+        "decisions": dict(Counter(d.decision for d in decisions)),
+        "reason_codes": dict(codes),
+        "us_per_invoice_line": round(engine_s / lines * 1e6, 2),
+        "cpu_us_per_invoice_line": round(engine_cpu_s / lines * 1e6, 2),
+    }
+
+
+CORE_SQL = """
+CREATE OR REPLACE TABLE decisions AS
+WITH received AS (
+    SELECT po, line, SUM(qty) AS received FROM receipt_lines GROUP BY po, line
+), billed AS (
+    SELECT il.*, ih.date, ih.vat,
+           SUM(il.qty) OVER (PARTITION BY il.po, il.line ORDER BY ih.date, ih.vat, il.inv
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum_qty
+    FROM invoice_lines il JOIN invoices ih USING (inv)
+), checked AS (
+    SELECT b.inv, b.seq,
+           ol.po IS NULL AS line_not_on_po,
+           b.price - ol.price > LEAST(ol.price * 0.02, 5.00) AS price_over,
+           b.cum_qty > ol.qty AS qty_over_ordered,
+           ol.receipt AND COALESCE(r.received, 0) <= 0 AS not_received,
+           ol.receipt AND COALESCE(r.received, 0) > 0 AND b.cum_qty > r.received AS qty_over_received
+    FROM billed b
+    LEFT JOIN order_lines ol ON ol.po = b.po AND ol.line = b.line
+    LEFT JOIN received r ON r.po = b.po AND r.line = b.line
+)
+SELECT inv,
+       COUNT_IF(price_over) AS price_over,
+       COUNT_IF(qty_over_ordered) AS qty_over_ordered,
+       COUNT_IF(qty_over_received) AS qty_over_received,
+       COUNT_IF(not_received) AS not_received,
+       COUNT_IF(line_not_on_po) AS line_not_on_po,
+       CASE WHEN BOOL_OR(price_over OR qty_over_ordered OR qty_over_received OR not_received
+                         OR line_not_on_po) THEN 'hold' ELSE 'approve' END AS decision
+FROM checked GROUP BY inv
+"""
+
+
+def _write_csv(path: Path, columns: dict[str, list[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values(), strict=True))
+
+
+def duckdb_worker(lines: int, threads: int | None) -> dict[str, Any]:
+    import duckdb
+
+    data = generate(lines)
+    # Invoice line sequence within the invoice, so each row is identifiable.
+    seq: list[int] = []
+    previous = None
+    for inv in data["invoice_lines"]["inv"]:
+        seq.append(seq[-1] + 1 if inv == previous and seq else 1)
+        previous = inv
+    data["invoice_lines"]["seq"] = seq
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, columns in data.items():
+            _write_csv(Path(tmp) / f"{name}.csv", columns)
+        del data
+        rss_before = _rss_mb()
+        con = duckdb.connect()
+        if threads:
+            con.execute(f"SET threads = {threads}")
+        used_threads = con.execute("SELECT current_setting('threads')").fetchone()[0]  # type: ignore[index]
+        money = "DECIMAL(18,4)"
+        schemas = {
+            "order_lines": f"po VARCHAR, line INTEGER, vat VARCHAR, qty {money}, price {money}, "
+            f"rate {money}, receipt BOOLEAN",
+            "receipt_lines": f"grn VARCHAR, po VARCHAR, line INTEGER, qty {money}",
+            "invoice_lines": f"inv VARCHAR, po VARCHAR, line INTEGER, qty {money}, price {money}, "
+            f"rate {money}, seq INTEGER",
+            "invoices": "inv VARCHAR, vat VARCHAR, date DATE, po VARCHAR",
+        }
+        t0 = time.perf_counter()
+        for name, schema in schemas.items():
+            con.execute(f"CREATE TABLE {name} ({schema})")
+            con.execute(f"INSERT INTO {name} SELECT * FROM read_csv('{Path(tmp) / name}.csv', header=true)")
+        load_s = time.perf_counter() - t0
+        walls, cpus = [], []
+        for _ in range(_repeats(lines)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            con.execute(CORE_SQL)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        query_s, query_cpu_s = min(walls), min(cpus)
+        row = con.execute(
+            "SELECT SUM(price_over), SUM(qty_over_ordered), SUM(qty_over_received), SUM(not_received), "
+            "SUM(line_not_on_po), COUNT_IF(decision = 'hold'), COUNT(*) FROM decisions"
+        ).fetchone()
+        assert row is not None
+        con.close()
+    return {
+        "threads": int(used_threads),
+        "load_s": round(load_s, 3),
+        "query_s": round(query_s, 3),
+        "query_cpu_s": round(query_cpu_s, 3),
+        "rss_growth_mb": round(_rss_mb() - rss_before, 1),
+        "reason_codes": dict(zip(CORE_CODES, map(int, row[:5]), strict=True)),
+        "holds": int(row[5]),
+        "invoices": int(row[6]),
+    }
+
+
+def _run_worker(*args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_matching", "--worker", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="invoice-line counts, comma-separated"
+    )
+    parser.add_argument("--quick", action="store_true", help="10k and 100k only")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        kind, lines = args.worker[0], int(args.worker[1])
+        if kind == "engine":
+            out = engine_worker(lines)
+        else:
+            out = duckdb_worker(lines, int(args.worker[2]) if len(args.worker) > 2 else None)
+        print(json.dumps(out))
+        return out
+
+    sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    runs: list[dict[str, Any]] = []
+    for lines in sizes:
+        engine = _run_worker("engine", str(lines))
+        duck = _run_worker("duckdb", str(lines))
+        duck1 = _run_worker("duckdb", str(lines), "1")
+        core_engine = {code: engine["reason_codes"].get(code, 0) for code in CORE_CODES}
+        run = {
+            "invoice_lines": lines,
+            "order_lines": lines,
+            "engine": engine,
+            "duckdb": duck,
+            "duckdb_1_thread": duck1,
+            "core_rule_counts_agree": core_engine == duck["reason_codes"] == duck1["reason_codes"],
+            "ratio_engine_to_duckdb_query": round(engine["engine_s"] / duck["query_s"], 2),
+            "ratio_engine_to_duckdb_query_1_thread": round(engine["engine_s"] / duck1["query_s"], 2),
+            "ratio_cpu_engine_to_duckdb_query": round(engine["engine_cpu_s"] / duck["query_cpu_s"], 2),
+            "ratio_engine_to_duckdb_load_and_query": round(
+                engine["engine_s"] / (duck["load_s"] + duck["query_s"]), 2
+            ),
+        }
+        runs.append(run)
+        print(
+            f"{lines:>9,} lines: engine {engine['engine_s']:.2f}s "
+            f"(+{engine['engine_rss_growth_mb']:.0f} MB, inputs {engine['rss_after_inputs_mb']:.0f} MB RSS), "
+            f"duckdb query {duck['query_s']:.2f}s / 1 thread {duck1['query_s']:.2f}s "
+            f"(load {duck['load_s']:.2f}s), ratio {run['ratio_engine_to_duckdb_query']}x, "
+            f"counts agree: {run['core_rule_counts_agree']}",
+            file=sys.stderr,
+        )
+    growth = [
+        {
+            "from": a["invoice_lines"],
+            "to": b["invoice_lines"],
+            "size_factor": round(b["invoice_lines"] / a["invoice_lines"], 1),
+            "engine_time_factor": round(b["engine"]["engine_s"] / a["engine"]["engine_s"], 2),
+            "engine_cpu_factor": round(b["engine"]["engine_cpu_s"] / a["engine"]["engine_cpu_s"], 2),
+            "duckdb_time_factor": round(b["duckdb"]["query_s"] / a["duckdb"]["query_s"], 2),
+        }
+        for a, b in itertools.pairwise(runs)
+    ]
+    result = {
+        "benchmark": "invoice matching engine vs DuckDB SQL of the core rules",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "goal_ratio": 1.5,
+        "runs": runs,
+        "growth": growth,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
