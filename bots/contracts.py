@@ -774,3 +774,734 @@ def check_job(job: ContractJob, *, max_document_bytes: int | None = None) -> tup
     )
     assert sha256 is not None  # a document problem would have been raised with the details'
     return contract, sha256
+
+
+# --- verifying what the register shows ---------------------------------------------------------
+
+_SPACES = re.compile(r"\s+")
+
+
+def _same_text(a: str | None, b: str | None) -> bool:
+    return _SPACES.sub(" ", (a or "").strip()) == _SPACES.sub(" ", (b or "").strip())
+
+
+def register_form(contract: Contract) -> dict[str, str | bool]:
+    """The upload form's fields for ``contract``, as typed (amounts plain, dates ``yyyy-mm-dd``)."""
+    return {
+        "contract_id": contract.contract_id,
+        "title": contract.title,
+        "supplier_name": contract.supplier_name,
+        "supplier_vat": contract.supplier_vat or "",
+        "companies_house": contract.companies_house or "",
+        "buyer_ods": contract.buyer_ods,
+        "cpv_codes": ", ".join(contract.cpv_codes),
+        "procedure": contract.procedure,
+        "value_net": f"{contract.value_net:.2f}",
+        "value_gross": f"{contract.value_gross:.2f}",
+        "start_date": contract.start_date.isoformat(),
+        "end_date": contract.end_date.isoformat(),
+        "max_end_date": contract.max_end_date.isoformat() if contract.max_end_date else "",
+        "kpi_count": str(len(contract.kpis)),
+        "sme": contract.sme,
+    }
+
+
+def compare_register_details(contract: Contract, shown: Mapping[str, str]) -> list[str]:
+    """What the register's contract page shows differently from ``contract`` (empty: all agree).
+
+    ``shown`` maps the page's labels to their text (``"Contract value excluding VAT": "£1,234.50"``).
+    """
+    from connectors.rows import ConversionError, to_date, to_decimal
+
+    differences: list[str] = []
+
+    def differs(label: str, expected: str, ok: bool) -> None:
+        if not ok:
+            differences.append(f"{label}: the register shows {shown.get(label, '')!r}, expected {expected!r}")
+
+    def text(label: str, expected: str | None) -> None:
+        if label not in shown:
+            differences.append(f"{label}: not shown by the register")
+        else:
+            differs(label, expected or "", _same_text(shown[label], expected))
+
+    def amount(label: str, expected: Decimal) -> None:
+        try:
+            value = to_decimal(shown.get(label))
+        except ConversionError:
+            value = None
+        differs(label, f"£{expected:,.2f}", value is not None and money(value) == expected)
+
+    def day(label: str, expected: dt.date | None) -> None:
+        try:
+            value = to_date(shown.get(label) or None)
+        except ConversionError:
+            value = None
+        differs(label, expected.isoformat() if expected else "", value == expected)
+
+    text("Contract ID", contract.contract_id)
+    text("Contract title", contract.title)
+    text("Supplier name", contract.supplier_name)
+    text("Supplier VAT number", contract.supplier_vat)
+    text("Companies House number", contract.companies_house)
+    text("Buyer ODS code", contract.buyer_ods)
+    cpvs = {c for c in _CPV_SPLIT.split(shown.get("CPV codes", "")) if c}
+    differs("CPV codes", ", ".join(contract.cpv_codes), cpvs == set(contract.cpv_codes))
+    differs("Procedure", contract.procedure, _procedure(shown.get("Procedure", "")) == contract.procedure)
+    amount("Contract value excluding VAT", contract.value_net)
+    amount("Contract value including VAT", contract.value_gross)
+    day("Start date", contract.start_date)
+    day("End date", contract.end_date)
+    day("Maximum end date", contract.max_end_date)
+    text("Number of KPIs", str(len(contract.kpis)))
+    differs(
+        "SME supplier",
+        "Yes" if contract.sme else "No",
+        shown.get("SME supplier", "") == ("Yes" if contract.sme else "No"),
+    )
+    return differences
+
+
+# --- the run: drop folder -> ledger -> portal -> drop folder + report ---------------------------------
+
+
+@dataclass(slots=True)
+class ContractOutcome:
+    """How one contract of a run ended, for the report and the flow's artifacts."""
+
+    contract_id: str
+    source: str
+    document: str | None
+    outcome: str
+    """``uploaded``, ``found_in_register`` (it was there), ``already_done`` (by an earlier run),
+    ``validated`` (dry run), ``rejected``, ``failed`` or ``pending`` (interrupted; retried later)."""
+    reason_code: str | None = None
+    reason: str | None = None
+    problems: list[dict[str, str | None]] = field(default_factory=list)
+    sha256: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    stored_as: str | None = None
+    item_id: int | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "contract_id": self.contract_id,
+            "outcome": self.outcome,
+            "reason_code": self.reason_code or "",
+            "reason": self.reason or "",
+            "source": self.source,
+            "document": self.document or "",
+            "stored_as": self.stored_as or "",
+        }
+
+
+@dataclass(slots=True)
+class ContractRunResult:
+    """What one run did: every contract's outcome, counts, the report, and the runner's summary."""
+
+    outcomes: list[ContractOutcome] = field(default_factory=list)
+    report: Path | None = None
+    dry_run: bool = False
+    runner_summary: Any = None
+    quarantined_metadata: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        names = (
+            "uploaded",
+            "found_in_register",
+            "already_done",
+            "validated",
+            "rejected",
+            "failed",
+            "pending",
+        )
+        counts = dict.fromkeys(names, 0)
+        for o in self.outcomes:
+            counts[o.outcome] = counts.get(o.outcome, 0) + 1
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every contract went in (or validated), 1 when some were rejected or failed."""
+        bad = any(o.outcome in ("rejected", "failed", "pending") for o in self.outcomes)
+        return 1 if bad or self.quarantined_metadata else 0
+
+
+def _contract_result(contract: Contract, sha256: str, action: str, url: str) -> dict[str, Any]:
+    return {
+        "action": action,
+        "contract_id": contract.contract_id,
+        "title": contract.title,
+        "supplier_name": contract.supplier_name,
+        "value_net": str(contract.value_net),
+        "value_gross": str(contract.value_gross),
+        "start_date": contract.start_date.isoformat(),
+        "end_date": contract.end_date.isoformat(),
+        "max_end_date": contract.max_end_date.isoformat() if contract.max_end_date else None,
+        "kpis": len(contract.kpis),
+        "sha256": sha256,
+        "url": url,
+    }
+
+
+class _Worker:
+    """One browser context and its portal session: what a runner worker holds."""
+
+    def __init__(self, page: Any, session: Any) -> None:
+        self.page = page
+        self.session = session
+
+
+async def upload_and_verify(
+    session: Any, job: ContractJob, contract: Contract, sha256: str, *, item: Any = None
+) -> dict[str, Any]:
+    """Put one validated contract in the register exactly once, then check what the register holds.
+
+    ``session`` is a :class:`~connectors.portal.pages.base.PortalSession`; ``item`` the work
+    item whose checkpoints (``uploaded``, ``verified``) make a retry resume after the upload.
+
+    Raises:
+        BusinessError: ``PORTAL_REFUSED``, ``REGISTER_DOCUMENT_MISMATCH`` or ``REGISTER_DETAILS_MISMATCH``.
+        ApplicationError: the portal failed (5xx, session, timeout): retried by the runner.
+    """
+    import asyncio
+    from urllib.parse import quote
+
+    from connectors.portal.pages.contracts import (
+        AlreadyInRegister,
+        ContractDetailPage,
+        ContractForm,
+        ContractRefused,
+        ContractRegisterPage,
+        ContractUploadPage,
+    )
+
+    action = item.done_step("uploaded") if item is not None else None
+    if action is None:
+        # Look before uploading: an earlier attempt may have saved it before its answer was lost.
+        found = await ContractRegisterPage(session).find(contract.contract_id)
+        if found is not None:
+            action = "found_in_register"
+        else:
+            assert job.document_path is not None
+            try:
+                await ContractUploadPage(session).upload(
+                    ContractForm(**register_form(contract)),  # type: ignore[arg-type]
+                    Path(job.document_path),
+                )
+                action = "uploaded"
+            except AlreadyInRegister:
+                action = "found_in_register"
+            except ContractRefused as exc:
+                raise BusinessError(
+                    "PORTAL_REFUSED",
+                    f"{job.source}: the portal refused contract {contract.contract_id}: {exc}",
+                ) from None
+        if item is not None:
+            await asyncio.to_thread(item.checkpoint, "uploaded", action)
+    detail = ContractDetailPage(session)
+    if action == "uploaded" and detail.showing(contract.contract_id):
+        detail.title = f"Contract {contract.contract_id}"  # the upload landed on it: no second load
+    else:
+        await detail.open(contract.contract_id)
+    shown = await detail.details()
+    stored = hashlib.sha256(await detail.download_document()).hexdigest()
+    if stored != sha256:
+        raise BusinessError(
+            "REGISTER_DOCUMENT_MISMATCH",
+            f"{job.source}: the register holds a different document for {contract.contract_id} "
+            f"(SHA-256 {stored[:12]}..., the file is {sha256[:12]}...)",
+        )
+    differences = compare_register_details(contract, shown)
+    if differences:
+        raise BusinessError(
+            "REGISTER_DETAILS_MISMATCH",
+            f"{job.source}: the register shows {contract.contract_id} differently: " + "; ".join(differences),
+        )
+    if item is not None:
+        await asyncio.to_thread(item.checkpoint, "verified", stored)
+    url = session.url(f"/contracts/{quote(contract.contract_id, safe='')}")
+    return _contract_result(contract, stored, action, url)
+
+
+def _adopt_loose_files(root: Path) -> list[Path]:
+    """Files dropped straight into the folder (not its ``inbox/``) are moved into ``inbox/``.
+
+    ``procbots sandbox data`` and people write contracts straight into a folder; the drop
+    folder takes arrivals from ``inbox/``. Names already in the inbox are left where they are.
+    """
+    inbox = root / "inbox"
+    moved: list[Path] = []
+    if not root.is_dir():
+        return moved
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith((".", "~$")) or entry.is_symlink() or not entry.is_file():
+            continue
+        target = inbox / entry.name
+        if target.exists():
+            continue
+        inbox.mkdir(parents=True, exist_ok=True)
+        entry.rename(target)
+        moved.append(target)
+    return moved
+
+
+def run_contract_uploads(
+    folder: str | Path,
+    *,
+    portal_url: str | None = None,
+    dry_run: bool = False,
+    settings: Any = None,
+    ledger: Any = None,
+    workers: int | None = None,
+    stable_for_s: float = 2.0,
+    recover_after_s: float = 3600.0,
+    max_document_bytes: int | None = None,
+    report_dir: Path | None = None,
+    today: dt.date | None = None,
+) -> ContractRunResult:
+    """Take every contract dropped in ``folder``, upload the valid ones, quarantine the rest.
+
+    Args:
+        folder: the drop folder root (``inbox/``, ``processing/``, ``done/``, ``quarantine/``...);
+            files put straight into it are moved into its ``inbox/`` first.
+        portal_url: the portal; default ``settings.portal.url``.
+        dry_run: validate and report only: nothing is claimed, uploaded or moved, and the
+            ledger is not touched.
+        settings: procbots settings (default: the process settings).
+        ledger: the work-item ledger (default: from settings).
+        workers: parallel browser contexts (default ``settings.browser.contexts``).
+        stable_for_s: how long a file must stay unchanged before it is taken.
+        recover_after_s: files held in ``processing/`` longer than this (a crashed run)
+            go back to the inbox first.
+        max_document_bytes: PDF size limit (default :data:`connectors.pdf.DEFAULT_MAX_BYTES`).
+        report_dir: where the report workbook goes (default the outbox).
+        today: the date "ending within 90/180 days" counts from (default today in London).
+
+    Returns:
+        every contract's outcome and the report's path (``None`` when nothing arrived).
+    """
+    from zoneinfo import ZoneInfo
+
+    from config.logging import get_logger
+    from config.settings import get_settings
+    from connectors.dropfolder import ClaimedFile, DropFolder
+
+    settings = settings or get_settings()
+    log = get_logger("contracts")
+    root = Path(folder)
+    today = today or dt.datetime.now(ZoneInfo("Europe/London")).date()
+    result = ContractRunResult(dry_run=dry_run)
+    report_dir = report_dir or settings.paths.resolve("outbox")
+
+    if dry_run:
+        # Read where the files are; claim nothing.
+        places = [p for p in (root, root / "inbox") if p.is_dir()]
+        files = [
+            BatchFile(p.name, p)
+            for place in places
+            for p in sorted(place.iterdir())
+            if p.is_file() and not p.is_symlink() and not p.name.startswith((".", "~$"))
+        ]
+        plan = plan_batch(files, max_document_bytes=max_document_bytes)
+        for path, problem in plan.unreadable.items():
+            result.quarantined_metadata.append(f"{Path(path).name}: {problem.message}")
+        for job in plan.jobs:
+            result.outcomes.append(_dry_run_outcome(job, max_document_bytes))
+        if result.outcomes or result.quarantined_metadata:
+            result.report = write_contracts_report(
+                report_dir / _report_name("contracts-dry-run"), result, [], today
+            )
+        return result
+
+    _adopt_loose_files(root)
+    drop = DropFolder(root, stable_for_s=stable_for_s)
+    drop.recover_stale(recover_after_s)
+    claims: dict[str, ClaimedFile] = {}
+    for claimed in drop:
+        claims[str(claimed.path)] = claimed
+    if not claims:
+        log.info("no contracts dropped", folder=str(root))
+        return result
+    plan = plan_batch(
+        [BatchFile(c.original_name, c.path) for c in claims.values()], max_document_bytes=max_document_bytes
+    )
+    for path, problem in plan.unreadable.items():
+        claims[path].quarantine(problem.code, f"{claims[path].original_name}: {problem.message}")
+        result.quarantined_metadata.append(f"{claims[path].original_name}: {problem.message}")
+
+    if ledger is None:
+        from bots.workitems import Ledger
+
+        ledger = Ledger.from_settings(settings)
+    jobs: dict[str, ContractJob] = {}
+    items: dict[str, Any] = {}
+    earlier: set[str] = set()  # done by an earlier run: this drop is a repeat
+    for job in plan.jobs:
+        item = ledger.add(BOT, job.key, job)
+        if item.state in ("failed", "needs_review"):
+            # Dropped again after it failed on system errors: give it another go.
+            item = ledger.retry(item.id, reason="the contract was dropped again")
+        jobs[job.key] = job
+        items[job.key] = item
+        if item.state == "done":
+            earlier.add(job.key)
+    log.info("contracts planned", contracts=len(jobs), files=len(claims))
+
+    if any(item.state == "pending" for item in items.values()):
+        result.runner_summary = _run_portal(
+            ledger, jobs, settings, portal_url or settings.portal.url, workers, max_document_bytes
+        )
+
+    finished_metadata_ok = True
+    for key, job in jobs.items():
+        item = ledger.find(BOT, key)
+        outcome = _outcome(job, item)
+        if key in earlier:
+            outcome.outcome = "already_done"
+        owned = [claims[f] for f in job.files if f in claims]
+        if outcome.outcome in ("uploaded", "found_in_register", "already_done"):
+            moved = [c.done() for c in owned]
+        elif outcome.outcome == "rejected":
+            errors = outcome.problems or [{"code": outcome.reason_code, "message": outcome.reason}]
+            moved = [
+                c.quarantine(outcome.reason_code or "REJECTED", outcome.reason or "", errors) for c in owned
+            ]
+        elif outcome.outcome == "failed":
+            moved = [c.fail(outcome.reason_code or "FAILED", outcome.reason or "") for c in owned]
+        else:  # still pending (lease lost, interrupted): the files wait in processing/ for recovery
+            moved = []
+            finished_metadata_ok = False
+        if moved:
+            outcome.stored_as = str(moved[0].relative_to(drop.root))
+        result.outcomes.append(outcome)
+    for meta in plan.metadata_files:
+        sheet = claims.get(str(meta.path))
+        if sheet is not None and sheet.outcome is None and finished_metadata_ok:
+            sheet.done()
+
+    ending = _known_contracts(ledger)
+    result.report = write_contracts_report(report_dir / _report_name("contracts"), result, ending, today)
+    log.info("contract uploads finished", report=str(result.report), **result.counts)
+    return result
+
+
+def _report_name(prefix: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{prefix}-{stamp}.xlsx"
+
+
+def _dry_run_outcome(job: ContractJob, max_document_bytes: int | None) -> ContractOutcome:
+    try:
+        contract, sha256 = check_job(job, max_document_bytes=max_document_bytes)
+    except ContractRejected as exc:
+        return ContractOutcome(
+            job.contract_id,
+            job.source,
+            job.document_name,
+            "rejected",
+            exc.code,
+            exc.message,
+            [p.as_dict() for p in exc.problems],
+        )
+    return ContractOutcome(
+        contract.contract_id,
+        job.source,
+        job.document_name,
+        "validated",
+        sha256=sha256,
+        details=_contract_result(contract, sha256, "validated", ""),
+    )
+
+
+def _outcome(job: ContractJob, item: Any) -> ContractOutcome:
+    base = ContractOutcome(job.contract_id, job.source, job.document_name, "pending", item_id=item.id)
+    state = str(item.state)
+    if state == "done":
+        details = dict(item.result or {})
+        base.outcome = str(details.get("action", "uploaded"))
+        base.sha256 = details.get("sha256")
+        base.details = details
+    elif state == "business_exception":
+        base.outcome = "rejected"
+        base.reason_code, base.reason = item.reason_code, item.reason_message
+        base.problems = _problems_of(job, item)
+    elif state in ("failed", "needs_review"):
+        base.outcome = "failed"
+        base.reason_code, base.reason = item.reason_code, item.reason_message
+    return base
+
+
+def _problems_of(job: ContractJob, item: Any) -> list[dict[str, str | None]]:
+    """Every problem of a rejection (the ledger keeps one code and the joined message)."""
+    try:
+        check_job(job)
+    except ContractRejected as exc:
+        if exc.code == item.reason_code:
+            return [p.as_dict() for p in exc.problems]
+    except Exception:  # the file went away meanwhile: the ledger's reason is the record
+        return [{"code": item.reason_code, "field": None, "message": item.reason_message}]
+    return [{"code": item.reason_code, "field": None, "message": item.reason_message}]
+
+
+def _known_contracts(ledger: Any) -> list[dict[str, Any]]:
+    """Every contract the bot has put in (or found in) the register, latest details per contract ID."""
+    latest: dict[str, dict[str, Any]] = {}
+    for item in ledger.list(state="done", bot=BOT):
+        details = dict(item.result or {})
+        if details.get("contract_id") and details.get("end_date"):
+            latest[str(details["contract_id"])] = details
+    return list(latest.values())
+
+
+def _run_portal(
+    ledger: Any,
+    jobs: Mapping[str, ContractJob],
+    settings: Any,
+    portal_url: str,
+    workers: int | None,
+    max_document_bytes: int | None,
+) -> Any:
+    import asyncio
+    import concurrent.futures
+    import contextlib
+
+    from bots.runner import Runner
+    from connectors.portal.pages.base import PortalCredentials, PortalSession
+
+    credentials = PortalCredentials.from_settings(settings)
+    runner = Runner(ledger, BOT, settings=settings)
+    count = workers or settings.browser.contexts
+
+    async def process(item: Any, worker: _Worker) -> dict[str, Any]:
+        job = jobs.get(item.idempotency_key) or item.payload_as(ContractJob)
+        if (
+            job.document_path is not None
+            and not Path(job.document_path).exists()
+            and not item.done_step("uploaded")
+        ):
+            from bots.errors import ApplicationError
+
+            raise ApplicationError(
+                "DOCUMENT_NOT_AVAILABLE",
+                f"{job.source}: the document is no longer in processing/; it is retried when dropped again",
+            )
+        contract, sha256 = check_job(job, max_document_bytes=max_document_bytes)
+        return await upload_and_verify(worker.session, job, contract, sha256, item=item)
+
+    async def on_error(item: Any, exc: BaseException, worker: Any) -> list[Any] | None:
+        if isinstance(exc, ContractRejected) or worker is None:
+            return None  # the data was wrong: a screenshot of the portal would show nothing
+        try:
+            from connectors.portal.evidence import capture_evidence
+        except ImportError:
+            return None
+        evidence: list[Any] = await capture_evidence(worker.page, runner.evidence_dir(item))
+        return evidence
+
+    runner.on_error = on_error
+
+    async def main() -> Any:
+        from playwright.async_api import async_playwright
+
+        from connectors.portal.browser import launch_chromium
+
+        async with async_playwright() as pw:
+            # The one launcher; with an async Playwright it returns the launch coroutine.
+            launch: Any = launch_chromium
+            browser = await launch(pw, settings.browser)
+
+            @contextlib.asynccontextmanager
+            async def worker_setup() -> Any:
+                context = await browser.new_context(accept_downloads=True)
+                context.set_default_timeout(settings.browser.timeout_ms)
+                context.set_default_navigation_timeout(settings.browser.navigation_timeout_ms)
+                page = await context.new_page()
+                try:
+                    # No sign-in here: the first page signs in on demand, with the session's retries.
+                    yield _Worker(page, PortalSession(page, portal_url, credentials))
+                finally:
+                    await context.close()
+
+            try:
+                return await runner.run_async(workers=count, process=process, worker_setup=worker_setup)
+            finally:
+                await browser.close()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    # Called from inside an event loop (an async flow): run the browser work on its own thread and loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def write_contracts_report(
+    path: Path, result: ContractRunResult, known: Sequence[Mapping[str, Any]], today: dt.date
+) -> Path:
+    """The contracts workbook: a summary with a chart of contracts ending by month, then
+    sheets of the uploaded contracts, the rejected ones with every reason, and the
+    contracts ending within 180 days (those within 90 highlighted).
+
+    ``known`` are the contracts already in the register (the bot's done items); in a dry
+    run they are this run's validated contracts.
+    """
+    from connectors.excel import ChartSpec, Column, Sheet, Summary, write_report
+
+    def day(value: Any) -> dt.date | None:
+        return dt.date.fromisoformat(str(value)) if value else None
+
+    def amount(value: Any) -> Decimal | None:
+        return Decimal(str(value)) if value not in (None, "") else None
+
+    uploaded_rows = []
+    for o in result.outcomes:
+        if o.outcome in ("uploaded", "found_in_register", "already_done", "validated"):
+            d = o.details
+            uploaded_rows.append(
+                {
+                    "contract_id": o.contract_id,
+                    "outcome": o.outcome.replace("_", " "),
+                    "title": d.get("title"),
+                    "supplier_name": d.get("supplier_name"),
+                    "value_net": amount(d.get("value_net")),
+                    "value_gross": amount(d.get("value_gross")),
+                    "start_date": day(d.get("start_date")),
+                    "end_date": day(d.get("end_date")),
+                    "max_end_date": day(d.get("max_end_date")),
+                    "kpis": d.get("kpis"),
+                    "document": o.document,
+                    "sha256": o.sha256,
+                    "url": d.get("url") or None,
+                }
+            )
+    rejected_rows = []
+    for o in result.outcomes:
+        if o.outcome in ("rejected", "failed", "pending"):
+            problems = o.problems or [{"code": o.reason_code, "field": None, "message": o.reason}]
+            for p in problems:
+                rejected_rows.append(
+                    {
+                        "contract_id": o.contract_id,
+                        "outcome": o.outcome,
+                        "code": p.get("code"),
+                        "field": p.get("field"),
+                        "message": p.get("message"),
+                        "source": o.source,
+                        "document": o.document,
+                        "stored_as": o.stored_as,
+                    }
+                )
+    for line in result.quarantined_metadata:
+        rejected_rows.append({"outcome": "rejected", "code": "METADATA_UNREADABLE", "message": line})
+
+    contracts = list(known) or [o.details for o in result.outcomes if o.outcome == "validated"]
+    horizon = today + dt.timedelta(days=180)
+    ending_rows: list[dict[str, Any]] = []
+    ending_by_month: list[tuple[dt.date, int]] = []
+    for c in contracts:
+        end = day(c.get("end_date"))
+        if end is None or not today <= end <= horizon:
+            continue
+        days_left = (end - today).days
+        ending_by_month.append((end.replace(day=1), days_left))
+        ending_rows.append(
+            {
+                "contract_id": c.get("contract_id"),
+                "title": c.get("title"),
+                "supplier_name": c.get("supplier_name"),
+                "value_gross": amount(c.get("value_gross")),
+                "end_date": end,
+                "max_end_date": day(c.get("max_end_date")),
+                "days_left": days_left,
+                "window": "within 90 days" if days_left <= 90 else "within 180 days",
+            }
+        )
+    ending_rows.sort(key=lambda r: (r["end_date"], str(r["contract_id"])))
+
+    months = []
+    cursor = today.replace(day=1)
+    while cursor <= horizon:
+        months.append(cursor)
+        cursor = (cursor + dt.timedelta(days=32)).replace(day=1)
+    within_90 = [0] * len(months)
+    within_180 = [0] * len(months)
+    for month, days_left in ending_by_month:
+        (within_90 if days_left <= 90 else within_180)[months.index(month)] += 1
+
+    counts = result.counts
+    figures: list[tuple[str, Any]] = [
+        ("Report date", today),
+        ("Uploaded", counts["uploaded"]),
+        ("Found in the register", counts["found_in_register"]),
+        ("Done by an earlier run", counts["already_done"]),
+        ("Rejected", counts["rejected"] + len(result.quarantined_metadata)),
+        ("Failed (system errors)", counts["failed"]),
+        ("Contracts ending within 90 days", sum(within_90)),
+        ("Contracts ending within 180 days", sum(within_90) + sum(within_180)),
+    ]
+    if result.dry_run:
+        figures.insert(1, ("Dry run: validated, nothing uploaded", counts["validated"]))
+    chart = ChartSpec(
+        "Contracts ending by month",
+        [m.strftime("%b %Y") for m in months],
+        {"Within 90 days": within_90, "91 to 180 days": within_180},
+    )
+    sheets = [
+        Sheet(
+            "Uploaded",
+            [
+                Column("contract_id", "Contract ID"),
+                Column("outcome", "Outcome"),
+                Column("title", "Title"),
+                Column("supplier_name", "Supplier"),
+                Column("value_net", "Value excl. VAT", "money"),
+                Column("value_gross", "Value incl. VAT", "money"),
+                Column("start_date", "Start date", "date"),
+                Column("end_date", "End date", "date"),
+                Column("max_end_date", "Maximum end date", "date"),
+                Column("kpis", "KPIs", "int"),
+                Column("document", "Document"),
+                Column("sha256", "SHA-256"),
+                Column("url", "In the register", "link"),
+            ],
+            uploaded_rows,
+        ),
+        Sheet(
+            "Rejected",
+            [
+                Column("contract_id", "Contract ID"),
+                Column("outcome", "Outcome"),
+                Column("code", "Reason code"),
+                Column("field", "Field"),
+                Column("message", "Reason", width=80),
+                Column("source", "Source"),
+                Column("document", "Document"),
+                Column("stored_as", "Now in"),
+            ],
+            rejected_rows,
+            highlight=("outcome", {"rejected", "failed"}),
+        ),
+        Sheet(
+            "Ending soon",
+            [
+                Column("contract_id", "Contract ID"),
+                Column("title", "Title"),
+                Column("supplier_name", "Supplier"),
+                Column("value_gross", "Value incl. VAT", "money"),
+                Column("end_date", "End date", "date"),
+                Column("max_end_date", "Maximum end date", "date"),
+                Column("days_left", "Days left", "int"),
+                Column("window", "Window"),
+            ],
+            ending_rows,
+            highlight=("window", {"within 90 days"}),
+        ),
+    ]
+    title = "Contract uploads (dry run)" if result.dry_run else "Contract uploads"
+    return write_report(path, sheets, summary=Summary(title, figures, [chart]))

@@ -193,6 +193,10 @@ class ContractDetailPage(PortalPage):
         await self.session.open(f"/contracts/{quote(contract_id, safe='')}", ready=self.ready)
         return self
 
+    def showing(self, contract_id: str) -> bool:
+        """True when the browser is on this contract's page already (after an upload)."""
+        return self.session.path() == f"/contracts/{quote(contract_id, safe='')}"
+
     async def details(self) -> dict[str, str]:
         """The details as shown: label (``"Contract value excluding VAT"``) -> text."""
         terms = self.page.get_by_role("term")

@@ -1,0 +1,155 @@
+"""Contract uploads against the sandbox portal through real Chromium: 20 contracts in,
+14 in the register byte for byte with their details, the rest quarantined with reasons;
+a rerun uploads nothing; under chaos every valid contract is in the register exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+
+from bots.contracts import BOT, run_contract_uploads
+from bots.workitems import Ledger
+from sandbox.server import SandboxServer
+from tests.plugins.sandbox import SANDBOX_PASSWORD
+from tests.test_contracts import TODAY, Drop, build_drop
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def portal_env(
+    settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[SandboxServer], Any]]:
+    """Points procbots settings at a sandbox portal (password from the environment, quick retries)."""
+    from config.settings import get_settings
+
+    def point(server: SandboxServer) -> Any:
+        monkeypatch.setenv("PROCBOTS_PORTAL__URL", server.url)
+        monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", SANDBOX_PASSWORD)
+        monkeypatch.setenv("PROCBOTS_RETRY__INITIAL_S", "0.1")
+        monkeypatch.setenv("PROCBOTS_RETRY__MAX_S", "1")
+        monkeypatch.setenv("PROCBOTS_RETRY__MAX_ATTEMPTS", "6")
+        get_settings.cache_clear()
+        return get_settings()
+
+    yield point
+    get_settings.cache_clear()
+
+
+def register(server: SandboxServer, prefix: str) -> list[dict[str, Any]]:
+    return [c for c in server.state(sections="contracts")["contracts"] if c["contract_id"].startswith(prefix)]
+
+
+def assert_register_holds_exactly_the_valid_contracts(server: SandboxServer, drop: Drop, prefix: str) -> None:
+    rows = register(server, prefix)
+    counts = Counter(r["contract_id"] for r in rows)
+    assert counts == Counter(dict.fromkeys(drop.valid, 1)), "each valid contract exactly once, nothing else"
+    for row in rows:
+        cid = row["contract_id"]
+        details = drop.details[cid]
+        assert row["sha256"] == hashlib.sha256(drop.valid[cid]).hexdigest()
+        assert row["title"] == details["title"]
+        assert row["supplier_name"] == details["supplier_name"]
+        assert row["supplier_vat"] == details["supplier_vat"]
+        assert row["buyer_ods"] == details["buyer_ods"]
+        assert row["cpv_codes"] == [details["cpv_codes"]]
+        assert row["procedure"] == details["procedure"]
+        assert Decimal(row["value_net"]) == Decimal(details["value_net"])
+        assert Decimal(row["value_gross"]) == Decimal(details["value_gross"])
+        assert row["start_date"] == details["start_date"]
+        assert row["end_date"] == details["end_date"]
+        assert row["max_end_date"] == details["max_end_date"]
+        assert row["kpi_count"] == len(details["kpis"].split(";"))
+        assert row["sme"] is (details["sme"] == "yes")
+
+
+def test_twenty_contracts_fourteen_in_the_register_the_rest_quarantined_and_a_rerun_adds_nothing(
+    sandbox_factory: Callable[..., SandboxServer], portal_env: Callable[[SandboxServer], Any], tmp_path: Path
+) -> None:
+    server = sandbox_factory(seed=3, orders=10)
+    settings = portal_env(server)
+    root = tmp_path / "contracts"
+    drop = build_drop(root)  # dropped straight into the folder, as `procbots sandbox data` writes them
+
+    result = run_contract_uploads(root, stable_for_s=0, today=TODAY)
+
+    assert_register_holds_exactly_the_valid_contracts(server, drop, "CT-T-")
+    outcomes = {o.contract_id: o for o in result.outcomes}
+    assert {cid for cid, o in outcomes.items() if o.outcome in ("uploaded", "found_in_register")} == set(
+        drop.valid
+    )
+    assert {cid: o.reason_code for cid, o in outcomes.items() if o.outcome == "rejected"} == drop.rejected
+    assert result.exit_code == 1
+
+    # Every file is kept: good ones in done/, bad ones in quarantine/ with their reason beside them.
+    done = {p.name for p in (root / "done").iterdir()}
+    assert "metadata.xlsx" in done
+    assert "Contrat signé – Café Müller CT-0013.pdf" in done
+    assert any(name.startswith("CT-0014 signed framework") and name.endswith(".pdf") for name in done)
+    assert len([n for n in done if n.endswith(".pdf")]) == 14
+    reasons = {}
+    for sidecar in (root / "quarantine").glob("*.reason.json"):
+        record = json.loads(sidecar.read_text("utf-8"))
+        reasons[record["original_name"]] = record["reason"]
+    assert reasons == {
+        "CT-T-0015.pdf": "DATES_INCONSISTENT",
+        "CT-T-0016.pdf": "HIGH_VALUE_KPIS",
+        "CT-T-0017.pdf": "SUPPLIER_ID_INVALID",
+        "CT-T-0018.pdf": "MISSING_FIELD",
+        "CT-T-0019.pdf": "PDF_ENCRYPTED",
+        "CT-T-0020.pdf": "NOT_A_PDF",
+    }
+    assert not list((root / "inbox").iterdir())
+    assert not list((root / "processing").iterdir())
+
+    # The report: uploaded, rejected with reasons, ending soon with its chart.
+    assert result.report is not None
+    wb = load_workbook(result.report)
+    assert len(list(wb["Uploaded"].iter_rows(min_row=2))) == 14
+    rejected_codes = {row[2] for row in wb["Rejected"].iter_rows(min_row=2, values_only=True)}
+    assert rejected_codes == set(drop.rejected.values())
+    ending = {row[0] for row in wb["Ending soon"].iter_rows(min_row=2, values_only=True)}
+    assert ending == {cid for cid in drop.valid if int(cid[-4:]) * 20 <= 180}
+    assert len(wb["Summary"]._charts) == 1
+
+    # A rerun: the same files dropped again upload nothing new.
+    before = register(server, "CT-T-")
+    build_drop(root / "inbox")
+    again = run_contract_uploads(root, stable_for_s=0, today=TODAY)
+    assert register(server, "CT-T-") == before
+    assert Counter(o.outcome for o in again.outcomes) == Counter(already_done=14, rejected=7)
+
+    # Even with the ledger lost, the portal search finds every contract: still nothing new.
+    build_drop(root / "inbox")
+    fresh = Ledger(f"sqlite:///{tmp_path / 'fresh-ledger.db'}")
+    third = run_contract_uploads(root, stable_for_s=0, today=TODAY, ledger=fresh)
+    assert register(server, "CT-T-") == before
+    assert Counter(o.outcome for o in third.outcomes)["found_in_register"] == 14
+    assert fresh.counts(BOT)["done"] == 14
+    del settings
+
+
+def test_under_chaos_each_valid_contract_is_in_the_register_exactly_once(
+    sandbox_factory: Callable[..., SandboxServer], portal_env: Callable[[SandboxServer], Any], tmp_path: Path
+) -> None:
+    server = sandbox_factory(seed=4, orders=10, chaos="error_rate=0.1,session_ttl_s=20,seed=11")
+    portal_env(server)
+    root = tmp_path / "contracts"
+    drop = build_drop(root / "inbox", prefix="CT-C")
+
+    result = run_contract_uploads(root, stable_for_s=0, today=TODAY)
+
+    assert_register_holds_exactly_the_valid_contracts(server, drop, "CT-C-")
+    outcomes = Counter(o.outcome for o in result.outcomes)
+    assert outcomes["uploaded"] + outcomes["found_in_register"] == 14
+    assert outcomes["rejected"] == 7
+    assert outcomes["failed"] == 0
