@@ -85,3 +85,75 @@ def invoice_matching(
         if outcome.report:
             typer.echo(f"Report: {outcome.report}")
     raise typer.Exit(outcome.exit_code)
+
+
+# --- purchase-orders (issue 6) --------------------------------------------------------------
+
+
+@app.command("purchase-orders")
+def purchase_orders(
+    input_file: Annotated[
+        Path, typer.Option("--input", help="Requisition workbook (.xlsx) or CSV, one row per line")
+    ],
+    portal: Annotated[
+        str | None, typer.Option("--portal", help="Portal base URL (default settings portal.url)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and search only; create no purchase order")
+    ] = False,
+    contexts: Annotated[
+        int | None, typer.Option("--contexts", min=1, max=32, help="Browser contexts at once")
+    ] = None,
+    peppol: Annotated[
+        bool, typer.Option("--peppol", help="Also write a PEPPOL Order XML per purchase order")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
+) -> None:
+    """Raise a purchase order in the portal for each requisition, exactly once, and write a
+    results workbook. Exit 0 all raised, 1 some exceptions, 2 bad usage or configuration."""
+    import json
+
+    from bots.purchase_orders import run_purchase_orders
+    from config.settings import SettingsError
+    from connectors.portal.pages.base import LoginRejected
+    from connectors.rows import SpreadsheetError
+
+    command = "procbots run purchase-orders"
+    if not input_file.is_file():
+        typer.echo(f"{command}: --input {input_file}: no such file", err=True)
+        raise typer.Exit(2)
+    if portal is not None and not portal.startswith(("http://", "https://")):
+        typer.echo(f"{command}: --portal {portal!r}: expected an http:// or https:// URL", err=True)
+        raise typer.Exit(2)
+    try:
+        run = run_purchase_orders(
+            input_file, portal_url=portal, dry_run=dry_run, contexts=contexts, peppol=peppol
+        )
+    except (SpreadsheetError, SettingsError) as exc:
+        typer.echo(f"{command}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rejected = [r for r in run.results if r.reason_code == "LOGIN_REJECTED"]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "run_id": run.run_id,
+                    "counts": run.counts,
+                    "results": [r.model_dump(mode="json") for r in run.results],
+                    "workbook": str(run.workbook) if run.workbook else None,
+                    "peppol_orders": [str(p) for p in run.orders_xml],
+                },
+                indent=2,
+            )
+        )
+    else:
+        counts = ", ".join(f"{n} {status.lower()}" for status, n in run.counts.items()) or "no requisitions"
+        typer.echo(f"Purchase orders{' (dry run)' if dry_run else ''}: {counts}")
+        for result in run.exceptions:
+            typer.echo(f"  {result.requisition_ref}: {result.status}: {result.reason or ''}")
+        if run.workbook:
+            typer.echo(f"Results: {run.workbook}")
+    if rejected:
+        typer.echo(f"{command}: {LoginRejected.__name__}: {rejected[0].reason}", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(run.exit_code)
