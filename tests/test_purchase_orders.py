@@ -153,10 +153,10 @@ def test_a_good_requisition_has_no_problems_and_becomes_an_order() -> None:
     [
         pytest.param(requisition(supplier_vat="GB980780685"), "INVALID_VAT_NUMBER", "supplier_vat", "check",
                      id="vat-check-digits"),
-        pytest.param(requisition([line(item_code="5012345678901")]), "INVALID_GTIN", "item_code", "check digit",
-                     id="gtin-check-digit"),
-        pytest.param(requisition([line(quantity=Decimal("0"))]), "INVALID_QUANTITY", "quantity", "more than 0",
-                     id="quantity-zero"),
+        pytest.param(requisition([line(item_code="5012345678901")]), "INVALID_GTIN", "item_code",
+                     "check digit", id="gtin-check-digit"),
+        pytest.param(requisition([line(quantity=Decimal("0"))]), "INVALID_QUANTITY", "quantity",
+                     "more than 0", id="quantity-zero"),
         pytest.param(requisition([line(unit_price=Decimal("-1"))]), "INVALID_PRICE", "unit_price",
                      "must not be negative", id="negative-price"),
         pytest.param(requisition([line(vat_rate=Decimal("17.5"))]), "VAT_RATE_NOT_ALLOWED", "vat_rate",
@@ -171,7 +171,9 @@ def test_a_good_requisition_has_no_problems_and_becomes_an_order() -> None:
                      "the portal has VAT number GB980780684", id="vat-mismatch"),
     ],
 )  # fmt: skip
-def test_each_rule_names_its_code_field_and_reason(req: Requisition, code: str, field: str, words: str) -> None:
+def test_each_rule_names_its_code_field_and_reason(
+    req: Requisition, code: str, field: str, words: str
+) -> None:
     problems = check_requisition(req, today=TODAY, vat_rates=RATES, suppliers={"SUP-00001": GOOD_VAT})
     assert [(p.code, p.field) for p in problems] == [(code, field)]
     assert words in problems[0].message
@@ -189,7 +191,9 @@ def test_every_problem_of_a_requisition_is_listed_not_just_the_first() -> None:
 
 
 def test_problem_text_reads_as_a_place_and_a_message() -> None:
-    problem = Problem(code="INVALID_QUANTITY", field="quantity", row=7, value="-3", message="must be more than 0")
+    problem = Problem(
+        code="INVALID_QUANTITY", field="quantity", row=7, value="-3", message="must be more than 0"
+    )
     assert str(problem) == "row 7, quantity ('-3'): must be more than 0"
 
 
@@ -208,7 +212,9 @@ def test_differences_in_supplier_lines_and_totals_are_each_named() -> None:
     shown = order.model_copy(
         update={
             "supplier_id": "SUP-00002",
-            "lines": [order.lines[0].model_copy(update={"quantity": Decimal("11"), "unit_price": Decimal("4.504")})],
+            "lines": [
+                order.lines[0].model_copy(update={"quantity": Decimal("11"), "unit_price": Decimal("4.504")})
+            ],
         }
     )
     found = compare_with_portal(
@@ -241,7 +247,7 @@ def test_results_workbook_has_a_row_per_requisition_with_links_and_reasons(tmp_p
     assert wb.sheetnames == ["Summary", "Requisitions"]
     ws = wb["Requisitions"]
     header = [c.value for c in ws[1]]
-    values = {h: c for h, c in zip(header, ws[2], strict=True)}
+    values = dict(zip(header, ws[2], strict=True))
     assert values["PO number"].value == "PO-000061"
     assert values["PO in portal"].hyperlink.target == "http://127.0.0.1:8765/purchase-orders/PO-000061"
     assert values["Gross total"].value == Decimal("54.00") or values["Gross total"].value == 54
