@@ -404,6 +404,7 @@ class _Engine:
         self.headers: dict[str, tuple[str, str, str | None]] = {}
         self.lines: dict[tuple[str, int], POLine] = {}
         self.orders: dict[str, PurchaseOrder] = {}
+        vat_keys: dict[str | None, str] = {}
         for order in orders:
             po = order.po_number
             if not po:
@@ -411,7 +412,11 @@ class _Engine:
             if po in self.headers:
                 raise ValueError(f"purchase order {po} appears more than once in the orders")
             self.orders[po] = order
-            self.headers[po] = (normalise_vat(order.supplier_vat), order.currency, order.supplier_vat)
+            vat = order.supplier_vat
+            vat_key = vat_keys.get(vat)
+            if vat_key is None:
+                vat_key = vat_keys[vat] = normalise_vat(vat)
+            self.headers[po] = (vat_key, order.currency, vat)
             lines = self.lines
             for line in order.lines:
                 lines[(po, line.line_no)] = line
@@ -426,18 +431,20 @@ class _Engine:
         # Quantity invoiced so far per PO line by approved documents.
         self.invoiced: dict[tuple[str, int], Decimal] = {}
         self.exact_seen: dict[tuple[str, str, str, int], tuple[str, dt.date]] = {}
-        self.similar: dict[tuple[str, str, Decimal], _SimilarBucket] = {}
+        self.similar: dict[tuple[str, str, Decimal], _SimilarBucket | tuple[dt.date, str, str]] = {}
         # Approved or held invoices by (supplier, normalised number): credit notes
         # find their PO and the amount they may credit through the billing reference.
         self.known_invoices: dict[tuple[str, str], tuple[str | None, Decimal, str]] = {}
-        self.policies: dict[str, MatchingPolicy] = {}
+        self.policies: dict[str, tuple[MatchingPolicy, frozenset[Decimal]]] = {}
         self.item_index: dict[str, dict[str, int]] = {}
 
-    def policy_for(self, vat_key: str) -> MatchingPolicy:
-        policy = self.policies.get(vat_key)
-        if policy is None:
-            policy = self.policies[vat_key] = self.policy.for_supplier(vat_key)
-        return policy
+    def policy_for(self, vat_key: str) -> tuple[MatchingPolicy, frozenset[Decimal]]:
+        """A supplier's policy and its accepted VAT rates as a set (Decimal hashes by value)."""
+        found = self.policies.get(vat_key)
+        if found is None:
+            policy = self.policy.for_supplier(vat_key)
+            found = self.policies[vat_key] = (policy, frozenset(policy.vat_rates))
+        return found
 
     def line_by_item(self, po: str, line: InvoiceLine) -> int | None:
         """The PO line a reference-less invoice line bills, by item code (GTIN or
@@ -458,177 +465,20 @@ class _Engine:
         return index.get("")
 
     def decide(self, doc: Invoice, vat_key: str, number_key: str) -> Decision:
-        policy = self.policy_for(vat_key)
+        """Decide one document; commits its quantities when it is approved."""
+        policy, rate_set = self.policy_for(vat_key)
         currency = doc.currency
         is_credit = doc.document_type == "credit_note"
         kind = "credit note" if is_credit else "invoice"
         reasons: list[Reason] = []
         notes: list[Reason] = []
-        totals = doc.totals
-        stated_gross = totals.payable or totals.tax_inclusive
 
-        # Line arithmetic and VAT per rate group: independent of the order.
-        lines = doc.lines
-        net_sum = _ZERO
-        groups: dict[Decimal, Decimal] = {}
-        header_tol = policy.header_tolerance
-        vat_rates = policy.vat_rates
-        for position, line in enumerate(lines, 1):
-            net = line.net_amount
-            net_sum += net
-            rate = line.vat_rate
-            groups[rate] = groups.get(rate, _ZERO) + net
-            expected = line.quantity * line.unit_price
-            if net != expected:
-                # A net below quantity × price is a line allowance (discount) in UBL, which
-                # the line model does not carry; only a net above it bills more than the
-                # price says, so only that can hold the invoice.
-                excess = abs(net) - abs(expected)
-                if excess > _PENNY or excess < -_PENNY:
-                    label = _line_label(line, position)
-                    text = (
-                        f"Line {label}: net amount {_money(net, currency)} is not quantity "
-                        f"{_number(line.quantity)} × {_unit_price(line.unit_price, currency)} = "
-                        f"{_money(expected, currency)}"
-                    )
-                    if excess > header_tol:
-                        text += (
-                            f", {_money(excess, currency)} more (tolerance {_money(header_tol, currency)})"
-                        )
-                        reasons.append(Reason("TOTALS_ARITHMETIC", label, text))
-                    elif excess > 0:
-                        notes.append(Reason("LINE_ROUNDING", label, text + "; within tolerance, accepted"))
-                    else:
-                        notes.append(Reason("LINE_DISCOUNT", label, text + "; a line discount, accepted"))
-            if rate not in vat_rates:
-                label = _line_label(line, position)
-                reasons.append(
-                    Reason(
-                        "VAT_RATE_MISMATCH",
-                        label,
-                        f"Line {label}: VAT rate {_number(rate)}% is not a UK VAT rate this policy accepts "
-                        f"({', '.join(_number(r) + '%' for r in vat_rates)})",
-                    )
-                )
-            elif (rate == 0) != (line.vat_category in _ZERO_CATEGORIES):
-                label = _line_label(line, position)
-                reasons.append(
-                    Reason(
-                        "VAT_RATE_MISMATCH",
-                        label,
-                        f"Line {label}: VAT category {line.vat_category} does not fit "
-                        f"VAT rate {_number(rate)}%",
-                    )
-                )
-        vat_computed = sum(
-            (
-                (net * rate / _HUNDRED).quantize(_PENNY, rounding=ROUND_HALF_UP)
-                for rate, net in groups.items()
-            ),
-            _ZERO,
-        )
-        totals_stated = bool(
-            totals.line_extension
-            or totals.tax_exclusive
-            or totals.tax
-            or totals.tax_inclusive
-            or totals.payable
-        )
-        if totals_stated:
-            self._check_totals(doc, net_sum, vat_computed, groups, policy, reasons, notes)
-            gross = stated_gross or (totals.tax_exclusive or net_sum) + totals.tax
-        else:
-            gross = net_sum + vat_computed
-
-        # Duplicates, exact then possible.
-        fy = financial_year(doc.issue_date)
-        exact_key = (vat_key, doc.document_type, number_key, fy)
-        earlier = self.exact_seen.get(exact_key)
-        if earlier is not None:
-            reasons = [
-                Reason(
-                    "DUPLICATE_INVOICE",
-                    None,
-                    f"Duplicate of {kind} {earlier[0]} dated {_day(earlier[1])} from the same supplier "
-                    f"in financial year {_fy(fy)}; already processed, do not pay again",
-                )
-            ]
-            return self._decision(doc, "reject", reasons, notes, doc.po_number, gross)
-        self.exact_seen[exact_key] = (doc.invoice_number, doc.issue_date)
-        bucket_key = (vat_key, doc.document_type, gross)
-        bucket = self.similar.get(bucket_key)
-        if bucket is None:
-            bucket = self.similar[bucket_key] = _SimilarBucket(doc.issue_date, doc.invoice_number)
-            bucket.add(number_key, doc.invoice_number, doc.issue_date)
-        else:
-            days = (doc.issue_date - bucket.last_date).days
-            if days <= policy.duplicate_days:
-                reasons.append(
-                    Reason(
-                        "POSSIBLE_DUPLICATE",
-                        None,
-                        f"Possible duplicate of {kind} {bucket.last_number} dated {_day(bucket.last_date)}: "
-                        f"same supplier and same amount {_money(gross, currency)}, {days} day(s) apart",
-                    )
-                )
-            elif policy.similar_numbers:
-                similar = bucket.similar(number_key)
-                if similar is not None:
-                    reasons.append(
-                        Reason(
-                            "POSSIBLE_DUPLICATE",
-                            None,
-                            f"Possible duplicate of {kind} {similar[0]} dated {_day(similar[1])}: "
-                            f"same supplier, same amount {_money(gross, currency)} "
-                            "and the numbers differ by one character",
-                        )
-                    )
-            bucket.add(number_key, doc.invoice_number, doc.issue_date)
-
-        # The purchase order.
+        # The purchase order (a credit note may name it only through the invoice it credits).
         po = doc.po_number
-        reference = doc.billing_reference
         credited: tuple[str | None, Decimal, str] | None = None
         if is_credit:
-            if not reference:
-                reasons.append(
-                    Reason(
-                        "CREDIT_NOTE_NO_REFERENCE",
-                        None,
-                        "Credit note does not name the invoice it credits (billing reference); "
-                        "ask the supplier which invoice it reduces",
-                    )
-                )
-            else:
-                credited = self.known_invoices.get((vat_key, normalise_invoice_number(reference)))
-                if credited is None:
-                    notes.append(
-                        Reason(
-                            "CREDIT_REFERENCE_UNKNOWN",
-                            None,
-                            f"Credited invoice {reference} is not among the invoices matched in this run",
-                        )
-                    )
-                else:
-                    if not po and credited[0]:
-                        po = credited[0]
-                        notes.append(
-                            Reason(
-                                "PO_FROM_BILLING_REFERENCE",
-                                None,
-                                f"Purchase order {po} taken from credited invoice {credited[2]}",
-                            )
-                        )
-                    if gross > credited[1]:
-                        reasons.append(
-                            Reason(
-                                "CREDIT_EXCEEDS_INVOICED",
-                                None,
-                                f"Credit note of {_money(gross, currency)} exceeds invoice {credited[2]} "
-                                f"of {_money(credited[1], currency)}",
-                            )
-                        )
-        pending: dict[tuple[str, int], Decimal] = {}
+            po, credited = self._credit_reference(doc, vat_key, po, reasons, notes)
+        check_lines = False
         if not po:
             reasons.append(
                 Reason(
@@ -659,17 +509,352 @@ class _Engine:
                         f"The {kind} is in {currency} but purchase order {po} is in {po_currency}",
                     )
                 )
+            elif not doc.lines:
+                reasons.append(
+                    Reason("LINE_NOT_ON_PO", None, f"The {kind} has no lines to match to purchase order {po}")
+                )
             else:
-                self._check_lines(doc, po, is_credit, policy, reasons, notes, pending)
+                check_lines = True
+
+        # One pass over the lines: arithmetic, VAT, and (when the PO fits) the 2/3-way
+        # match. This is the hot loop of a million-line run: comparisons only, messages
+        # are built by helpers on the rare exception path.
+        po_lines = self.lines
+        received_by_line = self.received
+        invoiced = self.invoiced
+        pending: dict[tuple[str, int], Decimal] = {}
+        qty_factor = 1 + policy.qty_tolerance_pct / _HUNDRED
+        header_tol = policy.header_tolerance
+        net_sum = _ZERO
+        groups: dict[Decimal, Decimal] = {}
+        for position, line in enumerate(doc.lines, 1):
+            qty = line.quantity
+            price = line.unit_price
+            net = line.net_amount
+            rate = line.vat_rate
+            net_sum += net
+            groups[rate] = groups.get(rate, _ZERO) + net
+            if net != qty * price:
+                self._line_arithmetic(line, position, currency, header_tol, reasons, notes)
+            if rate not in rate_set or (rate == 0) != (line.vat_category in _ZERO_CATEGORIES):
+                self._vat_category(line, position, policy, reasons)
+            if not check_lines:
+                continue
+            assert po is not None
+            ref = line.order_line_reference
+            key = (po, int(ref)) if ref is not None and ref.isdigit() else self._resolve_line(po, line)
+            po_line = po_lines.get(key) if key is not None else None
+            if po_line is None or key is None:
+                self._not_on_po(line, position, po, key, reasons)
+                continue
+            if price != po_line.unit_price and not is_credit:
+                self._price(line, position, po_line, policy, currency, reasons, notes)
+            if rate != po_line.vat_rate:
+                label = _line_label(line, position)
+                reasons.append(
+                    Reason(
+                        "VAT_RATE_MISMATCH",
+                        label,
+                        f"Line {label}: VAT rate {_number(rate)}% differs from the PO line's "
+                        f"{_number(po_line.vat_rate)}%",
+                    )
+                )
+            before = pending.get(key)
+            if before is None:
+                before = invoiced.get(key, _ZERO)
+            delta = -qty if is_credit else qty
+            total = pending[key] = before + delta
+            if delta < 0:
+                if total < 0:
+                    label = _line_label(line, position)
+                    reasons.append(
+                        Reason(
+                            "CREDIT_EXCEEDS_INVOICED",
+                            label,
+                            f"Line {label}: crediting {_number(-delta)} of PO line {po_line.line_no} "
+                            f"but only {_number(before)} has been invoiced and approved",
+                        )
+                    )
+                continue
+            if total > po_line.quantity * qty_factor:
+                self._quantity(line, position, po_line, "QTY_OVER_ORDERED", total, before, kind, reasons)
+            if po_line.receipt_required:
+                received = received_by_line.get(key, _ZERO)
+                if received <= 0 or total > received * qty_factor:
+                    code = "NOT_RECEIVED" if received <= 0 else "QTY_OVER_RECEIVED"
+                    self._quantity(line, position, po_line, code, total, before, kind, reasons, received)
+
+        # Totals and VAT per rate group.
+        vat_computed = sum(
+            (
+                (net * rate / _HUNDRED).quantize(_PENNY, rounding=ROUND_HALF_UP)
+                for rate, net in groups.items()
+            ),
+            _ZERO,
+        )
+        totals = doc.totals
+        stated_net = totals.line_extension or totals.tax_exclusive
+        tax, inclusive, payable = totals.tax, totals.tax_inclusive, totals.payable
+        if stated_net or tax or inclusive or payable:
+            # Most documents add up exactly: three comparisons, no call.
+            if not (
+                stated_net == net_sum
+                and tax == vat_computed
+                and (not inclusive or not totals.tax_exclusive or inclusive == totals.tax_exclusive + tax)
+            ):
+                self._check_totals(doc, net_sum, vat_computed, groups, policy, reasons, notes)
+            gross = payable or inclusive or (totals.tax_exclusive or net_sum) + tax
+        else:
+            gross = net_sum + vat_computed
+        if credited is not None and gross > credited[1]:
+            reasons.append(
+                Reason(
+                    "CREDIT_EXCEEDS_INVOICED",
+                    None,
+                    f"Credit note of {_money(gross, currency)} exceeds invoice {credited[2]} "
+                    f"of {_money(credited[1], currency)}",
+                )
+            )
+
+        # Duplicates: an exact one is rejected whatever else is wrong with it.
+        fy = financial_year(doc.issue_date)
+        exact_key = (vat_key, doc.document_type, number_key, fy)
+        earlier = self.exact_seen.get(exact_key)
+        if earlier is not None:
+            duplicate = Reason(
+                "DUPLICATE_INVOICE",
+                None,
+                f"Duplicate of {kind} {earlier[0]} dated {_day(earlier[1])} from the same supplier "
+                f"in financial year {_fy(fy)}; already processed, do not pay again",
+            )
+            return self._decision(doc, "reject", [duplicate], notes, po, gross)
+        self.exact_seen[exact_key] = (doc.invoice_number, doc.issue_date)
+        self._possible_duplicate(doc, vat_key, number_key, gross, policy, kind, reasons)
 
         decision: DecisionKind = "hold" if reasons else "approve"
         if decision == "approve":
-            invoiced = self.invoiced
-            for key, delta in pending.items():
-                invoiced[key] = invoiced.get(key, _ZERO) + delta
+            invoiced.update(pending)
         if not is_credit:
             self.known_invoices.setdefault((vat_key, number_key), (po, gross, doc.invoice_number))
         return self._decision(doc, decision, reasons, notes, po, gross)
+
+    # --- the exception path: message builders -------------------------------------------
+
+    def _credit_reference(
+        self, doc: Invoice, vat_key: str, po: str | None, reasons: list[Reason], notes: list[Reason]
+    ) -> tuple[str | None, tuple[str | None, Decimal, str] | None]:
+        reference = doc.billing_reference
+        if not reference:
+            reasons.append(
+                Reason(
+                    "CREDIT_NOTE_NO_REFERENCE",
+                    None,
+                    "Credit note does not name the invoice it credits (billing reference); "
+                    "ask the supplier which invoice it reduces",
+                )
+            )
+            return po, None
+        credited = self.known_invoices.get((vat_key, normalise_invoice_number(reference)))
+        if credited is None:
+            notes.append(
+                Reason(
+                    "CREDIT_REFERENCE_UNKNOWN",
+                    None,
+                    f"Credited invoice {reference} is not among the invoices matched in this run",
+                )
+            )
+        elif not po and credited[0]:
+            po = credited[0]
+            notes.append(
+                Reason(
+                    "PO_FROM_BILLING_REFERENCE",
+                    None,
+                    f"Purchase order {po} taken from credited invoice {credited[2]}",
+                )
+            )
+        return po, credited
+
+    def _resolve_line(self, po: str, line: InvoiceLine) -> tuple[str, int] | None:
+        ref = line.order_line_reference
+        line_no = _order_line_no(ref) if ref is not None else self.line_by_item(po, line)
+        return (po, line_no) if line_no is not None else None
+
+    @staticmethod
+    def _not_on_po(
+        line: InvoiceLine, position: int, po: str, key: tuple[str, int] | None, reasons: list[Reason]
+    ) -> None:
+        label = _line_label(line, position)
+        ref = line.order_line_reference
+        if ref is None and key is None:
+            text = f"Line {label} does not say which line of purchase order {po} it bills"
+        else:
+            text = f"Line {label}: purchase order {po} has no line {ref if ref is not None else key}"
+        reasons.append(Reason("LINE_NOT_ON_PO", label, text))
+
+    @staticmethod
+    def _line_arithmetic(
+        line: InvoiceLine,
+        position: int,
+        currency: str,
+        tolerance: Decimal,
+        reasons: list[Reason],
+        notes: list[Reason],
+    ) -> None:
+        net = line.net_amount
+        expected = line.quantity * line.unit_price
+        # A net below quantity × price is a line allowance (discount) in UBL, which the
+        # line model does not carry; only a net above it bills more than the price
+        # says, so only that can hold the invoice.
+        excess = abs(net) - abs(expected)
+        if -_PENNY <= excess <= _PENNY:
+            return
+        label = _line_label(line, position)
+        text = (
+            f"Line {label}: net amount {_money(net, currency)} is not quantity "
+            f"{_number(line.quantity)} × {_unit_price(line.unit_price, currency)} = "
+            f"{_money(expected, currency)}"
+        )
+        if excess > tolerance:
+            text += f", {_money(excess, currency)} more (tolerance {_money(tolerance, currency)})"
+            reasons.append(Reason("TOTALS_ARITHMETIC", label, text))
+        elif excess > 0:
+            notes.append(Reason("LINE_ROUNDING", label, text + "; within tolerance, accepted"))
+        else:
+            notes.append(Reason("LINE_DISCOUNT", label, text + "; a line discount, accepted"))
+
+    @staticmethod
+    def _vat_category(
+        line: InvoiceLine, position: int, policy: MatchingPolicy, reasons: list[Reason]
+    ) -> None:
+        label = _line_label(line, position)
+        rate = line.vat_rate
+        if rate not in policy.vat_rates:
+            accepted = ", ".join(_number(r) + "%" for r in policy.vat_rates)
+            text = (
+                f"Line {label}: VAT rate {_number(rate)}% is not a UK VAT rate "
+                f"this policy accepts ({accepted})"
+            )
+        else:
+            text = f"Line {label}: VAT category {line.vat_category} does not fit VAT rate {_number(rate)}%"
+        reasons.append(Reason("VAT_RATE_MISMATCH", label, text))
+
+    @staticmethod
+    def _price(
+        line: InvoiceLine,
+        position: int,
+        po_line: POLine,
+        policy: MatchingPolicy,
+        currency: str,
+        reasons: list[Reason],
+        notes: list[Reason],
+    ) -> None:
+        price, po_price = line.unit_price, po_line.unit_price
+        label = _line_label(line, position)
+        where = f"Line {label}" if label == po_line.line_no else f"Line {label} (PO line {po_line.line_no})"
+        if price < po_price:
+            notes.append(
+                Reason(
+                    "PRICE_UNDER_PO",
+                    label,
+                    f"{where}: unit price {_unit_price(price, currency)} is below the PO price "
+                    f"{_unit_price(po_price, currency)}; accepted",
+                )
+            )
+            return
+        pct, abs_tol = policy.price_tolerance_pct, policy.price_tolerance_abs
+        over = price - po_price
+        # The stricter of the two: a percentage alone lets big-ticket items drift by
+        # pounds, an amount alone lets cheap consumables drift by half their price.
+        tolerance = min(po_price * pct / _HUNDRED, abs_tol)
+        share = (
+            f"{(over * _HUNDRED / po_price).quantize(_TENTH, rounding=ROUND_HALF_UP)}% over"
+            if po_price
+            else f"{_unit_price(over, currency)} over"
+        )
+        text = (
+            f"{where}: unit price {_unit_price(price, currency)} is {share} the PO price "
+            f"{_unit_price(po_price, currency)} (tolerance {_number(pct)}% / {_money(abs_tol, currency)})"
+        )
+        if over > tolerance:
+            reasons.append(Reason("PRICE_OVER_TOLERANCE", label, text))
+        else:
+            notes.append(Reason("PRICE_WITHIN_TOLERANCE", label, text + "; within tolerance, accepted"))
+
+    @staticmethod
+    def _quantity(
+        line: InvoiceLine,
+        position: int,
+        po_line: POLine,
+        code: str,
+        total: Decimal,
+        before: Decimal,
+        kind: str,
+        reasons: list[Reason],
+        received: Decimal = _ZERO,
+    ) -> None:
+        label = _line_label(line, position)
+        already = f" (already invoiced {_number(before)})" if before else ""
+        if code == "QTY_OVER_ORDERED":
+            text = (
+                f"Line {label}: {kind}d quantity would reach {_number(total)} on PO line {po_line.line_no} "
+                f"but only {_number(po_line.quantity)} was ordered{already}"
+            )
+        elif code == "NOT_RECEIVED":
+            text = (
+                f"Line {label}: no goods receipt is recorded for PO line {po_line.line_no}; "
+                "ask the requester to receipt the goods"
+            )
+        else:
+            text = (
+                f"Line {label}: invoiced quantity would reach {_number(total)} on PO line {po_line.line_no} "
+                f"but only {_number(received)} has been received{already}"
+            )
+        reasons.append(Reason(code, label, text))
+
+    def _possible_duplicate(
+        self,
+        doc: Invoice,
+        vat_key: str,
+        number_key: str,
+        gross: Decimal,
+        policy: MatchingPolicy,
+        kind: str,
+        reasons: list[Reason],
+    ) -> None:
+        bucket_key = (vat_key, doc.document_type, gross)
+        found = self.similar.get(bucket_key)
+        if found is None:
+            # Most amounts occur once: a tuple, upgraded to a bucket on a second sighting.
+            self.similar[bucket_key] = (doc.issue_date, doc.invoice_number, number_key)
+            return
+        if isinstance(found, tuple):
+            bucket = self.similar[bucket_key] = _SimilarBucket(found[0], found[1])
+            bucket.add(found[2], found[1], found[0])
+        else:
+            bucket = found
+        currency = doc.currency
+        days = (doc.issue_date - bucket.last_date).days
+        if days <= policy.duplicate_days:
+            reasons.append(
+                Reason(
+                    "POSSIBLE_DUPLICATE",
+                    None,
+                    f"Possible duplicate of {kind} {bucket.last_number} dated {_day(bucket.last_date)}: "
+                    f"same supplier and same amount {_money(gross, currency)}, {days} day(s) apart",
+                )
+            )
+        elif policy.similar_numbers:
+            similar = bucket.similar(number_key)
+            if similar is not None:
+                reasons.append(
+                    Reason(
+                        "POSSIBLE_DUPLICATE",
+                        None,
+                        f"Possible duplicate of {kind} {similar[0]} dated {_day(similar[1])}: same supplier, "
+                        f"same amount {_money(gross, currency)} and the numbers differ by one character",
+                    )
+                )
+        bucket.add(number_key, doc.invoice_number, doc.issue_date)
 
     def _check_totals(
         self,
@@ -728,141 +913,6 @@ class _Engine:
                         f"{_money(totals.tax_exclusive, currency)} plus VAT {_money(totals.tax, currency)}",
                     )
                 )
-
-    def _check_lines(
-        self,
-        doc: Invoice,
-        po: str,
-        is_credit: bool,
-        policy: MatchingPolicy,
-        reasons: list[Reason],
-        notes: list[Reason],
-        pending: dict[tuple[str, int], Decimal],
-    ) -> None:
-        currency = doc.currency
-        po_lines = self.lines
-        received_by_line = self.received
-        invoiced = self.invoiced
-        pct = policy.price_tolerance_pct
-        abs_tol = policy.price_tolerance_abs
-        qty_factor = 1 + policy.qty_tolerance_pct / _HUNDRED
-        kind = "credit note" if is_credit else "invoice"
-        for position, line in enumerate(doc.lines, 1):
-            ref = line.order_line_reference
-            line_no = int(ref) if ref is not None and ref.isdigit() else _order_line_no(ref)
-            if line_no is None:
-                line_no = self.line_by_item(po, line)
-            key = (po, line_no) if line_no is not None else None
-            po_line = po_lines.get(key) if key is not None else None
-            if po_line is None or key is None:
-                label = _line_label(line, position)
-                if ref is None and line_no is None:
-                    text = f"Line {label} does not say which line of purchase order {po} it bills"
-                else:
-                    text = (
-                        f"Line {label}: purchase order {po} has no line {ref if ref is not None else line_no}"
-                    )
-                reasons.append(Reason("LINE_NOT_ON_PO", label, text))
-                continue
-            po_price = po_line.unit_price
-            price = line.unit_price
-            if price != po_price and not is_credit:
-                label = _line_label(line, position)
-                where = f"Line {label}"
-                if label != po_line.line_no:
-                    where += f" (PO line {po_line.line_no})"
-                if price > po_price:
-                    over = price - po_price
-                    tolerance = min(po_price * pct / _HUNDRED, abs_tol)
-                    share = (
-                        f"{(over * _HUNDRED / po_price).quantize(_TENTH, rounding=ROUND_HALF_UP)}% over"
-                        if po_price
-                        else f"{_unit_price(over, currency)} over"
-                    )
-                    text = (
-                        f"{where}: unit price {_unit_price(price, currency)} is {share} the PO price "
-                        f"{_unit_price(po_price, currency)} "
-                        f"(tolerance {_number(pct)}% / {_money(abs_tol, currency)})"
-                    )
-                    if over > tolerance:
-                        reasons.append(Reason("PRICE_OVER_TOLERANCE", label, text))
-                    else:
-                        notes.append(
-                            Reason("PRICE_WITHIN_TOLERANCE", label, text + "; within tolerance, accepted")
-                        )
-                elif price < po_price:
-                    notes.append(
-                        Reason(
-                            "PRICE_UNDER_PO",
-                            label,
-                            f"{where}: unit price {_unit_price(price, currency)} is below the PO price "
-                            f"{_unit_price(po_price, currency)}; accepted",
-                        )
-                    )
-            if line.vat_rate != po_line.vat_rate:
-                label = _line_label(line, position)
-                reasons.append(
-                    Reason(
-                        "VAT_RATE_MISMATCH",
-                        label,
-                        f"Line {label}: VAT rate {_number(line.vat_rate)}% differs from the PO line's "
-                        f"{_number(po_line.vat_rate)}%",
-                    )
-                )
-            qty = line.quantity
-            delta = -qty if is_credit else qty
-            before = pending.get(key)
-            if before is None:
-                before = invoiced.get(key, _ZERO)
-            total = before + delta
-            pending[key] = total - invoiced.get(key, _ZERO)
-            if delta < 0:
-                if total < 0:
-                    label = _line_label(line, position)
-                    reasons.append(
-                        Reason(
-                            "CREDIT_EXCEEDS_INVOICED",
-                            label,
-                            f"Line {label}: crediting {_number(abs(delta))} of PO line "
-                            f"{po_line.line_no} but only {_number(before)} has been invoiced and approved",
-                        )
-                    )
-                continue
-            ordered = po_line.quantity
-            if total > ordered * qty_factor:
-                label = _line_label(line, position)
-                reasons.append(
-                    Reason(
-                        "QTY_OVER_ORDERED",
-                        label,
-                        f"Line {label}: {kind}d quantity would reach {_number(total)} on PO line "
-                        f"{po_line.line_no} but only {_number(ordered)} was ordered"
-                        + (f" (already invoiced {_number(before)})" if before else ""),
-                    )
-                )
-            if po_line.receipt_required:
-                received = received_by_line.get(key, _ZERO)
-                if received <= 0:
-                    label = _line_label(line, position)
-                    reasons.append(
-                        Reason(
-                            "NOT_RECEIVED",
-                            label,
-                            f"Line {label}: no goods receipt is recorded for PO line {po_line.line_no}; "
-                            "ask the requester to receipt the goods",
-                        )
-                    )
-                elif total > received * qty_factor:
-                    label = _line_label(line, position)
-                    reasons.append(
-                        Reason(
-                            "QTY_OVER_RECEIVED",
-                            label,
-                            f"Line {label}: invoiced quantity would reach {_number(total)} on PO line "
-                            f"{po_line.line_no} but only {_number(received)} has been received"
-                            + (f" (already invoiced {_number(before)})" if before else ""),
-                        )
-                    )
 
     @staticmethod
     def _decision(

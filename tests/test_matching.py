@@ -319,6 +319,10 @@ SCENARIOS = [
         Scenario([invoice(currency="EUR")], [("INV-1", "hold", {"CURRENCY_MISMATCH"})]), id="wrong-currency"
     ),
     pytest.param(
+        Scenario([invoice(lines=[])], [("INV-1", "hold", {"LINE_NOT_ON_PO"})]),
+        id="invoice-without-lines",
+    ),
+    pytest.param(
         Scenario([invoice(lines=[("9", "1", "10.00", "20")])], [("INV-1", "hold", {"LINE_NOT_ON_PO"})]),
         id="line-not-on-po",
     ),
