@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from playwright.async_api import Browser as AsyncBrowser
+    from playwright.async_api import BrowserContext as AsyncBrowserContext
+    from playwright.async_api import Playwright as AsyncPlaywright
     from playwright.sync_api import Browser, Playwright
 
     from config.settings import BrowserSettings
 
-__all__ = ["CHROMIUM_ARGS", "find_chromium", "launch_chromium"]
+__all__ = ["CHROMIUM_ARGS", "find_chromium", "launch_chromium", "launch_chromium_async", "new_context_async"]
 
 # Flags that keep a headless Chromium quiet on a closed network and in containers.
 CHROMIUM_ARGS = [
@@ -41,7 +44,7 @@ CHROMIUM_ARGS = [
 SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def _playwright_chromium(pw: Playwright | None = None) -> Path | None:
+def _playwright_chromium(pw: Playwright | AsyncPlaywright | None = None) -> Path | None:
     if pw is None:
         from playwright.sync_api import sync_playwright
 
@@ -52,7 +55,9 @@ def _playwright_chromium(pw: Playwright | None = None) -> Path | None:
     return path if path.exists() else None
 
 
-def find_chromium(configured: Path | None = None, pw: Playwright | None = None) -> Path | None:
+def find_chromium(
+    configured: Path | None = None, pw: Playwright | AsyncPlaywright | None = None
+) -> Path | None:
     """The Chromium to launch: the configured one, Playwright's, or the system's.
 
     Returns ``None`` only for Playwright's own browser being present (launch
@@ -80,8 +85,9 @@ def find_chromium(configured: Path | None = None, pw: Playwright | None = None) 
 _RESOLVED: dict[str, Path | None] = {}
 
 
-def launch_chromium(pw: Playwright, settings: BrowserSettings | None = None) -> Browser:
-    """Launch Chromium for this Playwright instance, configured from settings."""
+def _executable(
+    pw: Playwright | AsyncPlaywright, settings: BrowserSettings | None
+) -> tuple[BrowserSettings, Path | None]:
     if settings is None:
         from config.settings import get_settings
 
@@ -89,12 +95,56 @@ def launch_chromium(pw: Playwright, settings: BrowserSettings | None = None) -> 
     key = str(settings.executable)
     if key not in _RESOLVED:
         _RESOLVED[key] = find_chromium(settings.executable, pw)
-    executable = _RESOLVED[key]
+    return settings, _RESOLVED[key]
+
+
+def launch_chromium(pw: Playwright, settings: BrowserSettings | None = None) -> Browser:
+    """Launch Chromium for this Playwright instance, configured from settings."""
+    settings, executable = _executable(pw, settings)
     return pw.chromium.launch(
         headless=settings.headless,
         executable_path=str(executable) if executable else None,
         args=CHROMIUM_ARGS,
     )
+
+
+async def launch_chromium_async(pw: AsyncPlaywright, settings: BrowserSettings | None = None) -> AsyncBrowser:
+    """The async twin of :func:`launch_chromium` (same executable discovery and flags).
+
+    Browser bots run one Chromium with one context per worker from one asyncio loop.
+
+    Example:
+        >>> async with async_playwright() as pw:  # doctest: +SKIP
+        ...     browser = await launch_chromium_async(pw)
+    """
+    settings, executable = _executable(pw, settings)
+    return await pw.chromium.launch(
+        headless=settings.headless,
+        executable_path=str(executable) if executable else None,
+        args=CHROMIUM_ARGS,
+    )
+
+
+async def new_context_async(
+    browser: AsyncBrowser, settings: BrowserSettings | None = None
+) -> AsyncBrowserContext:
+    """A browser context with the configured timeouts and, when ``browser.trace``, tracing on.
+
+    Tracing records screenshots and DOM snapshots in chunks: the evidence writer
+    saves the current chunk on a failure, and ``secret_entry`` drops the chunk
+    around a password, so no trace ever holds it.
+    """
+    if settings is None:
+        from config.settings import get_settings
+
+        settings = get_settings().browser
+    context = await browser.new_context()
+    context.set_default_timeout(settings.timeout_ms)
+    context.set_default_navigation_timeout(settings.navigation_timeout_ms)
+    if settings.trace:
+        await context.tracing.start(screenshots=True, snapshots=True)
+        await context.tracing.start_chunk()
+    return context
 
 
 def _main(argv: list[str] | None = None) -> int:
