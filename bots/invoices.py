@@ -133,7 +133,9 @@ def idempotency_key(supplier_vat: str | None, invoice_number: str, document_type
         >>> idempotency_key("GB980780684", "CN-7", "credit_note")
         'GB980780684/CN7/credit_note'
     """
-    key = f"{normalise_vat(supplier_vat) or 'NO-VAT'}/{normalise_invoice_number(invoice_number)}"
+    vat = normalise_vat(supplier_vat)
+    vat = f"GB{vat}" if vat.isdigit() else vat or "NO-VAT"  # the matching key drops GB; people don't
+    key = f"{vat}/{normalise_invoice_number(invoice_number)}"
     return key if document_type == "invoice" else f"{key}/{document_type}"
 
 
@@ -647,13 +649,15 @@ def new_run_id() -> str:
 
 
 async def _launch(pw: Any, settings: Settings) -> Browser:
-    from connectors.portal.browser import launch_chromium
+    try:
+        from connectors.portal.browser import launch_chromium_async  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # until the async launcher lands: the sync launcher's call returns a coroutine
+        from connectors.portal.browser import launch_chromium
 
-    # The launcher is written for sync Playwright; with async Playwright the same call
-    # returns the coroutine of the launch.
-    launched = cast(Any, launch_chromium)(pw, settings.browser)
-    browser: Browser = await launched
-    return browser
+        browser: Browser = await cast(Any, launch_chromium)(pw, settings.browser)
+        return browser
+    launched: Browser = await launch_chromium_async(pw, settings.browser)
+    return launched
 
 
 async def run_inbox_async(
