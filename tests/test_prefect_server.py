@@ -91,6 +91,10 @@ def test_run_logs_hold_structured_procbots_lines(
         return next((line for line in lines if line.get("check") == "portal"), None)
 
     line = wait_for(portal_line, timeout_s=20, what="procbots portal check line in run logs")
+    portal_lines = [
+        x for x in _procbots_lines(prefect_server, healthcheck_run.id) if x.get("check") == "portal"
+    ]
+    assert len(portal_lines) == 1  # Prefect's handler and the procbots bridge never both send it
     assert line["event"] == "healthcheck"
     assert line["ok"] is True
     assert line["bot"] == "healthcheck"
@@ -222,3 +226,64 @@ def test_prefect_ui_shows_the_flow_run_with_its_logs(
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_procbots_serve_serves_prefect_yaml_deployments(
+    prefect_server: PrefectServer, portal_url: str, tmp_path: Path
+) -> None:
+    """`procbots serve --prefect-file F` registers F's deployments with their schedules and runs
+    them in its own process (no worker), until stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = tmp_path / "prefect.yaml"
+    project.write_text(
+        "deployments:\n"
+        "  - name: portal-healthcheck-served\n"
+        f"    entrypoint: {Path(prefect_server.checkout) / 'flows/healthcheck.py'}:portal_healthcheck_flow\n"
+        "    parameters: {params: {timeout_s: 5.0}}\n"
+        "    tags: [procbots, operations]\n"
+        "    schedules:\n"
+        "      - cron: '*/5 * * * *'\n"
+        "        timezone: Europe/London\n"
+        "    concurrency_limit: 1\n"
+    )
+    log_path = tmp_path / "serve.log"
+    env = {**prefect_server.env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("procbots")), "serve", "--prefect-file", str(project)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        name = "portal-healthcheck/portal-healthcheck-served"
+
+        def served() -> Any:
+            assert process.poll() is None, log_path.read_text()
+            with prefect_server.client() as client:
+                return client.read_deployment_by_name(name)
+
+        deployment = wait_for(served, timeout_s=90, interval_s=0.5, what="served deployment registered")
+        assert deployment.work_pool_name is None  # served from the process, not through the pool
+        assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [  # type: ignore[union-attr]
+            ("*/5 * * * *", "Europe/London")
+        ]
+        run = prefect_server.run_deployment(name, {"params": {"portal_url": portal_url}}, timeout_s=90)
+        assert run.state is not None
+        assert run.state.is_completed(), f"{run.state}\n{log_path.read_text()}"
+        assert "serving portal-healthcheck-served" in log_path.read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
