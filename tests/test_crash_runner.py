@@ -44,7 +44,10 @@ def _target(path: str) -> sqlite3.Connection:
 
 
 def worker_main(argv: list[str]) -> int:
-    """``worker LEDGER_URL TARGET_DB OWNER [--until-drained] [--go FILE]``; crash point from env."""
+    """``worker LEDGER_URL TARGET_DB OWNER [--until-drained] [--plain] [--go FILE]``; crash point from env.
+
+    ``--plain`` processes without side effects (it only notes which items it got).
+    """
     from bots.runner import Runner
     from bots.workitems import Ledger, WorkItem
     from config.settings import Settings
@@ -89,12 +92,18 @@ def worker_main(argv: list[str]) -> int:
             crash_point("after_checkpoint")
         return {"po_number": po}
 
+    processed: list[int] = []
+
+    def record_only(item: WorkItem) -> None:
+        processed.append(item.id)
+
     print("ready", flush=True)
     if go_file:
         deadline = time.monotonic() + 60
         while not Path(go_file).exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-    runner = Runner(ledger, BOT, create_purchase_order, settings=settings, owner=owner)
+    process = record_only if "--plain" in argv else create_purchase_order
+    runner = Runner(ledger, BOT, process, settings=settings, owner=owner)
     total = 0
     while True:
         total += runner.run().claimed
@@ -102,7 +111,7 @@ def worker_main(argv: list[str]) -> int:
         if not until_drained or counts["pending"] + counts["in_progress"] + counts["system_exception"] == 0:
             break
         time.sleep(lease_s / 5)  # leases of killed workers run out; poll for them
-    print(json.dumps({"owner": owner, "claimed": total}), flush=True)
+    print(json.dumps({"owner": owner, "claimed": total, "processed": processed}), flush=True)
     return 0
 
 
