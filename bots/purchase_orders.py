@@ -55,6 +55,8 @@ from bots.models import Party, POLine, PurchaseOrder, Supplier, money
 from bots.workitems import Evidence, Ledger, WorkItem
 from config.logging import bind_context, get_logger
 from connectors.audit import audit_event
+from connectors.portal.browser import new_context_async
+from connectors.portal.evidence import capture_evidence, restart_trace
 from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
 from connectors.portal.pages.new_po import NewPurchaseOrderPage
 from connectors.portal.pages.po_detail import PurchaseOrderDetailPage
@@ -656,10 +658,13 @@ class PortalWorker:
     context: BrowserContext
     page: Page
     session: PortalSession
+    traced: bool = True
 
     async def begin_item(self, item: WorkItem) -> None:
-        """Called by the runner before each attempt: log lines name the item."""
+        """Called by the runner before each attempt: the trace and the log lines are this item's."""
         bind_context(item_id=str(item.id), requisition_ref=item.idempotency_key)
+        if self.traced:
+            await restart_trace(self.context)
 
 
 class PurchaseOrderBot:
@@ -727,14 +732,13 @@ class PurchaseOrderBot:
             # Never more browser sessions against this portal than portal.max_sessions.
             self._sessions = asyncio.Semaphore(self.settings.portal.max_sessions)
         async with self._sessions:
-            context = await browser.new_context(locale="en-GB", timezone_id="Europe/London")
-            context.set_default_timeout(self.settings.browser.timeout_ms)
-            context.set_default_navigation_timeout(self.settings.browser.navigation_timeout_ms)
+            # Timeouts from settings, and a trace (when browser.trace) kept as evidence on failure.
+            context = await new_context_async(browser, self.settings.browser)
             try:
                 page = await context.new_page()
                 session = PortalSession(page, self.portal_url, self.credentials)
                 session.rejected = self.rejected
-                yield PortalWorker(number, context, page, session)
+                yield PortalWorker(number, context, page, session, traced=self.settings.browser.trace)
             finally:
                 await context.close()
 
@@ -904,8 +908,6 @@ class PurchaseOrderBot:
             return []
         target = self.evidence_dir(item) / folder
         try:
-            from connectors.portal.evidence import capture_evidence
-
             return list(await capture_evidence(worker.page, target))
         except Exception as exc:  # evidence is best effort; the item's outcome is not
             self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
@@ -1100,23 +1102,6 @@ def _peppol_order(requisition: Requisition, item: WorkItem, buyer: Party) -> byt
     return write_order(po, buyer=buyer, supplier=supplier)
 
 
-async def _launch(pw: Any, settings: Settings) -> Browser:
-    try:
-        from connectors.portal.browser import launch_chromium_async  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # until the async launcher exists: the same lookup, async API
-        from connectors.portal.browser import CHROMIUM_ARGS, find_chromium
-
-        executable = find_chromium(settings.browser.executable, pw)
-        browser: Browser = await pw.chromium.launch(
-            headless=settings.browser.headless,
-            executable_path=str(executable) if executable else None,
-            args=CHROMIUM_ARGS,
-        )
-        return browser
-    launched: Browser = await launch_chromium_async(pw, settings.browser)
-    return launched
-
-
 async def raise_purchase_orders(
     source: str | Path,
     *,
@@ -1162,6 +1147,7 @@ async def raise_purchase_orders(
     from playwright.async_api import async_playwright
 
     from bots.runner import Runner
+    from connectors.portal.browser import launch_chromium_async
 
     if settings is None:
         from config.settings import get_settings
@@ -1214,7 +1200,7 @@ async def raise_purchase_orders(
         if ledger.counts(BOT)["pending"] or ledger.counts(BOT)["system_exception"]:
             workers = max(1, contexts or settings.browser.contexts)
             async with async_playwright() as pw:
-                browser = await _launch(pw, settings)
+                browser = await launch_chromium_async(pw, settings.browser)
                 try:
                     summary = await runner.run_async(
                         workers=workers, process=bot.process, worker_setup=bot.worker_setup(browser)

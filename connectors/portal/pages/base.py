@@ -41,6 +41,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import SecretStr
 
 from bots.errors import ApplicationError, PortalTimeout, PortalUnavailable, SessionExpired
+from connectors.portal.evidence import secret_entry
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page, Response
@@ -110,18 +111,6 @@ def _totp(secret_b32: str, at: float | None = None, step: int = 30, digits: int 
     offset = digest[-1] & 0x0F
     code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
     return f"{code:0{digits}d}"
-
-
-@asynccontextmanager
-async def _secret_entry(page: Page) -> AsyncIterator[None]:
-    """Keeps what is typed in the block out of traces (the runtime's helper when present)."""
-    try:
-        from connectors.portal.evidence import secret_entry
-    except ImportError:  # the evidence module is not installed: nothing is being traced by us
-        yield
-        return
-    async with secret_entry(page):
-        yield
 
 
 class PortalSession:
@@ -279,11 +268,12 @@ class PortalSession:
             await self.wait_visible(heading, "the sign-in form")
             await page.get_by_label("Username", exact=True).fill(self.credentials.username)
             password = page.get_by_label("Password", exact=True)
-            async with _secret_entry(page):
+            # Typed and sent with the trace paused; the password input is emptied before it resumes.
+            async with secret_entry(page.context):
                 await password.fill(self.credentials.password.get_secret_value())
-            async with page.expect_navigation(wait_until="domcontentloaded") as navigation:
-                await page.get_by_role("button", name="Sign in").click()
-            response = await navigation.value
+                async with page.expect_navigation(wait_until="domcontentloaded") as navigation:
+                    await page.get_by_role("button", name="Sign in").click()
+                response = await navigation.value
             status = self.last_status = response.status if response is not None else 0
             if status >= 500 or status == 400:  # busy portal, or the sign-in form went stale
                 continue
@@ -313,11 +303,11 @@ class PortalSession:
         page = self.page
         await self.wait_visible(self.heading("Enter your security code"), "the security code form")
         code = _totp(self.credentials.totp_secret.get_secret_value())
-        async with _secret_entry(page):
+        async with secret_entry(page.context):
             await page.get_by_label("Security code", exact=True).fill(code)
-        async with page.expect_navigation(wait_until="domcontentloaded") as navigation:
-            await page.get_by_role("button", name="Verify").click()
-        response = await navigation.value
+            async with page.expect_navigation(wait_until="domcontentloaded") as navigation:
+                await page.get_by_role("button", name="Verify").click()
+            response = await navigation.value
         if response is not None and response.status == 401:
             raise SessionExpired("SESSION_EXPIRED", "The portal did not accept the security code")
         self.check_response(response, "the security code")
