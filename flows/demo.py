@@ -1,0 +1,1040 @@
+"""``procbots demo``: the daily job on the embedded default, end to end, through Prefect.
+
+What one demo does, in order:
+
+1. makes a fresh data root ``<paths.root>/demo-<UTC timestamp>/`` (inbox, outbox,
+   evidence, audit, ledger) and points every bot at it through settings
+   (``PROCBOTS_PATHS__ROOT``, ``PROCBOTS_PORTAL__URL``, ``PROCBOTS_PORTAL__PASSWORD``);
+2. picks the Prefect API: the configured one when ``PREFECT_API_URL`` is set (the
+   runs appear in that UI), else a local ``prefect server start`` on 127.0.0.1
+   with its home in ``<paths.root>/prefect-home`` (so earlier demo runs stay
+   browsable), started in the background while the next steps run;
+3. starts the sandbox portal (:class:`sandbox.server.SandboxServer`) and writes
+   the sample inputs for the same seed and order count into the inbox;
+4. runs the portal healthcheck, then the bot flows (purchase orders, invoice
+   matching, contract uploads), each as a real Prefect flow run in its own
+   process (as a process worker would), with live progress read from the
+   work-item ledger; flows whose module is not in the checkout yet are listed as such;
+5. prints a summary (state, items done / business exceptions / system errors,
+   duration per flow), the business exceptions by reason, the reports in the
+   outbox, the evidence folder, the audit log and its verification, and the
+   Prefect UI links of the runs; writes the same as ``demo-summary.json``.
+
+Exit 0 when every flow run that exists ended ``Completed`` (business exceptions
+in the sample data are expected), 1 when one did not (or the audit chain is
+broken), 2 when the demo could not be set up (no Chromium, bad ``--chaos``, no
+Prefect API).
+
+The flows run in child processes started as ``python -m flows.demo run-flow``;
+that keeps Chromium, structlog JSON and Prefect's console logging out of the
+demo's own output (each flow's output goes to ``logs/<flow>.log`` in the data root).
+
+Example:
+    >>> exit_code = run_demo(DemoOptions(orders=40, seed=3))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from bots.workitems import Ledger
+    from config.settings import Settings
+
+__all__ = [
+    "DEMO_FLOWS",
+    "DemoFlow",
+    "DemoInputs",
+    "DemoOptions",
+    "DemoSetupError",
+    "FlowOutcome",
+    "run_demo",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_TAG = "procbots-demo"
+PREFERRED_PREFECT_PORT = 4200  # Prefect's usual port, when free: the URL people know
+PREFECT_START_TIMEOUT_S = 300.0  # a first start migrates a new database; slow on a busy 2-core box
+SUMMARY_FILE = "demo-summary.json"
+# Ledger states that count as "system errors" in the summary: given up after every
+# retry, parked for a person, or left unfinished by a run that stopped.
+SYSTEM_ERROR_STATES = ("failed", "needs_review", "system_exception", "in_progress", "pending")
+
+
+class DemoSetupError(Exception):
+    """The demo could not be prepared (exit 2): the message says what and how to fix it."""
+
+
+# -- what runs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoInputs:
+    """Where a demo's inputs are and which portal the flows drive."""
+
+    inbox: Path
+    portal_url: str
+
+
+@dataclass(frozen=True)
+class DemoFlow:
+    """One flow of the daily job: where it lives, what it is given, which ledger queue it fills.
+
+    ``entrypoint`` has the ``prefect.yaml`` form ``flows/<module>.py:<function>``;
+    ``bot`` names the flow's work items in the ledger (live progress, counts);
+    ``parameters`` builds the flow's ``params`` from the demo's inputs.
+    """
+
+    key: str
+    title: str
+    entrypoint: str
+    bot: str | None
+    parameters: Callable[[DemoInputs], dict[str, Any]]
+
+    @property
+    def path(self) -> Path:
+        """The flow's module file in the checkout."""
+        return ROOT / self.entrypoint.split(":", 1)[0]
+
+    @property
+    def module(self) -> str:
+        """The importable module name (``flows.purchase_orders``)."""
+        return self.entrypoint.split(":", 1)[0].removesuffix(".py").replace("/", ".")
+
+    @property
+    def function(self) -> str:
+        """The flow object's name in its module."""
+        return self.entrypoint.split(":", 1)[1]
+
+    def exists(self) -> bool:
+        """Whether the flow's module is in this checkout (flows land one by one)."""
+        return self.path.is_file()
+
+
+HEALTHCHECK = DemoFlow(
+    key="healthcheck",
+    title="Portal healthcheck",
+    entrypoint="flows/healthcheck.py:portal_healthcheck_flow",
+    bot=None,
+    parameters=lambda inputs: {"portal_url": inputs.portal_url},
+)
+
+# The daily job, in the order of its schedules (prefect.yaml): 07:00 purchase orders,
+# then invoice matching, then contract uploads.
+DEMO_FLOWS: tuple[DemoFlow, ...] = (
+    DemoFlow(
+        key="purchase_orders",
+        title="Purchase orders",
+        entrypoint="flows/purchase_orders.py:purchase_orders_flow",
+        bot="purchase_orders",
+        parameters=lambda inputs: {
+            "input": str(inputs.inbox / "requisitions.xlsx"),
+            "portal_url": inputs.portal_url,
+            "peppol": True,  # a PEPPOL BIS Order 3 XML per PO raised, in the outbox
+        },
+    ),
+    DemoFlow(
+        key="invoice_matching",
+        title="Invoice matching",
+        entrypoint="flows/invoice_matching.py:invoice_matching_flow",
+        bot="invoice_matching",
+        parameters=lambda inputs: {"portal_url": inputs.portal_url},
+    ),
+    DemoFlow(
+        key="contract_uploads",
+        title="Contract uploads",
+        entrypoint="flows/contract_uploads.py:contract_uploads_flow",
+        bot="contract_uploads",
+        parameters=lambda inputs: {
+            "folder": str(inputs.inbox / "contracts"),
+            "portal_url": inputs.portal_url,
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The knobs of ``procbots demo``."""
+
+    orders: int = 200
+    seed: int = 1
+    chaos: str = ""
+    contexts: int | None = None
+    keep_server: bool = False
+    parallel: bool = False
+
+
+@dataclass
+class FlowOutcome:
+    """How one flow of the demo ended, for the summary table and ``demo-summary.json``."""
+
+    key: str
+    title: str
+    entrypoint: str
+    state: str = "NOT RUN"  # Prefect state name, "NOT THERE YET", "IMPORT ERROR" or "NOT RUN"
+    message: str = ""
+    flow_run_id: str | None = None
+    ui_url: str | None = None
+    duration_s: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    log: Path | None = None
+    data: Any = None
+
+    def result_text(self) -> str:
+        """The run's own one-line result (its state message), without the repeated title."""
+        if self.state == "NOT THERE YET":
+            return f"{self.entrypoint} is not in this checkout yet"
+        return self.message.removeprefix(f"{self.title}: ").removeprefix(f"{self.title} ")
+
+    @property
+    def completed(self) -> bool:
+        return self.state == "Completed"
+
+    @property
+    def ran(self) -> bool:
+        return self.state not in ("NOT THERE YET", "NOT RUN")
+
+    @property
+    def done(self) -> int:
+        return self.counts.get("done", 0)
+
+    @property
+    def business_exceptions(self) -> int:
+        return self.counts.get("business_exception", 0)
+
+    @property
+    def system_errors(self) -> int:
+        return sum(self.counts.get(state, 0) for state in SYSTEM_ERROR_STATES)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "entrypoint": self.entrypoint,
+            "state": self.state,
+            "message": self.message,
+            "flow_run_id": self.flow_run_id,
+            "ui_url": self.ui_url,
+            "duration_s": round(self.duration_s, 2) if self.duration_s is not None else None,
+            "items": {
+                "done": self.done,
+                "business_exceptions": self.business_exceptions,
+                "system_errors": self.system_errors,
+            },
+            "ledger_counts": self.counts,
+            "log": str(self.log) if self.log else None,
+        }
+
+
+# -- the Prefect API ---------------------------------------------------------------------------
+
+
+def _free_port(preferred: int | None = None) -> int:
+    if preferred is not None:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", preferred))
+            except OSError:
+                pass
+            else:
+                return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _api_healthy(api_url: str, timeout_s: float = 3.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout_s) as response:  # noqa: S310 (http URL we built or were given)
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return False
+
+
+def _stop_group(process: subprocess.Popen[bytes] | None, timeout_s: float = 15.0) -> None:
+    """Stops a process we started in its own session: SIGTERM to the group, then SIGKILL."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+@dataclass
+class PrefectApi:
+    """The Prefect API the demo's runs report to: the configured one, or a local server we started."""
+
+    api_url: str
+    ui_url: str | None
+    local: bool
+    home: Path | None = None
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def configured(cls) -> PrefectApi | None:
+        """The API named by ``PREFECT_API_URL`` (environment or Prefect profile), if any."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+        api_url = PREFECT_API_URL.value()
+        if not api_url:
+            return None
+        ui_url = PREFECT_UI_URL.value()
+        return cls(
+            api_url=str(api_url).rstrip("/"), ui_url=str(ui_url).rstrip("/") if ui_url else None, local=False
+        )
+
+    @classmethod
+    def start_local(cls, home: Path, log: Path) -> PrefectApi:
+        """Starts ``prefect server start`` on 127.0.0.1 in the background (see :meth:`wait_ready`)."""
+        port = _free_port(PREFERRED_PREFECT_PORT)
+        home.mkdir(parents=True, exist_ok=True)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            # Our own home and SQLite database, whatever the user's profile says.
+            if not key.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE", "PREFECT_UI_"))
+        }
+        env.update(
+            {
+                "PREFECT_HOME": str(home),
+                "PREFECT_PROFILES_PATH": str(home / "profiles.toml"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_ENABLED": "true",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                env=env,
+                cwd=home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own group: stopped as one, and Ctrl-C reaches us first
+            )
+        base = f"http://127.0.0.1:{port}"
+        return cls(api_url=f"{base}/api", ui_url=base, local=True, home=home, log=log, process=process)
+
+    def wait_ready(self, timeout_s: float = PREFECT_START_TIMEOUT_S) -> float:
+        """Waits for ``/api/health``; returns the seconds waited. Raises DemoSetupError."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise DemoSetupError(
+                    f"prefect server exited with code {self.process.returncode}; see {self.log}:\n"
+                    + _tail(self.log, 20)
+                )
+            if _api_healthy(self.api_url):
+                return time.monotonic() - started
+            time.sleep(0.5)
+        where = f"; see {self.log}" if self.log else ""
+        raise DemoSetupError(
+            f"the Prefect API at {self.api_url} did not answer within {timeout_s:.0f} s{where}"
+        )
+
+    def child_env(self) -> dict[str, str]:
+        """Environment that sends a flow's runs, logs and artifacts to this API."""
+        env = {"PREFECT_API_URL": self.api_url}
+        if self.ui_url:
+            env["PREFECT_UI_URL"] = self.ui_url
+        if self.local and self.home is not None:
+            env["PREFECT_HOME"] = str(self.home)
+            env["PREFECT_PROFILES_PATH"] = str(self.home / "profiles.toml")
+        return env
+
+    def run_url(self, flow_run_id: str | None) -> str | None:
+        if not flow_run_id or not self.ui_url:
+            return None
+        return f"{self.ui_url}/runs/flow-run/{flow_run_id}"
+
+    def stop(self) -> None:
+        _stop_group(self.process)
+        self.process = None
+
+
+def _tail(path: Path | None, lines: int) -> str:
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# -- one flow in a child process ---------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, run_name: str) -> int:
+    """Child side: import the flow, run it as a Prefect flow run, write how it ended.
+
+    Writes ``<result>.running`` with the flow run id as soon as the run is
+    ``Running`` (so the demo can link to it live), then ``result_path``.
+    """
+    module_name = entrypoint.split(":", 1)[0].removesuffix(".py").replace("/", ".")
+    function = entrypoint.split(":", 1)[1]
+    started = time.monotonic()
+
+    def write(path: Path, payload: dict[str, Any]) -> None:
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(payload, indent=2, default=str))
+        partial.replace(path)
+
+    try:
+        flow_obj = getattr(importlib.import_module(module_name), function)
+    except Exception as exc:  # a flow module that does not import is the flow's failure, reported
+        write(result_path, {"state": "IMPORT ERROR", "message": f"{type(exc).__name__}: {exc}"})
+        return 1
+
+    from prefect import tags
+
+    def note_running(_flow: Any, flow_run: Any, _state: Any) -> None:
+        write(result_path.with_name(result_path.name + ".running"), {"flow_run_id": str(flow_run.id)})
+
+    configured = flow_obj.with_options(
+        flow_run_name=run_name, on_running=[*flow_obj.on_running_hooks, note_running]
+    )
+    with tags(DEMO_TAG):
+        state = configured(params=params, return_state=True)
+    data: Any = None
+    try:
+        data = state.result(raise_on_failure=False)
+    except Exception as exc:  # the summary still shows the state; the data is a bonus
+        data = f"{type(exc).__name__}: {exc}"
+    if isinstance(data, BaseException):
+        data = f"{type(data).__name__}: {data}"
+    flow_run_id = state.state_details.flow_run_id if state.state_details else None
+    write(
+        result_path,
+        {
+            "state": state.name,
+            "type": state.type.value,
+            "message": state.message or "",
+            "flow_run_id": str(flow_run_id) if flow_run_id else None,
+            "duration_s": time.monotonic() - started,
+            "data": _jsonable(data),
+        },
+    )
+    return 0 if state.is_completed() else 1
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+
+def _demo_root(base: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    root = base / f"demo-{stamp}"
+    suffix = 1
+    while root.exists():
+        suffix += 1
+        root = base / f"demo-{stamp}-{suffix}"
+    root.mkdir(parents=True)
+    return root
+
+
+@dataclass
+class _Running:
+    flow: DemoFlow
+    outcome: FlowOutcome
+    process: subprocess.Popen[bytes]
+    result_path: Path
+    started: float
+    task: TaskID
+    announced: bool = False
+
+
+class Demo:
+    """One demo run: set up, run the flows with live progress, report. See :func:`run_demo`."""
+
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.root: Path | None = None
+        self.settings: Settings | None = None
+        self.prefect: PrefectApi | None = None
+        self.portal: Any = None
+        self.ledger: Ledger | None = None
+        self.env: dict[str, str] = {}
+        self.outcomes: list[FlowOutcome] = []
+        self.stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self._password = ""
+
+    # -- set up ---------------------------------------------------------------------------
+
+    def _settings_env(self, root: Path, portal_url: str) -> dict[str, str]:
+        """Settings every flow of the demo gets (and this process, for the paths it reports)."""
+        env = {
+            "PROCBOTS_PATHS__ROOT": str(root),
+            "PROCBOTS_PORTAL__URL": portal_url,
+            "PROCBOTS_PORTAL__PASSWORD": self._password,
+            # Demo data in the demo root, whatever the user's ledger and audit settings say.
+            "PROCBOTS_LEDGER__URL": "",
+            "PROCBOTS_AUDIT__FILE": "audit.jsonl",
+            # Sample data must not page a real Teams channel.
+            "PROCBOTS_ALERTS__WEBHOOK_URL": "",
+            "PREFECT_LOGGING_EXTRA_LOGGERS": "procbots",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.options.contexts is not None:
+            env["PROCBOTS_BROWSER__CONTEXTS"] = str(self.options.contexts)
+        return env
+
+    def set_up(self) -> None:
+        from sandbox.chaos import ChaosError, ChaosSpec
+
+        try:
+            chaos = ChaosSpec.parse(self.options.chaos)
+        except ChaosError as exc:
+            raise DemoSetupError(f"--chaos: {exc}") from None
+
+        from config.settings import get_settings
+
+        base = get_settings().paths.root
+        self.root = root = _demo_root(base.resolve())
+        logs = root / "logs"
+        logs.mkdir()
+
+        # The Prefect server starts slowest: set it going first, wait for it last.
+        configured = PrefectApi.configured()
+        if configured is not None:
+            if not _api_healthy(configured.api_url):
+                raise DemoSetupError(
+                    f"PREFECT_API_URL={configured.api_url} does not answer /health; start that server, "
+                    "or unset PREFECT_API_URL so the demo starts a local one"
+                )
+            self.prefect = configured
+        else:
+            self.prefect = PrefectApi.start_local(
+                base.resolve() / "prefect-home", logs / "prefect-server.log"
+            )
+
+        from connectors.portal.browser import find_chromium
+
+        try:
+            find_chromium(get_settings().browser.executable)
+        except FileNotFoundError as exc:
+            raise DemoSetupError(str(exc)) from None
+
+        from sandbox.app import DEFAULT_PASSWORD
+        from sandbox.server import PASSWORD_ENV, SandboxServer
+
+        # The documented sandbox password unless the user chose one; either way it reaches
+        # the portal and the bots only through the environment, and is never printed.
+        self._password = os.environ.get(PASSWORD_ENV) or DEFAULT_PASSWORD
+        with self.console.status(
+            f"Starting the sandbox portal ({self.options.orders} orders, seed {self.options.seed})"
+        ):
+            self.portal = SandboxServer(
+                seed=self.options.seed,
+                orders=self.options.orders,
+                chaos=chaos,
+                db_path=root / "sandbox" / "portal.db",
+                password=self._password,
+            ).start()
+        self.console.print(
+            f"[green]✓[/] Sandbox portal on {self.portal.url} "
+            f"(seed {self.options.seed}, {self.options.orders} orders)"
+        )
+
+        # This process reads the same settings as the flows: paths, ledger, audit file.
+        self.env = self._settings_env(root, self.portal.url)
+        os.environ.update(self.env)
+        get_settings.cache_clear()
+        self.settings = settings = get_settings()
+        from config.logging import register_secret
+
+        register_secret(self._password)
+
+        from sandbox.datafiles import write_input_files
+
+        inbox = settings.paths.resolve("inbox")
+        with self.console.status("Writing sample inputs"):
+            written = write_input_files(inbox, seed=self.options.seed, orders=self.options.orders)
+        self.console.print(
+            f"[green]✓[/] Sample inputs in {inbox}: {written['requisitions']} new requisitions, "
+            f"{written['invoices']} invoices, {written['contracts']} new contracts "
+            f"(and the portal's {written['orders']} orders and their receipts)"
+        )
+        for name in ("outbox", "evidence", "audit", "quarantine"):
+            settings.paths.resolve(name).mkdir(parents=True, exist_ok=True)
+
+        from bots.workitems import Ledger
+
+        # Made here, before any flow, so the schema exists when the flows and the progress
+        # bars open it at once; read-only from here on (no audit hook).
+        self.ledger = Ledger(settings.ledger_url, audit=False)
+
+        assert self.prefect is not None
+        if self.prefect.local:
+            with self.console.status(
+                f"Starting the Prefect server at {self.prefect.ui_url} (the first start takes a minute)"
+            ):
+                waited = self.prefect.wait_ready()
+            self.console.print(
+                f"[green]✓[/] Prefect server at {self.prefect.ui_url} (ready after {waited:.0f} s more)"
+            )
+        else:
+            self.console.print(f"[green]✓[/] Prefect API {self.prefect.api_url} (PREFECT_API_URL)")
+        self.console.print(
+            f"  Watch the runs in the Prefect UI: [bold link={self.prefect.ui_url}]{self.prefect.ui_url}[/]"
+            f" (tag [bold]{DEMO_TAG}[/], runs named [bold]demo-{self.stamp}-*[/])"
+        )
+
+    # -- run --------------------------------------------------------------------------------
+
+    def _launch(self, flow: DemoFlow, progress: Progress, task: TaskID) -> _Running:
+        assert self.root is not None
+        assert self.prefect is not None
+        assert self.settings is not None
+        logs = self.root / "logs"
+        result_path = logs / f"{flow.key}.result.json"
+        log_path = logs / f"{flow.key}.log"
+        inputs = DemoInputs(inbox=self.settings.paths.resolve("inbox"), portal_url=self.portal.url)
+        params = flow.parameters(inputs)
+        env = {**os.environ, **self.env, **self.prefect.child_env()}
+        cmd = [
+            sys.executable,
+            "-m",
+            "flows.demo",
+            "run-flow",
+            flow.entrypoint,
+            "--params",
+            json.dumps(params),
+            "--result",
+            str(result_path),
+            "--run-name",
+            f"demo-{self.stamp}-{flow.key.replace('_', '-')}",
+        ]
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(
+                cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        outcome = FlowOutcome(flow.key, flow.title, flow.entrypoint, state="Running", log=log_path)
+        progress.start_task(task)
+        progress.update(task, status="starting")
+        return _Running(flow, outcome, process, result_path, time.monotonic(), task)
+
+    def _counts(self, flow: DemoFlow) -> dict[str, int]:
+        if flow.bot is None or self.ledger is None:
+            return {}
+        try:
+            return {state: n for state, n in self.ledger.counts(flow.bot).items() if n}
+        except Exception:  # a busy SQLite file: the next poll will do
+            return {}
+
+    def _poll(self, run: _Running, progress: Progress) -> bool:
+        """Updates one flow's bar; returns True once its process has ended."""
+        assert self.prefect is not None
+        if not run.announced:
+            running = run.result_path.with_name(run.result_path.name + ".running")
+            if running.exists():
+                with contextlib.suppress(ValueError, OSError):
+                    run.outcome.flow_run_id = json.loads(running.read_text())["flow_run_id"]
+                    run.outcome.ui_url = self.prefect.run_url(run.outcome.flow_run_id)
+                    run.announced = True
+                    progress.console.print(
+                        f"  {run.flow.title}: flow run {run.outcome.ui_url or run.outcome.flow_run_id}"
+                    )
+        counts = self._counts(run.flow)
+        total = sum(counts.values())
+        finished = sum(counts.get(s, 0) for s in ("done", "business_exception", "failed", "needs_review"))
+        status = (
+            f"{counts.get('done', 0)} done · {counts.get('business_exception', 0)} exceptions"
+            f" · {sum(counts.get(s, 0) for s in ('failed', 'needs_review'))} errors"
+            if total
+            else ("running" if run.announced else "starting")
+        )
+        progress.update(run.task, total=total or None, completed=finished, status=status)
+        return run.process.poll() is not None
+
+    def _finish(self, run: _Running, progress: Progress) -> FlowOutcome:
+        assert self.prefect is not None
+        outcome = run.outcome
+        outcome.duration_s = time.monotonic() - run.started
+        try:
+            result = json.loads(run.result_path.read_text())
+        except (OSError, ValueError):
+            result = {
+                "state": "Crashed",
+                "message": f"the flow process exited with code {run.process.returncode} without a result; "
+                f"see {outcome.log}",
+            }
+        outcome.state = str(result.get("state", "Crashed"))
+        outcome.message = str(result.get("message", ""))
+        outcome.data = result.get("data")
+        outcome.flow_run_id = result.get("flow_run_id") or outcome.flow_run_id
+        outcome.ui_url = self.prefect.run_url(outcome.flow_run_id)
+        if result.get("duration_s") is not None:
+            outcome.duration_s = float(result["duration_s"])
+        outcome.counts = self._counts(run.flow)
+        style = "green" if outcome.completed else "red"
+        total = sum(outcome.counts.values())
+        progress.update(
+            run.task,
+            total=total or 1,
+            completed=total or 1,
+            status=f"[{style}]{outcome.state}[/]"
+            + (
+                f" · {outcome.done} done · {outcome.business_exceptions} exceptions"
+                f" · {outcome.system_errors} errors"
+                if total
+                else ""
+            ),
+        )
+        return outcome
+
+    def _run_group(
+        self, flows: list[DemoFlow], progress: Progress, tasks: Mapping[str, TaskID]
+    ) -> list[FlowOutcome]:
+        """Runs ``flows`` one after another (or all at once with ``--parallel``)."""
+        pending = list(flows)
+        running: list[_Running] = []
+        finished: list[FlowOutcome] = []
+        limit = len(flows) if self.options.parallel else 1
+        try:
+            while pending or running:
+                while pending and len(running) < limit:
+                    flow = pending.pop(0)
+                    running.append(self._launch(flow, progress, tasks[flow.key]))
+                for run in list(running):
+                    if self._poll(run, progress):
+                        finished.append(self._finish(run, progress))
+                        running.remove(run)
+                time.sleep(0.25)
+        finally:
+            for run in running:  # Ctrl-C or an error: no flow process outlives the demo
+                _stop_group(run.process)
+        return finished
+
+    def run_flows(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        present = [flow for flow in DEMO_FLOWS if flow.exists()]
+        missing = [flow for flow in DEMO_FLOWS if not flow.exists()]
+        for flow in missing:
+            self.console.print(
+                f"[yellow]•[/] {flow.title}: not there yet "
+                f"({flow.entrypoint} is not in this checkout); skipped"
+            )
+
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+        )
+        order = [HEALTHCHECK, *present]
+        tasks = {
+            flow.key: progress.add_task(flow.title, total=None, status="waiting", start=False)
+            for flow in order
+        }
+        by_key: dict[str, FlowOutcome] = {}
+        with progress:
+            for outcome in self._run_group([HEALTHCHECK], progress, tasks):
+                by_key[outcome.key] = outcome
+            if by_key[HEALTHCHECK.key].completed:
+                for outcome in self._run_group(present, progress, tasks):
+                    by_key[outcome.key] = outcome
+            else:
+                for flow in present:
+                    progress.update(
+                        tasks[flow.key],
+                        total=1,
+                        completed=0,
+                        status="[red]not started: the healthcheck failed[/]",
+                    )
+        self.outcomes = [by_key.get(f.key) or FlowOutcome(f.key, f.title, f.entrypoint) for f in order]
+        self.outcomes += [FlowOutcome(f.key, f.title, f.entrypoint, state="NOT THERE YET") for f in missing]
+
+    # -- report -----------------------------------------------------------------------------
+
+    def report(self) -> int:
+        from rich.table import Table
+
+        from connectors.audit import verify_audit
+
+        assert self.settings is not None
+        assert self.root is not None
+        assert self.prefect is not None
+        settings = self.settings
+
+        table = Table(title="procbots demo: the daily job", title_justify="left")
+        for column, justify in (
+            ("Flow", "left"),
+            ("State", "left"),
+            ("Done", "right"),
+            ("Business exceptions", "right"),
+            ("System errors", "right"),
+            ("Duration", "right"),
+            ("Result", "left"),
+        ):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for outcome in self.outcomes:
+            style = "green" if outcome.completed else ("yellow" if not outcome.ran else "red")
+            has_items = bool(outcome.counts)
+            table.add_row(
+                outcome.title,
+                f"[{style}]{outcome.state}[/]",
+                str(outcome.done) if has_items else "-",
+                str(outcome.business_exceptions) if has_items else "-",
+                str(outcome.system_errors) if has_items else "-",
+                f"{outcome.duration_s:.1f} s" if outcome.duration_s is not None else "-",
+                outcome.result_text(),
+            )
+        self.console.print()
+        self.console.print(table)
+
+        # Business exceptions are the sample data's planted problems: expected, listed by reason.
+        reasons: Counter[tuple[str, str]] = Counter()
+        examples: dict[tuple[str, str], list[str]] = {}
+        if self.ledger is not None:
+            for item in self.ledger.list(state="business_exception"):
+                key = (item.bot, item.reason_code or "(no code)")
+                reasons[key] += 1
+                examples.setdefault(key, []).append(item.idempotency_key)
+        business = sum(o.business_exceptions for o in self.outcomes)
+        if reasons:
+            self.console.print(
+                f"[bold]Business exceptions: {business}[/] (planted in the sample data, so expected: "
+                "the bots set these items aside for a person)"
+            )
+            by_reason = Table()
+            by_reason.add_column("Bot")
+            by_reason.add_column("Reason")
+            by_reason.add_column("Items", justify="right")
+            by_reason.add_column("For example")
+            for (bot, code), count in sorted(reasons.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])):
+                shown = examples[(bot, code)][:3]
+                more = ", ..." if count > len(shown) else ""
+                by_reason.add_row(bot, code, str(count), ", ".join(shown) + more)
+            self.console.print(by_reason)
+
+        outbox = settings.paths.resolve("outbox")
+        evidence = settings.paths.resolve("evidence")
+        reports = sorted(p for p in outbox.rglob("*") if p.is_file()) if outbox.exists() else []
+        evidence_files = [p for p in evidence.rglob("*") if p.is_file()] if evidence.exists() else []
+        audit_path = settings.audit_path
+        hmac_key = settings.audit.hmac_key.get_secret_value() if settings.audit.hmac_key else None
+        audit_ok = True
+        audit_line = f"{audit_path}: no audit log was written"
+        if audit_path.exists():
+            verification = verify_audit(audit_path, hmac_key=hmac_key)
+            audit_ok = verification.ok
+            audit_line = (
+                f"{audit_path}: {verification.message}"
+                if verification.ok
+                else f"{audit_path}: BROKEN at seq {verification.first_broken_seq}: {verification.message}"
+            )
+
+        self.console.print()
+        self.console.print(f"[bold]Data root[/]  {self.root}")
+        self.console.print(f"[bold]Reports[/]    {outbox} ({len(reports)} files)")
+        for path in reports:
+            self.console.print(f"  {path.relative_to(outbox)}", highlight=False)
+        self.console.print(f"[bold]Evidence[/]   {evidence} ({len(evidence_files)} files)")
+        self.console.print(f"[bold]Audit log[/]  {audit_path}")
+        self.console.print(
+            f"  procbots audit verify: [{'green' if audit_ok else 'red'}]{audit_line}[/]", highlight=False
+        )
+        self.console.print(f"[bold]Flow logs[/]  {self.root / 'logs'}")
+        self.console.print(f"[bold]Prefect UI[/] {self.prefect.ui_url}  (filter by tag {DEMO_TAG})")
+        for outcome in self.outcomes:
+            if outcome.ui_url:
+                self.console.print(f"  {outcome.title}: {outcome.ui_url}", highlight=False)
+        if self.prefect.local and not self.options.keep_server:
+            self.console.print(
+                f"  The server stops with the demo; its runs stay in {self.prefect.home}. "
+                "Run [bold]procbots demo --keep-server[/] to browse them, or start it with "
+                f"[bold]PREFECT_HOME={self.prefect.home} uv run prefect server start[/]."
+            )
+
+        ran = [o for o in self.outcomes if o.ran]
+        failed = [o for o in self.outcomes if o.ran and not o.completed] + [
+            o for o in self.outcomes if o.state == "NOT RUN"
+        ]
+        missing = [o for o in self.outcomes if o.state == "NOT THERE YET"]
+        summary = {
+            "root": str(self.root),
+            "portal_url": self.portal.url if self.portal else None,
+            "prefect": {
+                "api_url": self.prefect.api_url,
+                "ui_url": self.prefect.ui_url,
+                "local": self.prefect.local,
+            },
+            "options": {
+                "orders": self.options.orders,
+                "seed": self.options.seed,
+                "chaos": self.options.chaos,
+                "contexts": self.options.contexts,
+                "parallel": self.options.parallel,
+            },
+            "flows": [o.as_dict() for o in self.outcomes],
+            "business_exceptions": business,
+            "business_exceptions_by_reason": [
+                {"bot": bot, "reason": code, "items": n} for (bot, code), n in sorted(reasons.items())
+            ],
+            "reports": [str(p) for p in reports],
+            "outbox": str(outbox),
+            "evidence": str(evidence),
+            "evidence_files": len(evidence_files),
+            "audit": {"path": str(audit_path), "ok": audit_ok, "result": audit_line},
+            "ok": not failed and audit_ok,
+        }
+        (self.root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        self.console.print(f"[bold]Summary[/]    {self.root / SUMMARY_FILE}")
+        self.console.print()
+
+        if missing:
+            self.console.print(
+                f"[yellow]Not there yet:[/] {', '.join(o.title for o in missing)} "
+                "(the demo runs them once their flows land)"
+            )
+        if failed or not audit_ok:
+            problems = [f"{o.title} ended {o.state}" for o in failed] + (
+                [] if audit_ok else ["the audit chain is broken"]
+            )
+            self.console.print(
+                f"[bold red]Demo FAILED:[/] {'; '.join(problems)}. "
+                f"Each flow's output is in {self.root / 'logs'}."
+            )
+            return 1
+        self.console.print(
+            f"[bold green]Demo OK:[/] {len(ran)} flow runs Completed"
+            + (
+                f", with {business} business exceptions for people to look at (expected in the sample data)"
+                if business
+                else ""
+            )
+            + "."
+        )
+        return 0
+
+    # -- tear down --------------------------------------------------------------------------
+
+    def wait_for_ctrl_c(self) -> None:
+        assert self.prefect is not None
+        what = "the Prefect server and the sandbox portal" if self.prefect.local else "the sandbox portal"
+        self.console.print(
+            f"Keeping {what} running: Prefect UI {self.prefect.ui_url}, portal {self.portal.url} "
+            "(sign in as buyer1 with the sandbox password, see docs/sandbox.md). Press Ctrl-C to stop."
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                if self.prefect.process is not None and self.prefect.process.poll() is not None:
+                    self.console.print("The Prefect server stopped.")
+                    return
+                time.sleep(1)
+
+    def tear_down(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+        if self.portal is not None:
+            self.portal.stop()
+        if self.prefect is not None:
+            self.prefect.stop()
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    """Runs the demo and returns its exit code (0 all Completed, 1 a flow did not, 2 set-up failed)."""
+    from rich.console import Console
+
+    console = console or Console()
+    demo = Demo(options, console)
+    started = time.monotonic()
+    try:
+        try:
+            demo.set_up()
+        except DemoSetupError as exc:
+            console.print(f"[bold red]procbots demo: cannot start:[/] {exc}", highlight=False)
+            return 2
+        except Exception as exc:
+            from sandbox.server import SandboxError
+
+            if isinstance(exc, SandboxError):
+                console.print(
+                    f"[bold red]procbots demo: the sandbox portal did not start:[/] {exc}", highlight=False
+                )
+                return 2
+            raise
+        demo.run_flows()
+        code = demo.report()
+        console.print(f"Wall time {time.monotonic() - started:.0f} s.")
+        if options.keep_server:
+            demo.wait_for_ctrl_c()
+        return code
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted: stopping the flows, the portal and the Prefect server.[/]")
+        return 130
+    finally:
+        demo.tear_down()
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    child = sub.add_parser("run-flow", help="run one flow as a Prefect flow run (the demo's child process)")
+    child.add_argument("entrypoint")
+    child.add_argument("--params", required=True, help="the flow's params as JSON")
+    child.add_argument("--result", required=True, type=Path)
+    child.add_argument("--run-name", required=True)
+    args = parser.parse_args(argv)
+    return run_flow_child(args.entrypoint, json.loads(args.params), args.result, args.run_name)
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
