@@ -948,9 +948,21 @@ def _contract_result(contract: Contract, sha256: str, action: str, url: str) -> 
 class _Worker:
     """One browser context and its portal session: what a runner worker holds."""
 
-    def __init__(self, page: Any, session: Any) -> None:
+    def __init__(self, context: Any, page: Any, session: Any) -> None:
+        self.context = context
         self.page = page
         self.session = session
+
+    async def begin_item(self, item: Any) -> None:
+        """Called by the runner before each attempt: the trace then holds this attempt only."""
+        from connectors.portal.evidence import restart_trace
+
+        await restart_trace(self.context)
+
+
+SESSION_RETRIES: Final = 3
+"""Times an item starts again from the search when the session ends mid-item (the session
+has signed in again by then, and nothing was posted), before the runner's retry counts it."""
 
 
 async def upload_and_verify(
@@ -1267,6 +1279,7 @@ def _run_portal(
     import concurrent.futures
     import contextlib
 
+    from bots.errors import SessionExpired
     from bots.runner import Runner
     from connectors.portal.pages.base import PortalCredentials, PortalSession
 
@@ -1288,6 +1301,11 @@ def _run_portal(
                 f"{job.source}: the document is no longer in processing/; it is retried when dropped again",
             )
         contract, sha256 = check_job(job, max_document_bytes=max_document_bytes)
+        for _expiry in range(SESSION_RETRIES):
+            try:
+                return await upload_and_verify(worker.session, job, contract, sha256, item=item)
+            except SessionExpired:
+                continue  # signed in again already, and the upload was not applied: look again
         return await upload_and_verify(worker.session, job, contract, sha256, item=item)
 
     async def on_error(item: Any, exc: BaseException, worker: Any) -> list[Any] | None:
@@ -1305,24 +1323,24 @@ def _run_portal(
     async def main() -> Any:
         from playwright.async_api import async_playwright
 
-        from connectors.portal.browser import launch_chromium
+        from connectors.portal.browser import launch_chromium_async, new_context_async
 
+        # Never more browser sessions against this portal than portal.max_sessions.
+        sessions = asyncio.Semaphore(settings.portal.max_sessions)
         async with async_playwright() as pw:
-            # The one launcher; with an async Playwright it returns the launch coroutine.
-            launch: Any = launch_chromium
-            browser = await launch(pw, settings.browser)
+            browser = await launch_chromium_async(pw, settings.browser)
 
             @contextlib.asynccontextmanager
             async def worker_setup() -> Any:
-                context = await browser.new_context(accept_downloads=True)
-                context.set_default_timeout(settings.browser.timeout_ms)
-                context.set_default_navigation_timeout(settings.browser.navigation_timeout_ms)
-                page = await context.new_page()
-                try:
-                    # No sign-in here: the first page signs in on demand, with the session's retries.
-                    yield _Worker(page, PortalSession(page, portal_url, credentials))
-                finally:
-                    await context.close()
+                async with sessions:
+                    # Timeouts from settings, and a trace (browser.trace) kept as evidence on failure.
+                    context = await new_context_async(browser, settings.browser)
+                    try:
+                        page = await context.new_page()
+                        # No sign-in here: the first page signs in on demand, with the session's retries.
+                        yield _Worker(context, page, PortalSession(page, portal_url, credentials))
+                    finally:
+                        await context.close()
 
             try:
                 return await runner.run_async(workers=count, process=process, worker_setup=worker_setup)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from bots.contracts import BOT, run_contract_uploads
+from bots.contracts import run_contract_uploads
 from bots.workitems import Ledger
 from sandbox.server import SandboxServer
 from tests.plugins.sandbox import SANDBOX_PASSWORD
@@ -76,7 +77,7 @@ def test_twenty_contracts_fourteen_in_the_register_the_rest_quarantined_and_a_re
     sandbox_factory: Callable[..., SandboxServer], portal_env: Callable[[SandboxServer], Any], tmp_path: Path
 ) -> None:
     server = sandbox_factory(seed=3, orders=10)
-    settings = portal_env(server)
+    portal_env(server)
     root = tmp_path / "contracts"
     drop = build_drop(root)  # dropped straight into the folder, as `procbots sandbox data` writes them
 
@@ -128,14 +129,62 @@ def test_twenty_contracts_fourteen_in_the_register_the_rest_quarantined_and_a_re
     assert register(server, "CT-T-") == before
     assert Counter(o.outcome for o in again.outcomes) == Counter(already_done=14, rejected=7)
 
-    # Even with the ledger lost, the portal search finds every contract: still nothing new.
-    build_drop(root / "inbox")
-    fresh = Ledger(f"sqlite:///{tmp_path / 'fresh-ledger.db'}")
-    third = run_contract_uploads(root, stable_for_s=0, today=TODAY, ledger=fresh)
-    assert register(server, "CT-T-") == before
-    assert Counter(o.outcome for o in third.outcomes)["found_in_register"] == 14
-    assert fresh.counts(BOT)["done"] == 14
-    del settings
+
+def seeded_contract_sidecar(record: Any, **changes: Any) -> dict[str, Any]:
+    return {
+        "contract_id": record.contract_id,
+        "title": record.title,
+        "supplier_name": record.supplier_name,
+        "supplier_vat": record.supplier_vat,
+        "companies_house": record.companies_house,
+        "buyer_ods": record.buyer_ods,
+        "cpv_codes": record.cpv_codes,
+        "procedure": record.procedure,
+        "value_net": str(record.value_net),
+        "value_gross": str(record.value_gross),
+        "start_date": record.start_date.isoformat(),
+        "end_date": record.end_date.isoformat(),
+        "max_end_date": record.max_end_date.isoformat(),
+        "kpi_count": record.kpi_count,
+        "sme": record.sme,
+        **changes,
+    }
+
+
+def test_a_contract_already_in_the_register_is_verified_not_uploaded_and_a_conflict_is_reported(
+    sandbox: SandboxServer, portal_env: Callable[[SandboxServer], Any], tmp_path: Path
+) -> None:
+    """The ledger knows nothing (a new machine, a lost database): the portal search decides."""
+    from sandbox.pdf import text_pdf
+    from sandbox.seed import generate
+
+    portal_env(sandbox)
+    seeded = generate(sandbox.seed, sandbox.orders).contracts[:3]
+    before = {c["contract_id"]: c for c in sandbox.state(sections="contracts")["contracts"]}
+    inbox = tmp_path / "contracts" / "inbox"
+    inbox.mkdir(parents=True)
+    same, other_document, other_title = seeded
+    for record, document, changes in (
+        (same, same.document, {}),
+        (other_document, text_pdf(["A different signed copy"]), {}),
+        (other_title, other_title.document, {"title": "A title the register does not have"}),
+    ):
+        (inbox / record.filename).write_bytes(document)
+        sidecar = seeded_contract_sidecar(record, **changes)
+        (inbox / f"{record.contract_id}.json").write_text(json.dumps(sidecar), "utf-8")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'new-ledger.db'}")
+
+    result = run_contract_uploads(tmp_path / "contracts", stable_for_s=0, today=TODAY, ledger=ledger)
+
+    outcomes = {o.contract_id: (o.outcome, o.reason_code) for o in result.outcomes}
+    assert outcomes == {
+        same.contract_id: ("found_in_register", None),
+        other_document.contract_id: ("rejected", "REGISTER_DOCUMENT_MISMATCH"),
+        other_title.contract_id: ("rejected", "REGISTER_DETAILS_MISMATCH"),
+    }
+    assert {c["contract_id"]: c for c in sandbox.state(sections="contracts")["contracts"]} == before
+    title_problem = next(o for o in result.outcomes if o.contract_id == other_title.contract_id)
+    assert "Contract title: the register shows" in (title_problem.reason or "")
 
 
 def test_under_chaos_each_valid_contract_is_in_the_register_exactly_once(
@@ -145,10 +194,28 @@ def test_under_chaos_each_valid_contract_is_in_the_register_exactly_once(
     portal_env(server)
     root = tmp_path / "contracts"
     drop = build_drop(root / "inbox", prefix="CT-C")
+    # Once the first contract is in, the portal's clock jumps past the session TTL, so every
+    # open session certainly ends mid-run however quick this machine is.
+    stop = threading.Event()
 
-    result = run_contract_uploads(root, stable_for_s=0, today=TODAY)
+    def expire_sessions_once() -> None:
+        while not stop.wait(0.5):
+            if register(server, "CT-C-"):
+                server.advance_clock(21)
+                return
+
+    ticker = threading.Thread(target=expire_sessions_once, daemon=True)
+    ticker.start()
+    try:
+        result = run_contract_uploads(root, stable_for_s=0, today=TODAY)
+    finally:
+        stop.set()
+        ticker.join()
 
     assert_register_holds_exactly_the_valid_contracts(server, drop, "CT-C-")
+    logins = server.state(sections="logins")["logins"]
+    assert logins["sessions_expired"] >= 1
+    assert logins["succeeded"] > 2  # two browser contexts signed in again after expiry
     outcomes = Counter(o.outcome for o in result.outcomes)
     assert outcomes["uploaded"] + outcomes["found_in_register"] == 14
     assert outcomes["rejected"] == 7
