@@ -1072,6 +1072,7 @@ def run_contract_uploads(
     max_document_bytes: int | None = None,
     report_dir: Path | None = None,
     today: dt.date | None = None,
+    run_id: str | None = None,
 ) -> ContractRunResult:
     """Take every contract dropped in ``folder``, upload the valid ones, quarantine the rest.
 
@@ -1090,6 +1091,7 @@ def run_contract_uploads(
         max_document_bytes: PDF size limit (default :data:`connectors.pdf.DEFAULT_MAX_BYTES`).
         report_dir: where the report workbook goes (default the outbox).
         today: the date "ending within 90/180 days" counts from (default today in London).
+        run_id: names the evidence folder ``evidence/<run id>/<item id>/`` (default a timestamp).
 
     Returns:
         every contract's outcome and the report's path (``None`` when nothing arrived).
@@ -1127,6 +1129,10 @@ def run_contract_uploads(
             )
         return result
 
+    from connectors.portal.pages.base import PortalCredentials
+
+    # Before any file moves: a missing password is a configuration error, not 20 failed items.
+    credentials = PortalCredentials.from_settings(settings)
     _adopt_loose_files(root)
     drop = DropFolder(root, stable_for_s=stable_for_s)
     drop.recover_stale(recover_after_s)
@@ -1161,9 +1167,17 @@ def run_contract_uploads(
             earlier.add(job.key)
     log.info("contracts planned", contracts=len(jobs), files=len(claims))
 
-    if any(item.state == "pending" for item in items.values()):
+    waiting = ledger.counts(BOT)
+    if waiting["pending"] or waiting["system_exception"]:
         result.runner_summary = _run_portal(
-            ledger, jobs, settings, portal_url or settings.portal.url, workers, max_document_bytes
+            ledger,
+            jobs,
+            settings,
+            credentials,
+            portal_url or settings.portal.url,
+            workers,
+            max_document_bytes,
+            run_id,
         )
 
     finished_metadata_ok = True
@@ -1271,9 +1285,11 @@ def _run_portal(
     ledger: Any,
     jobs: Mapping[str, ContractJob],
     settings: Any,
+    credentials: Any,
     portal_url: str,
     workers: int | None,
     max_document_bytes: int | None,
+    run_id: str | None,
 ) -> Any:
     import asyncio
     import concurrent.futures
@@ -1281,10 +1297,9 @@ def _run_portal(
 
     from bots.errors import SessionExpired
     from bots.runner import Runner
-    from connectors.portal.pages.base import PortalCredentials, PortalSession
+    from connectors.portal.pages.base import PortalSession
 
-    credentials = PortalCredentials.from_settings(settings)
-    runner = Runner(ledger, BOT, settings=settings)
+    runner = Runner(ledger, BOT, settings=settings, run_id=run_id)
     count = workers or settings.browser.contexts
 
     async def process(item: Any, worker: _Worker) -> dict[str, Any]:

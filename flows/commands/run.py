@@ -157,3 +157,84 @@ def purchase_orders(
         typer.echo(f"{command}: {LoginRejected.__name__}: {rejected[0].reason}", err=True)
         raise typer.Exit(2)
     raise typer.Exit(run.exit_code)
+
+
+# --- contract-uploads (issue 8) -------------------------------------------------------------
+
+
+@app.command("contract-uploads")
+def contract_uploads(
+    folder: Annotated[
+        Path,
+        typer.Option(
+            "--folder",
+            help="Drop folder: PDFs with metadata.xlsx/.csv or a JSON sidecar each, in it or its inbox/",
+        ),
+    ],
+    portal: Annotated[
+        str | None, typer.Option("--portal", help="Portal base URL (default settings portal.url)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and report only; claim, upload and move nothing")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=32, help="Browser contexts at once")
+    ] = None,
+    stable_for: Annotated[
+        float,
+        typer.Option("--stable-for", min=0, help="Seconds a file must stay unchanged before it is taken"),
+    ] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome per contract as JSON")] = False,
+) -> None:
+    """Upload signed contracts to the portal's contract register, exactly once, verified; quarantine
+    the rest with reasons and write a contracts report. Exit 0 all uploaded, 1 some rejected or failed,
+    2 bad usage or configuration."""
+    import json
+
+    from bots.contracts import run_contract_uploads
+    from config.settings import SettingsError
+    from connectors.dropfolder import DropFolderError
+
+    command = "procbots run contract-uploads"
+    if not folder.is_dir():
+        typer.echo(f"{command}: --folder {folder}: no such folder", err=True)
+        raise typer.Exit(2)
+    if portal is not None and not portal.startswith(("http://", "https://")):
+        typer.echo(f"{command}: --portal {portal!r}: expected an http:// or https:// URL", err=True)
+        raise typer.Exit(2)
+    try:
+        result = run_contract_uploads(
+            folder, portal_url=portal, dry_run=dry_run, workers=workers, stable_for_s=stable_for
+        )
+    except (SettingsError, DropFolderError) as exc:
+        typer.echo(f"{command}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "counts": result.counts,
+                    "contracts": [o.as_row() for o in result.outcomes],
+                    "unreadable_metadata": result.quarantined_metadata,
+                    "report": str(result.report) if result.report else None,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.counts.items() if n)
+        typer.echo(f"Contract uploads{' (dry run)' if dry_run else ''}: {counts or 'nothing to do'}")
+        for o in result.outcomes:
+            if o.outcome in ("rejected", "failed", "pending"):
+                typer.echo(f"  {o.contract_id or o.source}: {o.outcome}: {o.reason_code}: {o.reason or ''}")
+        for line in result.quarantined_metadata:
+            typer.echo(f"  {line}")
+        if result.report:
+            typer.echo(f"Report: {result.report}")
+    if any(o.reason_code == "LOGIN_REJECTED" for o in result.outcomes):
+        typer.echo(
+            f"{command}: the portal refused the sign-in; check portal.username and the password", err=True
+        )
+        raise typer.Exit(2)
+    raise typer.Exit(result.exit_code)
