@@ -182,7 +182,7 @@ class DemoOptions:
     chaos: str = ""
     contexts: int | None = None
     keep_server: bool = False
-    parallel: bool = False
+    sequential: bool = False
 
 
 @dataclass
@@ -411,7 +411,7 @@ def _jsonable(value: Any) -> Any:
 def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, run_name: str) -> int:
     """Child side: import the flow, run it as a Prefect flow run, write how it ended.
 
-    Writes ``<result>.running`` with the flow run id as soon as the run is
+    Writes ``<flow>.running.json`` with the flow run id as soon as the run is
     ``Running`` (so the demo can link to it live), then ``result_path``.
     """
     module_name = entrypoint.split(":", 1)[0].removesuffix(".py").replace("/", ".")
@@ -432,7 +432,10 @@ def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, r
     from prefect import tags
 
     def note_running(_flow: Any, flow_run: Any, _state: Any) -> None:
-        write(result_path.with_name(result_path.name + ".running"), {"flow_run_id": str(flow_run.id)})
+        write(
+            result_path.with_name(result_path.name.replace(".result.", ".running.")),
+            {"flow_run_id": str(flow_run.id)},
+        )
 
     configured = flow_obj.with_options(
         flow_run_name=run_name, on_running=[*flow_obj.on_running_hooks, note_running]
@@ -462,6 +465,20 @@ def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, r
 
 
 # -- the demo ----------------------------------------------------------------------------------
+
+
+def _describe_files(folder: Path, files: list[Path]) -> list[str]:
+    """Files straight in ``folder`` by name, those in subfolders as one line per subfolder."""
+    lines: list[str] = []
+    nested: Counter[str] = Counter()
+    for path in files:
+        relative = path.relative_to(folder)
+        if len(relative.parts) == 1:
+            lines.append(str(relative))
+        else:
+            nested[relative.parts[0]] += 1
+    lines += [f"{name}/ ({count} files)" for name, count in sorted(nested.items())]
+    return lines
 
 
 def _demo_root(base: Path) -> Path:
@@ -670,7 +687,7 @@ class Demo:
         """Updates one flow's bar; returns True once its process has ended."""
         assert self.prefect is not None
         if not run.announced:
-            running = run.result_path.with_name(run.result_path.name + ".running")
+            running = run.result_path.with_name(run.result_path.name.replace(".result.", ".running."))
             if running.exists():
                 with contextlib.suppress(ValueError, OSError):
                     run.outcome.flow_run_id = json.loads(running.read_text())["flow_run_id"]
@@ -730,11 +747,11 @@ class Demo:
     def _run_group(
         self, flows: list[DemoFlow], progress: Progress, tasks: Mapping[str, TaskID]
     ) -> list[FlowOutcome]:
-        """Runs ``flows`` one after another (or all at once with ``--parallel``)."""
+        """Runs ``flows`` all at once (they are independent), or one by one with ``--sequential``."""
         pending = list(flows)
         running: list[_Running] = []
         finished: list[FlowOutcome] = []
-        limit = len(flows) if self.options.parallel else 1
+        limit = 1 if self.options.sequential else len(flows)
         try:
             while pending or running:
                 while pending and len(running) < limit:
@@ -883,8 +900,8 @@ class Demo:
         self.console.print()
         self.console.print(f"[bold]Data root[/]  {self.root}")
         self.console.print(f"[bold]Reports[/]    {outbox} ({len(reports)} files)")
-        for path in reports:
-            self.console.print(f"  {path.relative_to(outbox)}", highlight=False)
+        for line in _describe_files(outbox, reports):
+            self.console.print(f"  {line}", highlight=False)
         self.console.print(f"[bold]Evidence[/]   {evidence} ({len(evidence_files)} files)")
         self.console.print(f"[bold]Audit log[/]  {audit_path}")
         self.console.print(
@@ -920,7 +937,7 @@ class Demo:
                 "seed": self.options.seed,
                 "chaos": self.options.chaos,
                 "contexts": self.options.contexts,
-                "parallel": self.options.parallel,
+                "sequential": self.options.sequential,
             },
             "flows": [o.as_dict() for o in self.outcomes],
             "business_exceptions": business,

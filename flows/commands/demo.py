@@ -34,9 +34,9 @@ def demo(
             help="Keep the Prefect server and the portal running after the summary (Ctrl-C stops)",
         ),
     ] = False,
-    parallel: Annotated[
+    sequential: Annotated[
         bool,
-        typer.Option("--parallel", help="Run the bot flows at the same time instead of one after another"),
+        typer.Option("--sequential", help="Run the bot flows one after another instead of at the same time"),
     ] = False,
 ) -> None:
     """Run the daily job on the embedded default: sandbox portal, sample inputs, every flow through Prefect.
@@ -53,7 +53,7 @@ def demo(
             chaos=chaos,
             contexts=contexts,
             keep_server=keep_server,
-            parallel=parallel,
+            sequential=sequential,
         )
     )
     raise typer.Exit(code)
