@@ -38,7 +38,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -49,6 +49,8 @@ from bots.models import GoodsReceipt, Invoice, PurchaseOrder
 from bots.workitems import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
 from config.logging import bind_context, get_logger
 from connectors.audit import audit_event
+from connectors.portal.browser import new_context_async
+from connectors.portal.evidence import capture_evidence, restart_trace
 from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
 from connectors.portal.pages.exports import PortalExports
 from connectors.portal.pages.invoices import (
@@ -212,8 +214,9 @@ class PortalWorker:
     session: PortalSession
 
     async def begin_item(self, item: WorkItem) -> None:
-        """Called by the runner before each attempt: log lines name the item."""
+        """Called by the runner before each attempt: the trace and the log lines are this item's."""
         bind_context(item_id=str(item.id), invoice_key=item.idempotency_key)
+        await restart_trace(self.context)
 
 
 @dataclass
@@ -334,9 +337,8 @@ class InvoiceInboxBot:
             # Never more browser sessions against this portal than portal.max_sessions.
             self._sessions = asyncio.Semaphore(self.settings.portal.max_sessions)
         async with self._sessions:
-            context = await browser.new_context(locale="en-GB", timezone_id="Europe/London")
-            context.set_default_timeout(self.settings.browser.timeout_ms)
-            context.set_default_navigation_timeout(self.settings.browser.navigation_timeout_ms)
+            # Timeouts from settings, and a trace (when browser.trace) kept as evidence on failure.
+            context = await new_context_async(browser, self.settings.browser)
             try:
                 page = await context.new_page()
                 session = PortalSession(page, self.portal_url, self.credentials)
@@ -584,8 +586,6 @@ class InvoiceInboxBot:
             return []
         target = self.evidence_dir(item) / folder
         try:
-            from connectors.portal.evidence import capture_evidence
-
             return list(await capture_evidence(worker.page, target))
         except Exception as exc:  # evidence is best effort; the item's outcome is not
             self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
@@ -648,18 +648,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
-async def _launch(pw: Any, settings: Settings) -> Browser:
-    try:
-        from connectors.portal.browser import launch_chromium_async  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # until the async launcher lands: the sync launcher's call returns a coroutine
-        from connectors.portal.browser import launch_chromium
-
-        browser: Browser = await cast(Any, launch_chromium)(pw, settings.browser)
-        return browser
-    launched: Browser = await launch_chromium_async(pw, settings.browser)
-    return launched
-
-
 async def run_inbox_async(
     portal_url: str | None = None,
     *,
@@ -674,6 +662,7 @@ async def run_inbox_async(
     from playwright.async_api import async_playwright
 
     from config.settings import get_settings
+    from connectors.portal.browser import launch_chromium_async
 
     settings = settings or get_settings()
     own_ledger = ledger is None
@@ -688,7 +677,7 @@ async def run_inbox_async(
     )
     try:
         async with async_playwright() as pw:
-            browser = await _launch(pw, settings)
+            browser = await launch_chromium_async(pw, settings.browser)
             try:
                 return await bot.run(browser, workers=workers)
             finally:

@@ -93,7 +93,7 @@ class StatusEntry:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceDetail:
-    """What the detail page says about one document, status history included."""
+    """What the detail page says about one document (its history: :meth:`InvoiceDetailPage.history`)."""
 
     portal_id: int
     invoice_number: str
@@ -101,7 +101,6 @@ class InvoiceDetail:
     supplier_vat: str
     po_number: str
     status: str
-    history: tuple[StatusEntry, ...]
 
     @property
     def decided(self) -> bool:
@@ -218,7 +217,7 @@ class InvoiceDetailPage(PortalPage):
         )
 
     async def read(self) -> InvoiceDetail:
-        """The document's identity, current status and history as the page shows them."""
+        """The document's identity and current status as the page shows them."""
         shown = await self.details()
         missing = [label for label in ("Invoice number", "Status") if label not in shown]
         if missing:
@@ -233,7 +232,6 @@ class InvoiceDetailPage(PortalPage):
             supplier_vat=shown.get("Supplier VAT number", ""),
             po_number="" if po_number == "none quoted" else po_number,
             status=status_key(shown["Status"]),
-            history=await self.history(),
         )
 
     async def download_ubl(self) -> bytes:
