@@ -168,6 +168,8 @@ DEMO_FLOWS: tuple[DemoFlow, ...] = (
         parameters=lambda inputs: {
             "folder": str(inputs.inbox / "contracts"),
             "portal_url": inputs.portal_url,
+            # The demo wrote these files before starting the flow: no copy can be in progress.
+            "stable_for_s": 0,
         },
     ),
 )
@@ -200,6 +202,14 @@ class FlowOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     log: Path | None = None
     data: Any = None
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The run's own links (reports, folders) from its final state's data, as local paths."""
+        links = self.data.get("links") if isinstance(self.data, dict) else None
+        if not isinstance(links, dict):
+            return {}
+        return {str(name): _local_path(str(target)) for name, target in links.items()}
 
     def result_text(self) -> str:
         """The run's own one-line result (its state message), without the repeated title."""
@@ -244,7 +254,17 @@ class FlowOutcome:
             },
             "ledger_counts": self.counts,
             "log": str(self.log) if self.log else None,
+            "links": self.links,
         }
+
+
+def _local_path(target: str) -> str:
+    """``file:///var/outbox/x.xlsx`` as ``/var/outbox/x.xlsx``; other links unchanged."""
+    if target.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(target).path)
+    return target
 
 
 # -- the Prefect API ---------------------------------------------------------------------------
@@ -517,6 +537,9 @@ class Demo:
         self.env: dict[str, str] = {}
         self.outcomes: list[FlowOutcome] = []
         self.stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self.started = time.monotonic()
+        # Seconds per phase (demo-summary.json; benchmarks/bench_demo.py reads them).
+        self.timings: dict[str, float] = {}
         self._password = ""
 
     # -- set up ---------------------------------------------------------------------------
@@ -581,6 +604,7 @@ class Demo:
         # The documented sandbox password unless the user chose one; either way it reaches
         # the portal and the bots only through the environment, and is never printed.
         self._password = os.environ.get(PASSWORD_ENV) or DEFAULT_PASSWORD
+        mark = time.monotonic()
         with self.console.status(
             f"Starting the sandbox portal ({self.options.orders} orders, seed {self.options.seed})"
         ):
@@ -608,8 +632,11 @@ class Demo:
         from sandbox.datafiles import write_input_files
 
         inbox = settings.paths.resolve("inbox")
+        self.timings["sandbox_start_s"] = time.monotonic() - mark
+        mark = time.monotonic()
         with self.console.status("Writing sample inputs"):
             written = write_input_files(inbox, seed=self.options.seed, orders=self.options.orders)
+        self.timings["sample_inputs_s"] = time.monotonic() - mark
         self.console.print(
             f"[green]✓[/] Sample inputs in {inbox}: {written['requisitions']} new requisitions, "
             f"{written['invoices']} invoices, {written['contracts']} new contracts "
@@ -630,11 +657,13 @@ class Demo:
                 f"Starting the Prefect server at {self.prefect.ui_url} (the first start takes a minute)"
             ):
                 waited = self.prefect.wait_ready()
+            self.timings["prefect_wait_after_sandbox_s"] = waited
             self.console.print(
                 f"[green]✓[/] Prefect server at {self.prefect.ui_url} (ready after {waited:.0f} s more)"
             )
         else:
             self.console.print(f"[green]✓[/] Prefect API {self.prefect.api_url} (PREFECT_API_URL)")
+        self.timings["set_up_s"] = time.monotonic() - self.started
         self.console.print(
             f"  Watch the runs in the Prefect UI: [bold link={self.prefect.ui_url}]{self.prefect.ui_url}[/]"
             f" (tag [bold]{DEMO_TAG}[/], runs named [bold]demo-{self.stamp}-*[/])"
@@ -800,6 +829,7 @@ class Demo:
             for flow in order
         }
         by_key: dict[str, FlowOutcome] = {}
+        mark = time.monotonic()
         with progress:
             for outcome in self._run_group([HEALTHCHECK], progress, tasks):
                 by_key[outcome.key] = outcome
@@ -814,6 +844,7 @@ class Demo:
                         completed=0,
                         status="[red]not started: the healthcheck failed[/]",
                     )
+        self.timings["flows_s"] = time.monotonic() - mark
         self.outcomes = [by_key.get(f.key) or FlowOutcome(f.key, f.title, f.entrypoint) for f in order]
         self.outcomes += [FlowOutcome(f.key, f.title, f.entrypoint, state="NOT THERE YET") for f in missing]
 
@@ -902,6 +933,9 @@ class Demo:
         self.console.print(f"[bold]Reports[/]    {outbox} ({len(reports)} files)")
         for line in _describe_files(outbox, reports):
             self.console.print(f"  {line}", highlight=False)
+        for outcome in self.outcomes:
+            for name, target in outcome.links.items():
+                self.console.print(f"  {outcome.title}, {name}: {target}", highlight=False)
         self.console.print(f"[bold]Evidence[/]   {evidence} ({len(evidence_files)} files)")
         self.console.print(f"[bold]Audit log[/]  {audit_path}")
         self.console.print(
@@ -919,6 +953,7 @@ class Demo:
                 f"[bold]PREFECT_HOME={self.prefect.home} uv run prefect server start[/]."
             )
 
+        self.timings["total_s"] = time.monotonic() - self.started
         ran = [o for o in self.outcomes if o.ran]
         failed = [o for o in self.outcomes if o.ran and not o.completed] + [
             o for o in self.outcomes if o.state == "NOT RUN"
@@ -950,6 +985,7 @@ class Demo:
             "evidence_files": len(evidence_files),
             "audit": {"path": str(audit_path), "ok": audit_ok, "result": audit_line},
             "ok": not failed and audit_ok,
+            "timings": {name: round(value, 2) for name, value in self.timings.items()},
         }
         (self.root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         self.console.print(f"[bold]Summary[/]    {self.root / SUMMARY_FILE}")
