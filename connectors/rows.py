@@ -34,15 +34,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import gc
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
+from operator import is_ as _is
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -63,9 +68,11 @@ __all__ = [
     "RowError",
     "RowSchema",
     "SpreadsheetError",
+    "build_validated",
     "is_formula_like",
     "neutralise_formula",
     "normalise_header",
+    "paused_gc",
     "to_bool",
     "to_date",
     "to_datetime",
@@ -220,6 +227,7 @@ def neutralise_formula(value: str) -> str:
 # --- conversions ------------------------------------------------------------------------
 
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
+_ZERO = Decimal(0)
 _MONEY_STRIP = re.compile(r"[£,\s\u00a0]|^GBP|GBP$", re.IGNORECASE)
 _UK_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})")
 _TEXT_DATE = re.compile(r"(\d{1,2})[\s\-/]([A-Za-z]{3,9})[\s\-/,]+(\d{4})")
@@ -251,6 +259,10 @@ _FALSE = frozenset({"no", "n", "false", "f", "0"})
 def _float_to_decimal(value: float) -> Decimal:
     if value != value or value in (float("inf"), float("-inf")):
         raise ConversionError("expected a number, got a non-finite value")
+    if value == 0:
+        # -0.0 too: a spreadsheet shows it as 0, and equal cells must convert equally
+        # (the reader memoises conversions by cell value, and -0.0 == 0.0).
+        return _ZERO
     # repr gives the shortest string that round-trips, so 0.1 stays 0.1 (not 0.1000000000000000055).
     result = Decimal(repr(value))
     return result.quantize(Decimal(1)) if value.is_integer() else result
@@ -544,6 +556,270 @@ def _friendly(message: str) -> str:
     return message
 
 
+# --- fast path: per-column cached validation ------------------------------------------------
+#
+# Validating every row through ``model_validate`` costs several microseconds a row, more
+# than calamine takes to read it. Spreadsheet columns repeat a few values (VAT numbers,
+# rates, prices, dates), so each column's cells are converted and validated against that
+# field's own pydantic schema once per distinct value, and a row whose every cell passed
+# is built directly. Any row with a problem goes through ``model_validate`` as before, so
+# errors are reported exactly as pydantic words them. Models whose validation is not
+# per-field (validators that see other fields, aliases, private attributes, ...) always
+# take the full path.
+
+_MISSING: Any = object()
+_BAD: Any = object()
+_CACHE_LIMIT = 65_536
+"""Distinct values remembered per column; beyond it new values are checked but not kept."""
+
+_setattr = object.__setattr__
+
+
+def _instance(model: type[T], values: dict[str, Any], fields_set: set[str]) -> T:
+    # What BaseModel.model_construct does, minus its per-call introspection: ``values``
+    # holds every field, in declaration order, already valid.
+    instance = model.__new__(model)
+    _setattr(instance, "__dict__", values)
+    _setattr(instance, "__pydantic_fields_set__", fields_set)
+    _setattr(instance, "__pydantic_extra__", None)
+    _setattr(instance, "__pydantic_private__", None)
+    return instance
+
+
+@functools.cache
+def _construction(
+    model: type[BaseModel],
+) -> tuple[dict[str, Any], frozenset[str], tuple[Callable[[Any], Any], ...]] | None:
+    """Defaults, required fields and after-validators of a model buildable without validation."""
+    if model.__pydantic_post_init__ or model.__private_attributes__ or model.__pydantic_root_model__:
+        return None
+    if model.model_config.get("extra") == "allow":
+        return None
+    schema: Any = model.__pydantic_core_schema__
+    after: list[Callable[[Any], Any]] = []
+    while schema.get("type") == "function-after":
+        if schema["function"].get("type") != "no-info":
+            return None
+        after.append(schema["function"]["function"])
+        schema = schema["schema"]
+    if schema.get("type") != "model" or schema.get("custom_init"):
+        return None
+    defaults: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if info.default_factory is not None:
+            return None
+        defaults[name] = _MISSING if info.is_required() else info.default
+    required = frozenset(name for name, default in defaults.items() if default is _MISSING)
+    return defaults, required, tuple(reversed(after))
+
+
+def build_validated(model: type[T], values: Mapping[str, Any]) -> T:
+    """``model`` from field values that have already passed checks at least as strict as its own.
+
+    Field validation is skipped (it is the expensive part); the model's own cross-field
+    rules (``model_validator(mode="after")``) still run. If one fails, or the model cannot
+    be built this way, ``model_validate`` runs and raises the usual ``ValidationError``.
+    Used where the same values have just been validated by a stricter model, e.g. an
+    order row's fields becoming a purchase-order line.
+
+    Raises:
+        ValidationError: the model's rules reject the values.
+    """
+    construction = _construction(model)
+    if construction is None:
+        return model.model_validate(values)
+    defaults, required, after = construction
+    fields = {**defaults, **values}
+    if len(fields) != len(defaults) or not required.issubset(values):
+        return model.model_validate(values)  # unknown or missing fields: let pydantic say so
+    instance: Any = _instance(model, fields, set(values))
+    try:
+        for validator in after:
+            instance = validator(instance)
+    except (ValueError, AssertionError):
+        return model.model_validate(values)
+    return cast(T, instance)
+
+
+def _walk(schema: Any) -> Iterable[Any]:
+    if isinstance(schema, dict):
+        yield schema
+        for value in schema.values():
+            yield from _walk(value)
+    elif isinstance(schema, list | tuple):
+        for value in schema:
+            yield from _walk(value)
+
+
+def _per_field(schema: Any) -> bool:
+    """True if validating this field schema needs nothing but the value itself."""
+    for node in _walk(schema):
+        kind = node.get("type")
+        if kind in ("with-info", "definition-ref", "definitions", "model", "dataclass"):
+            return False
+    return True
+
+
+_TRIVIAL_STR: dict[str, Any] = {"type": "str"}
+
+
+@dataclass(slots=True)
+class _FastModel:
+    """What the fast path needs of one model, worked out once."""
+
+    defaults: dict[str, Any]
+    """Every field in declaration order -> its default, or ``_MISSING`` if it has none."""
+    required: tuple[str, ...]
+    checks: dict[str, Callable[[Any], Any] | None]
+    """Field -> validator of one converted value (``None``: the value is already right)."""
+    after: tuple[Callable[[Any], Any], ...]
+    """Model validators (mode ``after``), innermost first, as pydantic runs them."""
+
+
+def _fast_model(model: type[BaseModel], kinds: Mapping[str, ColumnKind]) -> _FastModel | None:
+    from pydantic_core import SchemaValidator
+
+    if model.__pydantic_post_init__ or model.__private_attributes__ or model.__pydantic_root_model__:
+        return None
+    schema: Any = model.__pydantic_core_schema__
+    after: list[Callable[[Any], Any]] = []
+    while schema.get("type") == "function-after":
+        function = schema["function"]
+        if function.get("type") != "no-info":
+            return None
+        after.append(function["function"])
+        schema = schema["schema"]
+    if schema.get("type") != "model" or schema.get("custom_init") or schema.get("root_model"):
+        return None
+    config = dict(schema.get("config") or {})
+    if config.get("extra_fields_behavior") == "allow" or config.get("validate_default"):
+        return None
+    fields_schema = schema.get("schema", {})
+    if fields_schema.get("type") != "model-fields" or fields_schema.get("computed_fields"):
+        return None
+    plain_str = not any(k.startswith("str_") and k != "str_strip_whitespace" for k in config)
+    defaults: dict[str, Any] = {}
+    checks: dict[str, Callable[[Any], Any] | None] = {}
+    for name, info in model.model_fields.items():
+        entry = fields_schema["fields"].get(name)
+        if entry is None or info.alias or info.validation_alias or info.default_factory is not None:
+            return None
+        inner = entry["schema"]
+        if inner.get("type") == "default":
+            if inner.get("validate_default") or "default_factory" in inner:
+                return None
+            defaults[name] = inner["default"]
+            inner = inner["schema"]
+        else:
+            defaults[name] = _MISSING
+        if not _per_field(inner):
+            return None
+        if inner.get("type") == "nullable":
+            # Converted values are never None (None means "absent"), so only the inner type matters.
+            inner = inner["schema"]
+        if inner == _TRIVIAL_STR and plain_str and kinds[name] is TEXT:
+            checks[name] = None  # to_text already gives a stripped str
+            continue
+        try:
+            checks[name] = SchemaValidator(inner, config).validate_python  # type: ignore[arg-type]
+        except Exception:  # a schema pydantic-core cannot compile standalone: use the full path
+            return None
+    required = tuple(n for n, d in defaults.items() if d is _MISSING)
+    return _FastModel(defaults, required, checks, tuple(reversed(after)))
+
+
+_ABSENT: Any = object()
+"""A converted cell that is empty: the field keeps its default."""
+
+
+class _ColumnConverter:
+    """Converts and validates one column's cells a batch at a time, memoising distinct values.
+
+    Each cell becomes the field value, :data:`_ABSENT` (empty) or :data:`_BAD` (the row
+    needs the full path, which says what is wrong). A batch whose cells share one type
+    is looked up with ``map(cache.get, ...)``, so a repeated value costs no Python call.
+    """
+
+    __slots__ = ("caches", "check", "convert", "text")
+
+    def __init__(self, convert: Callable[[Any], Any], check: Callable[[Any], Any] | None) -> None:
+        self.convert = convert
+        self.check = check
+        # to_text then an unconstrained str field: stripping is all there is to do.
+        self.text = convert is to_text and check is None
+        # Per cell type (1, 1.0 and True are equal keys but convert differently): good values,
+        # and empty or bad ones.
+        self.caches: dict[type, tuple[dict[Any, Any], dict[Any, Any]]] = {}
+
+    def one(self, raw: Any) -> Any:
+        """The field value of one cell, computed (no cache)."""
+        if type(raw) is CellProblem:
+            return _BAD
+        try:
+            value = self.convert(raw)
+        except ConversionError:
+            return _BAD
+        if value is None:
+            return _ABSENT
+        if self.check is None:
+            return value
+        try:
+            return self.check(value)
+        except ValidationError:
+            return _BAD
+
+    def _cached(self, raw: Any, cache: dict[Any, Any], special: dict[Any, Any]) -> Any:
+        value = special.get(raw, _MISSING)
+        if value is not _MISSING:
+            return value
+        value = self.one(raw)
+        if len(cache) + len(special) < _CACHE_LIMIT:
+            with contextlib.suppress(TypeError):  # an unhashable cell value is not kept
+                (special if value is _BAD or value is _ABSENT else cache)[raw] = value
+        return value
+
+    def many(self, cells: Sequence[Any]) -> tuple[list[Any], bool]:
+        """The field values of a batch of cells, in order, and whether any is empty or bad."""
+        kinds = set(map(type, cells))
+        if self.text and kinds == {str}:
+            values: list[Any] = list(map(str.strip, cells))
+            if "" in values:  # str == str only: cheap
+                return [v or _ABSENT for v in values], True
+            return values, False
+        if len(kinds) != 1:
+            out: list[Any] = []
+            for raw in cells:
+                cache, special = self._caches(type(raw))
+                try:
+                    hit = cache.get(raw)
+                except TypeError:
+                    hit = self.one(raw)
+                out.append(self._cached(raw, cache, special) if hit is None else hit)
+            return out, any(map(_is, out, repeat(_BAD))) or any(map(_is, out, repeat(_ABSENT)))
+        cache, special = self._caches(kinds.pop())
+        try:
+            # Good values only: a miss (None) may be new, empty or bad, and is settled below.
+            values = [*map(cache.get, cells)]
+        except TypeError:  # unhashable cell values
+            values = [self.one(raw) for raw in cells]
+            return values, any(map(_is, values, repeat(_BAD))) or any(map(_is, values, repeat(_ABSENT)))
+        # Identity tests only: `None in values` would compare each Decimal with None (slow).
+        if not any(map(_is, values, repeat(None))):
+            return values, False
+        found = False
+        for i, value in enumerate(values):
+            if value is None:
+                value = values[i] = self._cached(cells[i], cache, special)
+                found = found or value is _BAD or value is _ABSENT
+        return values, found
+
+    def _caches(self, kind: type) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        caches = self.caches.get(kind)
+        if caches is None:
+            caches = self.caches[kind] = ({}, {})
+        return caches
+
+
 class RowSchema(Generic[T]):
     """How raw rows of one kind of file become ``model`` instances.
 
@@ -579,6 +855,7 @@ class RowSchema(Generic[T]):
             if required is not None
             else tuple(n for n, f in fields.items() if f.is_required())
         )
+        self._fast = _fast_model(model, self.kinds)
         self.spellings: dict[str, str] = {}
         for name in fields:
             self.spellings[normalise_header(name)] = name
@@ -650,14 +927,10 @@ class RowSchema(Generic[T]):
         model_validate = self.model.model_validate
         skip = skip_rows or {}
         errors = result.errors
-        for number, cells in iterator:
-            if len(cells) < width:
-                cells = [*cells, *([None] * (width - len(cells)))]
-            if _is_blank(cells):
-                continue
-            if number in skip:
-                result.warnings.append(RowError(source, sheet, number, None, None, skip[number]))
-                continue
+        good_rows, good_numbers = result.rows, result.row_numbers
+
+        def full(number: int, cells: Sequence[Any]) -> None:
+            # Convert and validate one row through model_validate, reporting every problem.
             data: dict[str, Any] = {}
             bad = False
             for index, name, convert in plan:
@@ -676,9 +949,9 @@ class RowSchema(Generic[T]):
                     data[name] = value
             if bad:
                 result.rejected[number] = {name: cells[index] for index, name, _ in plan}
-                continue
+                return
             try:
-                model = model_validate(data)
+                row = model_validate(data)
             except ValidationError as exc:
                 for detail in exc.errors(include_url=False):
                     loc = detail.get("loc") or ()
@@ -688,7 +961,139 @@ class RowSchema(Generic[T]):
                     raw = cells[at] if at is not None else None
                     errors.append(RowError(source, sheet, number, column, raw, _friendly(detail["msg"])))
                 result.rejected[number] = {name: cells[index] for index, name, _ in plan}
-                continue
-            result.rows.append(model)
-            result.row_numbers.append(number)
+                return
+            good_rows.append(row)
+            good_numbers.append(number)
+
+        fast = self._fast
+        if fast is not None and not frozenset(fast.required) <= set(mapping.values()):
+            fast = None  # every row lacks a required column: the full path says so per row
+        flush: Callable[[list[int], list[Sequence[Any]]], None]
+        if fast is None:
+
+            def flush(numbers: list[int], batch: list[Sequence[Any]]) -> None:
+                for number, cells in zip(numbers, batch, strict=True):
+                    full(number, cells)
+
+        else:
+            flush = _FastBatches(self.model, fast, plan, full, good_rows, good_numbers)
+        numbers: list[int] = []
+        batch: list[Sequence[Any]] = []
+        with paused_gc():
+            for number, cells in iterator:
+                if len(cells) < width:
+                    cells = [*cells, *([None] * (width - len(cells)))]
+                if _is_blank(cells):
+                    continue
+                if number in skip:
+                    result.warnings.append(RowError(source, sheet, number, None, None, skip[number]))
+                    continue
+                numbers.append(number)
+                batch.append(cells)
+                if len(batch) >= _BATCH_ROWS:
+                    flush(numbers, batch)
+                    numbers, batch = [], []
+            if batch:
+                flush(numbers, batch)
         return result
+
+
+_BATCH_ROWS = 2048
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many acyclic objects.
+
+    Reading 100,000 rows allocates millions of objects (rows, Decimals, models), none in a
+    reference cycle; the collector's repeated full passes over them took a third of the
+    read. Reference counting still frees everything; the collector resumes afterwards.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class _FastBatches(Generic[T]):
+    """Validates batches of rows column by column; rows with any problem go to ``full``."""
+
+    def __init__(
+        self,
+        model: type[T],
+        fast: _FastModel,
+        plan: Sequence[tuple[int, str, Callable[[Any], Any]]],
+        full: Callable[[int, Sequence[Any]], None],
+        rows: list[T],
+        numbers: list[int],
+    ) -> None:
+        self.model = model
+        self.fast = fast
+        self.indexes = [index for index, _, _ in plan]
+        self.names = [name for _, name, _ in plan]
+        self.mapped = frozenset(self.names)
+        self.required = frozenset(fast.required)
+        self.converters = [_ColumnConverter(convert, fast.checks[name]) for _, name, convert in plan]
+        self.full = full
+        self.rows = rows
+        self.numbers = numbers
+
+    def __call__(self, numbers: list[int], batch: list[Sequence[Any]]) -> None:
+        model, after, full = self.model, self.fast.after, self.full
+        size = len(numbers)
+        columns = list(zip(*batch, strict=False))
+        # One list per model field, in declaration order (unmapped fields: their default),
+        # so each row's __dict__ is one dict(zip(...)) in the order pydantic would give.
+        by_field: dict[str, list[Any]] = {}
+        flagged: list[tuple[str, list[Any]]] = []
+        for index, name, converter in zip(self.indexes, self.names, self.converters, strict=True):
+            values, special = converter.many(columns[index])
+            by_field[name] = values
+            if special:
+                flagged.append((name, values))
+        fields = list(self.fast.defaults)
+        ordered = [
+            by_field[name] if name in by_field else repeat(default, size)
+            for name, default in self.fast.defaults.items()
+        ]
+        # Rows with an empty or bad cell are the exception: find them in the flagged columns.
+        bad: set[int] = set()
+        absent: dict[int, list[str]] = {}
+        for name, values in flagged:
+            for i, value in enumerate(values):
+                if value is _BAD:
+                    bad.add(i)
+                elif value is _ABSENT:
+                    absent.setdefault(i, []).append(name)
+        good_rows, good_numbers, mapped = self.rows, self.numbers, self.mapped
+        for i, row in enumerate(zip(*ordered, strict=True)):
+            if bad or absent:
+                if i in bad:
+                    full(numbers[i], batch[i])
+                    continue
+                missing = absent.get(i)
+                if missing is not None:
+                    if not self.required.isdisjoint(missing):
+                        full(numbers[i], batch[i])
+                        continue
+                    values = {n: v for n, v in zip(fields, row, strict=True) if v is not _ABSENT}
+                    instance: Any = _instance(
+                        model, {**self.fast.defaults, **values}, mapped.difference(missing)
+                    )
+                else:
+                    instance = _instance(model, dict(zip(fields, row, strict=True)), set(mapped))
+            else:
+                instance = _instance(model, dict(zip(fields, row, strict=True)), set(mapped))
+            if after:
+                try:
+                    for validator in after:
+                        instance = validator(instance)
+                except (ValueError, AssertionError):
+                    full(numbers[i], batch[i])  # it reports the problem in pydantic's words
+                    continue
+            good_rows.append(instance)
+            good_numbers.append(numbers[i])
