@@ -1,15 +1,12 @@
 """Deployments on a real Prefect server: runs through a worker, logs, artifacts, schedules, UI.
 
-One server, work pool and worker per session (``tests/plugins/prefect_server.py``).
-The portal stand-in is a plain HTTP server answering ``/healthz``.
+One server, work pool and worker per session (``tests/plugins/prefect_server.py``);
+the portal is the session's sandbox portal.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,34 +19,17 @@ if TYPE_CHECKING:
 
     from prefect.client.schemas.objects import FlowRun
 
+    from sandbox.server import SandboxServer
+
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 HEALTHCHECK = "portal-healthcheck/portal-healthcheck"
 
 
-class _Healthz(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status = 200 if self.path == "/healthz" else 404
-        body = b'{"status": "ok"}' if status == 200 else b"{}"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def portal_url() -> Iterator[str]:
-    """A portal that answers /healthz (stand-in for the sandbox portal)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def portal_url(sandbox: SandboxServer) -> str:
+    """The session's sandbox portal, which the healthcheck probes at /healthz."""
+    return sandbox.url
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +176,39 @@ def test_failed_healthcheck_is_failed_and_alerts_the_webhook(
         assert all(receiver.token not in log.message for log in logs)
     finally:
         receiver.close()
+
+
+def test_invoice_matching_deployment_runs_through_worker_in_file_mode(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    """The invoice-matching deployment (when its flow exists) runs on the worker in file mode:
+    Completed, its summary artifact published, its structured lines in the run logs."""
+    if "invoice-matching" not in prefect_server.deployed:
+        pytest.skip(f"invoice-matching not deployed: {dict(prefect_server.skipped).get('invoice-matching')}")
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from sandbox.datafiles import write_input_files
+
+    write_input_files(tmp_path, seed=1, orders=10)
+    params = {
+        "orders": str(tmp_path / "orders.csv"),
+        "receipts": str(tmp_path / "receipts.csv"),
+        "invoices": [str(tmp_path / "invoices")],
+    }
+    run = prefect_server.run_deployment("invoice-matching/invoice-matching", {"params": params})
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+    with prefect_server.client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
+    assert "invoice-matching-summary" in {a.key for a in artifacts}
+    lines = wait_for(
+        lambda: [x for x in _procbots_lines(prefect_server, run.id) if x.get("run_id") == str(run.id)],
+        timeout_s=20,
+        what="invoice-matching procbots lines in the run logs",
+    )
+    assert {line.get("bot") for line in lines} >= {"invoice_matching"}
 
 
 @pytest.mark.browser
