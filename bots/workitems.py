@@ -67,6 +67,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -77,6 +78,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, RowMapping, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeDecorator
 
 from bots.errors import LeaseLost
@@ -296,6 +299,125 @@ def _migration_1(conn: Connection) -> None:
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1}
 
 
+# -- prebuilt statements ------------------------------------------------------------
+#
+# The hot path (claim, complete, heartbeat) runs the same few statement shapes for
+# every item. Building a Core statement afresh costs more than SQLite's own work
+# (coercion and a new cache key each time); statements built once keep their cache
+# key memoised, so SQLAlchemy goes straight to its compiled-statement cache.
+
+
+def _param(name: str) -> BindParameter[Any]:
+    """The bound parameter ``v_<column>`` carrying the column's type (JSON, UTC datetimes)."""
+    return bindparam(f"v_{name}", type_=work_items.c[name].type)
+
+
+_ITEM_BY_ID = select(work_items).where(work_items.c.id == bindparam("w_id"))
+_ITEM_BY_ID_LOCKED = _ITEM_BY_ID.with_for_update()
+_ITEM_BY_KEY = select(work_items).where(
+    work_items.c.bot == bindparam("w_bot"), work_items.c.idempotency_key == bindparam("w_key")
+)
+_INSERT_TRANSITION = insert(item_transitions)
+_EXPIRED = (
+    select(work_items)
+    .where(
+        work_items.c.state.in_([s.value for s in ACTIVE_STATES]),
+        work_items.c.lease_expires_at < bindparam("w_now", type_=_UTCDateTime),
+    )
+    .with_for_update(skip_locked=True)
+)
+_EXPIRED_OF_BOT = _EXPIRED.where(work_items.c.bot == bindparam("w_bot"))
+_OUT_OF_ATTEMPTS = (
+    select(work_items)
+    .where(
+        work_items.c.bot == bindparam("w_bot"),
+        work_items.c.state == ItemState.PENDING.value,
+        work_items.c.attempts >= bindparam("w_max_attempts"),
+    )
+    .order_by(work_items.c.id)
+    .with_for_update(skip_locked=True)
+)
+
+
+def _claim_statement(bounded: bool) -> Update:
+    """One ``UPDATE ... RETURNING`` that leases the oldest pending item of a bot.
+
+    On PostgreSQL the subselect is ``FOR UPDATE SKIP LOCKED``, so concurrent
+    claimers take different rows without waiting; on SQLite the transaction
+    already holds the write lock (``BEGIN IMMEDIATE``).
+    """
+    pick = (
+        select(work_items.c.id)
+        .where(work_items.c.bot == bindparam("w_bot"), work_items.c.state == ItemState.PENDING.value)
+        .order_by(work_items.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if bounded:
+        pick = pick.where(work_items.c.attempts < bindparam("w_max_attempts"))
+    return (
+        update(work_items)
+        .where(work_items.c.id == pick.scalar_subquery(), work_items.c.state == ItemState.PENDING.value)
+        .values(
+            state=ItemState.IN_PROGRESS.value,
+            attempts=work_items.c.attempts + 1,
+            lease_owner=_param("lease_owner"),
+            lease_token=_param("lease_token"),
+            lease_expires_at=_param("lease_expires_at"),
+            heartbeat_at=_param("heartbeat_at"),
+            updated_at=_param("updated_at"),
+        )
+        .returning(*work_items.c)
+    )
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+_HEARTBEAT = (
+    update(work_items)
+    .where(
+        work_items.c.id == bindparam("w_id"),
+        work_items.c.lease_token == bindparam("w_token"),
+        work_items.c.state.in_([s.value for s in ACTIVE_STATES]),
+    )
+    .values(lease_expires_at=_param("lease_expires_at"), heartbeat_at=_param("heartbeat_at"))
+)
+_UPDATES: dict[tuple[tuple[str, ...], bool, bool], Update] = {}
+
+
+def _update_statement(names: tuple[str, ...], *, fenced: bool = False, add_attempts: bool = False) -> Update:
+    """``UPDATE work_items SET <names> WHERE id = :w_id [fence] RETURNING *``, built once per shape.
+
+    ``fenced`` adds the lease fence: the row must still carry the caller's token,
+    owner and state (``w_token``, ``w_owner``, ``w_from``), so a write after the
+    lease was taken back changes nothing. ``add_attempts`` sets
+    ``attempts = attempts + :v_attempts``.
+    """
+    shape = (names, fenced, add_attempts)
+    statement = _UPDATES.get(shape)
+    if statement is None:
+        values: dict[str, Any] = {name: _param(name) for name in names}
+        if add_attempts:
+            values["attempts"] = work_items.c.attempts + _param("attempts")
+        statement = update(work_items).where(work_items.c.id == bindparam("w_id"))
+        if fenced:
+            statement = statement.where(
+                work_items.c.lease_token == bindparam("w_token"),
+                work_items.c.lease_owner == bindparam("w_owner"),
+                work_items.c.state == bindparam("w_from"),
+            )
+        statement = statement.values(values).returning(*work_items.c)
+        _UPDATES[shape] = statement
+    return statement
+
+
+def _set(conn: Connection, item_id: int, values: Mapping[str, Any]) -> RowMapping:
+    """Updates columns of one item by id; returns the row as written."""
+    names = tuple(sorted(values))
+    params = {f"v_{name}": value for name, value in values.items()}
+    params["w_id"] = item_id
+    return conn.execute(_update_statement(names), params).mappings().one()
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -460,7 +582,9 @@ class Ledger:
         hook(event_name, **fields)
 
     def _item(self, row: Mapping[Any, Any]) -> WorkItem:
-        item = WorkItem(
+        # The row comes from our own typed columns, so pydantic's validation would
+        # only re-check what the schema guarantees; construct skips it (hot path).
+        item = WorkItem.model_construct(
             id=row["id"],
             bot=row["bot"],
             idempotency_key=row["idempotency_key"],
@@ -476,17 +600,15 @@ class Ledger:
             result=row["result"],
             reason_code=row["reason_code"],
             reason_message=row["reason_message"],
-            evidence=[Evidence(**e) for e in row["evidence"] or []],
+            evidence=[Evidence.model_construct(**e) for e in row["evidence"] or []],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
         return item.bind(self)
 
     def _row(self, conn: Connection, item_id: int, *, lock: bool = False) -> RowMapping:
-        query = select(work_items).where(work_items.c.id == item_id)
-        if lock:
-            query = query.with_for_update()
-        row = conn.execute(query).mappings().first()
+        query = _ITEM_BY_ID_LOCKED if lock else _ITEM_BY_ID
+        row = conn.execute(query, {"w_id": item_id}).mappings().first()
         if row is None:
             raise LookupError(f"no work item with id {item_id}")
         return row
@@ -509,17 +631,18 @@ class Ledger:
     ) -> None:
         source = row["state"] if from_state is None else from_state
         conn.execute(
-            insert(item_transitions).values(
-                item_id=row["id"],
-                at=now,
-                event=event_name,
-                from_state=source,
-                to_state=to_state,
-                owner=owner,
-                attempt=row["attempts"] if attempt is None else attempt,
-                reason_code=reason_code,
-                detail=detail,
-            )
+            _INSERT_TRANSITION,
+            {
+                "item_id": row["id"],
+                "at": now,
+                "event": event_name,
+                "from_state": source,
+                "to_state": to_state,
+                "owner": owner,
+                "attempt": row["attempts"] if attempt is None else attempt,
+                "reason_code": reason_code,
+                "detail": detail,
+            },
         )
         fields: dict[str, Any] = {
             "item_id": row["id"],
@@ -565,15 +688,7 @@ class Ledger:
         body = _payload_json(payload)
         with self._tx() as (conn, events):
             self._insert_many(conn, events, bot, [(idempotency_key, body)])
-            row = (
-                conn.execute(
-                    select(work_items).where(
-                        work_items.c.bot == bot, work_items.c.idempotency_key == idempotency_key
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            row = conn.execute(_ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().one()
             return self._item(row)
 
     def add_many(self, bot: str, items: Iterable[tuple[str, BaseModel | Mapping[str, Any]]]) -> int:
@@ -691,13 +806,10 @@ class Ledger:
         bot: str | None,
         now: datetime,
     ) -> int:
-        query = select(work_items).where(
-            work_items.c.state.in_([s.value for s in ACTIVE_STATES]),
-            work_items.c.lease_expires_at < now,
-        )
-        if bot is not None:
-            query = query.where(work_items.c.bot == bot)
-        rows = conn.execute(query.with_for_update(skip_locked=True)).mappings().all()
+        if bot is None:
+            rows = conn.execute(_EXPIRED, {"w_now": now}).mappings().all()
+        else:
+            rows = conn.execute(_EXPIRED_OF_BOT, {"w_now": now, "w_bot": bot}).mappings().all()
         for row in rows:
             expiries = row["lease_expiries"] + 1
             target = ItemState.NEEDS_REVIEW if expiries >= self.max_lease_expiries else ItemState.PENDING
@@ -718,7 +830,7 @@ class Ledger:
             }
             if code:
                 values.update(reason_code=code, reason_message=message)
-            conn.execute(update(work_items).where(work_items.c.id == row["id"]).values(**values))
+            _set(conn, row["id"], values)
             self._transition(
                 conn,
                 events,
@@ -735,52 +847,46 @@ class Ledger:
     def claim(self, bot: str, owner: str, lease_s: float | None = None) -> WorkItem | None:
         """Leases the oldest pending item of ``bot`` to ``owner``; None when there is none.
 
-        Expired leases are taken back first. On PostgreSQL concurrent claimers skip
-        each other's locked rows; on SQLite the claim runs under the write lock.
+        Expired leases are taken back first, and (with ``max_attempts``) pending
+        items out of attempts are failed. The claim itself is one
+        ``UPDATE ... RETURNING``: on PostgreSQL its subselect is ``FOR UPDATE SKIP
+        LOCKED``, so concurrent claimers skip each other's rows; on SQLite the
+        transaction holds the write lock from its ``BEGIN IMMEDIATE``.
         """
         lease = timedelta(seconds=self.lease_s if lease_s is None else lease_s)
         with self._tx() as (conn, events):
             now = self.clock()
             self._expire(conn, events, bot, now)
-            while True:
-                row = (
-                    conn.execute(
-                        select(work_items)
-                        .where(work_items.c.bot == bot, work_items.c.state == ItemState.PENDING.value)
-                        .order_by(work_items.c.id)
-                        .limit(1)
-                        .with_for_update(skip_locked=True)
-                    )
-                    .mappings()
-                    .first()
-                )
-                if row is None:
-                    return None
-                if self.max_attempts is not None and row["attempts"] >= self.max_attempts:
+            params: dict[str, Any] = {
+                "w_bot": bot,
+                "v_lease_owner": owner,
+                "v_lease_token": uuid.uuid4().hex,
+                "v_lease_expires_at": now + lease,
+                "v_heartbeat_at": now,
+                "v_updated_at": now,
+            }
+            bounded = self.max_attempts is not None
+            if bounded:
+                params["w_max_attempts"] = self.max_attempts
+                spent = conn.execute(
+                    _OUT_OF_ATTEMPTS, {"w_bot": bot, "w_max_attempts": self.max_attempts}
+                ).mappings()
+                for row in spent.all():
                     self._exhaust(conn, events, row, now)
-                    continue
-                attempts = row["attempts"] + 1
-                claimed: dict[str, Any] = {
-                    "state": ItemState.IN_PROGRESS.value,
-                    "attempts": attempts,
-                    "lease_owner": owner,
-                    "lease_token": uuid.uuid4().hex,
-                    "lease_expires_at": now + lease,
-                    "heartbeat_at": now,
-                    "updated_at": now,
-                }
-                conn.execute(update(work_items).where(work_items.c.id == row["id"]).values(**claimed))
-                self._transition(
-                    conn,
-                    events,
-                    row,
-                    "claimed",
-                    ItemState.IN_PROGRESS.value,
-                    now=now,
-                    owner=owner,
-                    attempt=attempts,
-                )
-                return self._item({**row, **claimed})
+            row = conn.execute(_CLAIM[bounded], params).mappings().first()
+            if row is None:
+                return None
+            self._transition(
+                conn,
+                events,
+                row,
+                "claimed",
+                ItemState.IN_PROGRESS.value,
+                now=now,
+                owner=owner,
+                from_state=ItemState.PENDING.value,
+            )
+            return self._item(row)
 
     def _exhaust(
         self,
@@ -790,15 +896,15 @@ class Ledger:
         now: datetime,
     ) -> None:
         message = f"Gave up after {row['attempts']} attempts (the limit is {self.max_attempts})"
-        conn.execute(
-            update(work_items)
-            .where(work_items.c.id == row["id"])
-            .values(
-                state=ItemState.FAILED.value,
-                reason_code="ATTEMPTS_EXHAUSTED",
-                reason_message=message,
-                updated_at=now,
-            )
+        _set(
+            conn,
+            row["id"],
+            {
+                "state": ItemState.FAILED.value,
+                "reason_code": "ATTEMPTS_EXHAUSTED",
+                "reason_message": message,
+                "updated_at": now,
+            },
         )
         self._transition(
             conn,
@@ -819,14 +925,21 @@ class Ledger:
         """
         lease = timedelta(seconds=self.lease_s if lease_s is None else lease_s)
         with self._tx() as (conn, _events):
-            self._fenced_row(conn, item)
             now = self.clock()
             expires = now + lease
-            conn.execute(
-                update(work_items)
-                .where(work_items.c.id == item.id)
-                .values(lease_expires_at=expires, heartbeat_at=now)
-            )
+            # One fenced UPDATE; only when it changes nothing do we read the row to say why.
+            changed = conn.execute(
+                _HEARTBEAT,
+                {
+                    "w_id": item.id,
+                    "w_token": item.lease_token,
+                    "v_lease_expires_at": expires,
+                    "v_heartbeat_at": now,
+                },
+            ).rowcount
+            if changed != 1:
+                self._fenced_row(conn, item)
+                raise LeaseLost("LEASE_LOST", f"work item {item.id}: the heartbeat changed no row")
         item.lease_expires_at = expires
         item.heartbeat_at = now
         return expires
@@ -845,11 +958,7 @@ class Ledger:
             row = self._row(conn, item_id, lock=True)
             checkpoints = dict(row["checkpoints"] or {})
             checkpoints[name] = _redact(value)
-            conn.execute(
-                update(work_items)
-                .where(work_items.c.id == item_id)
-                .values(checkpoints=checkpoints, updated_at=now)
-            )
+            _set(conn, item_id, {"checkpoints": checkpoints, "updated_at": now})
             self._transition(
                 conn,
                 events,
@@ -872,9 +981,7 @@ class Ledger:
             now = self.clock()
             row = self._row(conn, item_id, lock=True)
             stored = list(row["evidence"] or []) + [e.model_dump() for e in new]
-            conn.execute(
-                update(work_items).where(work_items.c.id == item_id).values(evidence=stored, updated_at=now)
-            )
+            _set(conn, item_id, {"evidence": stored, "updated_at": now})
             self._transition(
                 conn,
                 events,
@@ -903,28 +1010,44 @@ class Ledger:
         lease_s: float | None = None,
         expect: frozenset[ItemState] = ACTIVE_STATES,
     ) -> WorkItem:
+        values: dict[str, Any] = {"state": state.value}
+        if not keep_lease:
+            values.update(lease_owner=None, lease_token=None, lease_expires_at=None)
+        if code is not None or message is not None:
+            values.update(reason_code=code, reason_message=_redact(message))
+        if result is not None:
+            values["result"] = json.loads(json.dumps(dict(result), default=str))
         with self._tx() as (conn, events):
             now = self.clock()
-            row = self._fenced_row(conn, item)
-            if ItemState(row["state"]) not in expect:
-                raise ValueError(
-                    f"work item {item.id} is {row['state']}; {event_name} needs one of "
-                    f"{', '.join(sorted(s.value for s in expect))}"
+            values["updated_at"] = now
+            if keep_lease:
+                values["lease_expires_at"] = now + timedelta(
+                    seconds=self.lease_s if lease_s is None else lease_s
                 )
-            values: dict[str, Any] = {"state": state.value, "updated_at": now}
-            if not keep_lease:
-                values.update(lease_owner=None, lease_token=None, lease_expires_at=None)
-            else:
-                values.update(
-                    lease_expires_at=now + timedelta(seconds=self.lease_s if lease_s is None else lease_s)
-                )
-            if code is not None or message is not None:
-                values.update(reason_code=code, reason_message=_redact(message))
-            if result is not None:
-                values["result"] = json.loads(json.dumps(dict(result), default=str))
+            statement = _update_statement(
+                tuple(sorted(values)), fenced=True, add_attempts=bool(attempts_delta)
+            )
+            params = {f"v_{name}": value for name, value in values.items()}
+            params.update(w_id=item.id, w_token=item.lease_token, w_owner=item.lease_owner)
             if attempts_delta:
-                values["attempts"] = row["attempts"] + attempts_delta
-            conn.execute(update(work_items).where(work_items.c.id == item.id).values(**values))
+                params["v_attempts"] = attempts_delta
+            # Fast path: the caller's copy says which state the row is in; the fence
+            # (token, owner, state) in the WHERE makes the write a no-op otherwise.
+            from_state = item.state.value
+            row = None
+            if item.lease_token is not None and item.state in expect:
+                row = conn.execute(statement, {**params, "w_from": from_state}).mappings().first()
+            if row is None:
+                # Slow path: find out why (lease lost, wrong state, or a stale copy).
+                current = self._fenced_row(conn, item)
+                if ItemState(current["state"]) not in expect:
+                    raise ValueError(
+                        f"work item {item.id} is {current['state']}; {event_name} needs one of "
+                        f"{', '.join(sorted(s.value for s in expect))}"
+                    )
+                from_state = current["state"]
+                params["w_owner"] = current["lease_owner"]
+                row = conn.execute(statement, {**params, "w_from": from_state}).mappings().one()
             self._transition(
                 conn,
                 events,
@@ -932,12 +1055,12 @@ class Ledger:
                 event_name,
                 state.value,
                 now=now,
-                owner=row["lease_owner"],
-                attempt=row["attempts"] + attempts_delta,
+                owner=params["w_owner"],
+                from_state=from_state,
                 reason_code=code,
-                detail=_redact(message),
+                detail=values.get("reason_message"),
             )
-            fresh = self._item({**row, **values})
+            fresh = self._item(row)
         # The caller's object follows the ledger, so the lease token stays usable.
         for name in (
             "state",
@@ -1006,16 +1129,16 @@ class Ledger:
             row = self._row(conn, item, lock=True)
             if ItemState(row["state"]) not in ACTIVE_STATES:
                 raise ValueError(f"work item {item} is {row['state']}, not leased: nothing to release")
-            conn.execute(
-                update(work_items)
-                .where(work_items.c.id == item)
-                .values(
-                    state=ItemState.PENDING.value,
-                    lease_owner=None,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+            fresh = _set(
+                conn,
+                item,
+                {
+                    "state": ItemState.PENDING.value,
+                    "lease_owner": None,
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
             )
             self._transition(
                 conn,
@@ -1027,7 +1150,7 @@ class Ledger:
                 owner=row["lease_owner"],
                 detail=_redact(reason) or "released by an operator",
             )
-            return self._item(self._row(conn, item))
+            return self._item(fresh)
 
     def retry(self, item_id: int, reason: str | None = None) -> WorkItem:
         """An operator's retry: back to ``pending`` with fresh attempt and expiry counts."""
@@ -1045,20 +1168,20 @@ class Ledger:
                     "needs_review or abandoned system_exception items can be retried"
                     + ("; release it first" if state in ACTIVE_STATES else "")
                 )
-            conn.execute(
-                update(work_items)
-                .where(work_items.c.id == item_id)
-                .values(
-                    state=ItemState.PENDING.value,
-                    attempts=0,
-                    lease_expiries=0,
-                    lease_owner=None,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    reason_code=None,
-                    reason_message=None,
-                    updated_at=now,
-                )
+            fresh = _set(
+                conn,
+                item_id,
+                {
+                    "state": ItemState.PENDING.value,
+                    "attempts": 0,
+                    "lease_expiries": 0,
+                    "lease_owner": None,
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                    "reason_code": None,
+                    "reason_message": None,
+                    "updated_at": now,
+                },
             )
             self._transition(
                 conn,
@@ -1071,7 +1194,7 @@ class Ledger:
                 reason_code=row["reason_code"],
                 detail=_redact(reason) or "retried by an operator",
             )
-            return self._item(self._row(conn, item_id))
+            return self._item(fresh)
 
     # -- reading ------------------------------------------------------------
 
@@ -1083,15 +1206,7 @@ class Ledger:
     def find(self, bot: str, idempotency_key: str) -> WorkItem | None:
         """The item of ``bot`` with this idempotency key, if any."""
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(work_items).where(
-                        work_items.c.bot == bot, work_items.c.idempotency_key == idempotency_key
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().first()
             return self._item(row) if row is not None else None
 
     def list(
