@@ -533,7 +533,9 @@ def test_the_report_has_uploaded_rejected_and_ending_soon_with_a_chart_by_month(
 
     wb = load_workbook(path)
     assert wb.sheetnames == ["Summary", "Uploaded", "Rejected", "Ending soon"]
-    figures = {row[0]: row[1] for row in wb["Summary"].iter_rows(min_row=3, max_col=2, values_only=True) if row[0]}
+    figures = {
+        row[0]: row[1] for row in wb["Summary"].iter_rows(min_row=3, max_col=2, values_only=True) if row[0]
+    }
     assert figures["Uploaded"] == 1
     assert figures["Rejected"] == 1
     assert figures["Contracts ending within 90 days"] == 2
@@ -553,3 +555,69 @@ def test_the_report_has_uploaded_rejected_and_ending_soon_with_a_chart_by_month(
     uploaded = list(wb["Uploaded"].iter_rows(min_row=2, values_only=True))
     assert uploaded[0][0] == "CT-1"
     assert uploaded[0][4] == 1000
+
+
+# --- dry run and the command line (no browser) ----------------------------------------------------
+
+
+def test_a_dry_run_validates_and_reports_but_moves_nothing(settings_env: Path, tmp_path: Path) -> None:
+    from bots.contracts import run_contract_uploads
+
+    drop = build_drop(tmp_path / "drop")
+    before = sorted(p.name for p in drop.folder.iterdir())
+
+    result = run_contract_uploads(drop.folder, dry_run=True, today=TODAY)
+
+    assert sorted(p.name for p in drop.folder.iterdir()) == before
+    assert {o.contract_id for o in result.outcomes if o.outcome == "validated"} == set(drop.valid)
+    assert {o.contract_id: o.reason_code for o in result.outcomes if o.outcome == "rejected"} == drop.rejected
+    assert result.report is not None
+    assert result.report.parent == settings_env / "outbox"
+    assert load_workbook(result.report)["Summary"]["A1"].value == "Contract uploads (dry run)"
+
+
+def test_the_command_line_reports_json_and_exits_1_when_some_are_rejected(
+    settings_env: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    drop = build_drop(tmp_path / "drop")
+
+    outcome = CliRunner().invoke(
+        app, ["run", "contract-uploads", "--folder", str(drop.folder), "--dry-run", "--json"]
+    )
+
+    assert outcome.exit_code == 1, outcome.output
+    data = json.loads(outcome.stdout)
+    assert data["counts"]["validated"] == 14
+    assert data["counts"]["rejected"] == 7
+    rows = {row["contract_id"]: row for row in data["contracts"]}
+    assert rows["CT-T-0019"]["reason_code"] == "PDF_ENCRYPTED"
+    assert Path(data["report"]).is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        pytest.param(["--folder", "/no/such/folder"], "no such folder", id="missing-folder"),
+        pytest.param(["--folder", ".", "--portal", "ftp://x"], "expected an http", id="bad-portal"),
+        pytest.param(["--folder", "{tmp}"], "portal.password is not set", id="no-password"),
+    ],
+)
+def test_the_command_line_exits_2_on_bad_usage_or_configuration_before_touching_files(
+    settings_env: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    (tmp_path / "CT-1.pdf").write_bytes(text_pdf(["x"]))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+
+    outcome = CliRunner().invoke(app, ["run", "contract-uploads", *args])
+
+    assert outcome.exit_code == 2, outcome.output
+    assert words in outcome.stderr
+    assert (tmp_path / "CT-1.pdf").is_file()

@@ -220,3 +220,57 @@ def test_under_chaos_each_valid_contract_is_in_the_register_exactly_once(
     assert outcomes["uploaded"] + outcomes["found_in_register"] == 14
     assert outcomes["rejected"] == 7
     assert outcomes["failed"] == 0
+
+
+@pytest.mark.prefect
+def test_the_flow_completes_through_the_prefect_api_with_its_artifacts(
+    prefect_api: None, sandbox: SandboxServer, portal_env: Callable[[SandboxServer], Any], tmp_path: Path
+) -> None:
+    """``contract-uploads`` through the Prefect API: Completed (a rejection does not fail it),
+    a summary, a table row per contract and a link to the report."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.contract_uploads import ContractUploadsParameters, contract_uploads_flow
+    from sandbox.pdf import text_pdf
+    from tests.test_contracts import good_details, vat
+
+    portal_env(sandbox)
+    inbox = tmp_path / "contracts" / "inbox"
+    inbox.mkdir(parents=True)
+    documents = {}
+    for n, changes in ((1, {}), (2, {}), (3, {"end_date": "2020-01-01"})):
+        cid = f"CT-F-{n:04d}"
+        documents[cid] = text_pdf([f"Contract {cid}"], title=cid)
+        (inbox / f"{cid}.pdf").write_bytes(documents[cid])
+        details = good_details(cid, supplier_vat=vat(f"{2000000 + n:07d}"), **changes)
+        (inbox / f"{cid}.json").write_text(json.dumps(details), "utf-8")
+    params = ContractUploadsParameters(
+        folder=str(tmp_path / "contracts"), portal_url=sandbox.url, workers=1, stable_for_s=0
+    )
+
+    state = contract_uploads_flow(params, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert "2 uploaded" in str(state.message)
+    assert "1 business_exception" in str(state.message)
+    stored = {c["contract_id"]: c["sha256"] for c in register(sandbox, "CT-F-")}
+    assert stored == {cid: hashlib.sha256(documents[cid]).hexdigest() for cid in ("CT-F-0001", "CT-F-0002")}
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    table = json.loads(str(by_key["contract-uploads-items"].data))
+    assert [(row["contract_id"], row["outcome"], row["reason_code"]) for row in table] == [
+        ("CT-F-0001", "uploaded", ""),
+        ("CT-F-0002", "uploaded", ""),
+        ("CT-F-0003", "rejected", "DATES_INCONSISTENT"),
+    ]
+    assert "| uploaded | 2 |" in str(by_key["contract-uploads-summary"].data)
+    link = str(by_key["contract-uploads-link-contracts-report"].data)
+    report = Path(link.split("(file://", 1)[1].rstrip(")"))
+    assert report.suffix == ".xlsx"
+    assert len(list(load_workbook(report)["Uploaded"].iter_rows(min_row=2))) == 2
