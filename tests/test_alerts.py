@@ -165,3 +165,37 @@ def test_teams_payload_has_no_link_action_without_a_link() -> None:
     """Outside a Prefect run there is no UI link, so no button."""
     card = teams_payload(Alert(title="t", text="x"))["attachments"][0]["content"]
     assert "actions" not in card
+
+
+class _ProcessKilled(BaseException):
+    """Stands for what crashes a run (SIGTERM, KeyboardInterrupt): not an Exception."""
+
+
+@pytest.mark.prefect
+def test_crashed_flow_run_alerts_through_its_on_crashed_hook(
+    prefect_api: None, receiver: WebhookReceiver, settings_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real flow run that crashes (a BaseException) runs alert_on_crashed, which posts a
+    'crashed' alert with the flow and run names; the 503 first answer is retried."""
+    from prefect import flow
+
+    from config.settings import get_settings
+    from flows.alerts import alert_on_crashed, alert_on_failure
+
+    monkeypatch.setenv("PROCBOTS_ALERTS__WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("PROCBOTS_RETRY__INITIAL_S", "0.01")
+    get_settings.cache_clear()
+
+    @flow(name="crash-alert-check", on_failure=[alert_on_failure], on_crashed=[alert_on_crashed])
+    def crashing_flow() -> None:
+        raise _ProcessKilled("worker process killed")
+
+    with pytest.raises(_ProcessKilled):
+        crashing_flow()
+    [delivered] = receiver.delivered()
+    body = delivered.json()
+    assert body["title"] == "procbots: crash-alert-check crashed"
+    assert body["facts"]["Flow"] == "crash-alert-check"
+    assert body["facts"]["State"] == "Crashed"
+    assert body["facts"]["Run"]
+    assert [r.status for r in receiver.requests] == [503, 200]
