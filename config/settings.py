@@ -155,6 +155,7 @@ class MatchingPolicySettings(_Section):
     vat_tolerance: Decimal = Decimal("0.05")
     vat_rates: list[Decimal] = Field(default_factory=lambda: [Decimal("20"), Decimal("5"), Decimal("0")])
     duplicate_days: int = 3
+    similar_numbers: bool = Field(True, description="Hold invoices whose numbers are one edit apart")
     suppliers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
