@@ -117,9 +117,12 @@ class MatchingOutcome:
 
 
 def _run_stamp() -> str:
+    """``20260123T101500Z-<flow run id prefix>`` (a random suffix outside a flow run)."""
+    import uuid
+
     run_id = current_flow_run_id()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{str(run_id)[:8]}" if run_id else stamp
+    return f"{stamp}-{str(run_id)[:8] if run_id else uuid.uuid4().hex[:6]}"
 
 
 def _decision_rows(decisions: list[Decision]) -> list[dict[str, Any]]:
@@ -193,7 +196,12 @@ def _decide_in_portal(params: InvoiceMatchingParameters) -> MatchingOutcome:
         from flows.commands.match import _policy
 
         policy = _policy(Path(params.policy))
-    result = run_inbox(params.portal_url or settings.portal.url, workers=params.workers, policy=policy)
+    result = run_inbox(
+        params.portal_url or settings.portal.url,
+        workers=params.workers,
+        policy=policy,
+        run_id=_run_stamp(),  # evidence and work folders named after the flow run
+    )
     rows = _decision_rows(result.decisions)
     for outcome in result.outcomes:
         if outcome.get("state") != "done":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from flows.invoice_matching import InvoiceMatchingParameters
+from sandbox.server import SandboxServer
 
 SEED = 1
 ORDERS = 20
@@ -190,3 +192,49 @@ def test_flow_file_mode_completes_with_summary_exceptions_and_report_artifacts(
         line = wait_for(finished_line, timeout_s=20, what="the finished line in the run logs")
     assert line["hold"] == expected["hold"]
     assert line["mode"] == "files"
+
+
+@pytest.mark.prefect
+@pytest.mark.browser
+@pytest.mark.slow
+def test_flow_portal_mode_decides_the_inbox_and_links_the_report(
+    prefect_api: None,
+    sandbox_factory: Callable[..., SandboxServer],
+    settings_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Portal mode through the Prefect API: Completed, every open invoice decided in the portal,
+    counts by decision in the summary, links to the report and the run's work folder."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from config.settings import get_settings
+    from flows.invoice_matching import invoice_matching_flow
+    from tests.plugins.sandbox import SANDBOX_PASSWORD
+
+    monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", SANDBOX_PASSWORD)
+    get_settings.cache_clear()
+    portal = sandbox_factory(seed=SEED, orders=8)
+
+    state = invoice_matching_flow(
+        InvoiceMatchingParameters(portal_url=portal.url, workers=2), return_state=True
+    )
+
+    assert state.is_completed(), state.message
+    invoices = portal.state(sections="invoices")["invoices"]
+    statuses = Counter(i["status"] for i in invoices)
+    assert statuses["received"] == 0
+    assert all(len([h for h in i["history"] if h["status"] != "received"]) == 1 for i in invoices)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert {"invoice-matching-link-report", "invoice-matching-link-work-folder"} <= set(by_key)
+    summary = str(by_key["invoice-matching-summary"].data)
+    assert f"| approve | {statuses['approved']} |" in summary
+    assert f"| hold | {statuses['on_hold']} |" in summary
+    assert f"| reject | {statuses['rejected']} |" in summary
+    assert "(portal)" in summary
