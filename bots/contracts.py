@@ -528,6 +528,13 @@ def _sha256_file(path: Path, limit: int) -> str | None:
         return None
 
 
+def _name_key(name: str) -> str:
+    """How file names are compared: Unicode NFC (macOS writes NFD) and case-insensitive."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _is_bare_name(name: str) -> bool:
     if not name or name in (".", "..") or "\x00" in name:
         return False
@@ -640,7 +647,7 @@ def plan_batch(files: Sequence[BatchFile], *, max_document_bytes: int | None = N
         elif suffix == SIDECAR_SUFFIX:
             sidecars.append(f)
         else:
-            documents[f.name.casefold()] = f
+            documents[_name_key(f.name)] = f
 
     described: list[tuple[str, dict[str, Any] | None, list[ContractProblem], BatchFile | None]] = []
     for meta in plan.metadata_files:
@@ -675,24 +682,24 @@ def plan_batch(files: Sequence[BatchFile], *, max_document_bytes: int | None = N
                 )
             )
         elif wanted:
-            document = documents.get(wanted.casefold())
+            document = documents.get(_name_key(wanted))
             if document is None:
                 problems.append(
                     ContractProblem(
                         "FILE_MISSING", f"the document {wanted!r} is not in the folder", "document"
                     )
                 )
-            elif wanted.casefold() in claimed:
+            elif _name_key(wanted) in claimed:
                 problems.append(
                     ContractProblem(
                         "DUPLICATE_DOCUMENT",
-                        f"the document {wanted!r} is already used by {claimed[wanted.casefold()]}",
+                        f"the document {wanted!r} is already used by {claimed[_name_key(wanted)]}",
                         "document",
                     )
                 )
                 document = None
             else:
-                claimed[wanted.casefold()] = source
+                claimed[_name_key(wanted)] = source
         if contract_id:
             if contract_id.casefold() in seen_ids:
                 problems.append(

@@ -621,3 +621,19 @@ def test_the_command_line_exits_2_on_bad_usage_or_configuration_before_touching_
     assert outcome.exit_code == 2, outcome.output
     assert words in outcome.stderr
     assert (tmp_path / "CT-1.pdf").is_file()
+
+
+def test_a_name_written_in_another_unicode_form_or_case_still_finds_its_file(tmp_path: Path) -> None:
+    import unicodedata
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    on_disk = unicodedata.normalize("NFD", "Contrat signé Café.PDF")  # as a Mac writes it
+    (folder / on_disk).write_bytes(text_pdf(["x"]))
+    in_sheet = unicodedata.normalize("NFC", "contrat signé café.pdf")
+    (folder / "CT-1.json").write_text(json.dumps(good_details("CT-1", document=in_sheet)), "utf-8")
+
+    (job,) = plan_batch(files_of(folder)).jobs
+
+    assert job.problems == []
+    assert job.document_path == str(folder / on_disk)
