@@ -326,6 +326,14 @@ _EXPIRED = (
     )
     .with_for_update(skip_locked=True)
 )
+# {is SQLite: the probe's text}; the driver's own placeholder style (qmark, format).
+_EXPIRY_PROBE = {
+    dialect_is_sqlite: (
+        "SELECT 1 FROM work_items WHERE bot = {p} AND state IN ('in_progress', 'system_exception') "
+        "AND lease_expires_at < {p} LIMIT 1"
+    ).format(p="?" if dialect_is_sqlite else "%s")
+    for dialect_is_sqlite in (True, False)
+}
 _EXPIRED_OF_BOT = _EXPIRED.where(work_items.c.bot == bindparam("w_bot"))
 _OUT_OF_ATTEMPTS = (
     select(work_items)
@@ -475,6 +483,8 @@ class Ledger:
         self._audit_hook = audit
         self.engine = self._make_engine(url, echo)
         self.dialect = self.engine.dialect.name
+        self._lease_bind = work_items.c.lease_expires_at.type._cached_bind_processor(self.engine.dialect)
+        self._expiry_probe = _EXPIRY_PROBE[self.dialect == "sqlite"]
         self._migrate()
 
     @classmethod
@@ -528,7 +538,10 @@ class Ledger:
             def _sqlite_begin(conn: Connection) -> None:
                 # Take the write lock at the start: a claim's read and its update
                 # are one atomic step, and no deadlock-prone lock upgrade happens.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # Straight on the driver: a full SQLAlchemy execution per transaction
+                # would cost more than the BEGIN itself.
+                driver: Any = conn.connection.driver_connection
+                driver.execute("BEGIN IMMEDIATE")
 
             return engine
         if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
@@ -799,6 +812,21 @@ class Ledger:
         with self._tx() as (conn, events):
             return self._expire(conn, events, bot, self.clock())
 
+    def _any_expired(self, conn: Connection, bot: str, now: datetime) -> bool:
+        """Whether some lease of ``bot`` has run out: a cheap probe before the full sweep.
+
+        Runs on every claim and almost always finds nothing, so it goes straight to
+        the driver (no locks taken; :meth:`_expire` locks what it changes).
+        """
+        bound = self._lease_bind(now) if self._lease_bind is not None else now
+        driver: Any = conn.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(self._expiry_probe, (bot, bound))
+            return cursor.fetchone() is not None
+        finally:
+            cursor.close()
+
     def _expire(
         self,
         conn: Connection,
@@ -856,7 +884,8 @@ class Ledger:
         lease = timedelta(seconds=self.lease_s if lease_s is None else lease_s)
         with self._tx() as (conn, events):
             now = self.clock()
-            self._expire(conn, events, bot, now)
+            if self._any_expired(conn, bot, now):
+                self._expire(conn, events, bot, now)
             params: dict[str, Any] = {
                 "w_bot": bot,
                 "v_lease_owner": owner,
@@ -871,8 +900,8 @@ class Ledger:
                 spent = conn.execute(
                     _OUT_OF_ATTEMPTS, {"w_bot": bot, "w_max_attempts": self.max_attempts}
                 ).mappings()
-                for row in spent.all():
-                    self._exhaust(conn, events, row, now)
+                for spent_row in spent.all():
+                    self._exhaust(conn, events, spent_row, now)
             row = conn.execute(_CLAIM[bounded], params).mappings().first()
             if row is None:
                 return None

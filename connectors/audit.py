@@ -11,10 +11,12 @@ is the previous record's ``hash`` (64 zeros for the first). Changing, removing,
 inserting or reordering any record breaks the chain at that record, which
 :func:`verify_audit` and ``procbots audit verify`` report by ``seq``.
 
-Appends are flushed and fsynced, and serialised across processes with an
-exclusive ``fcntl.flock`` on the file: the writer reads the last record's
-``seq``/``hash`` under the lock, so several processes (bots, workers) can append
-to one file and the chain stays whole. Secrets are redacted before writing, with
+Appends are flushed and fsynced (one ``fsync`` per record), and serialised
+across processes with an exclusive ``fcntl.flock`` on the file: the writer takes
+the last record's ``seq``/``hash`` under the lock, so several processes (bots,
+workers) can append to one file and the chain stays whole. It reads them from the
+file's tail only when the file changed since its own last append (another writer
+appended, or the file was replaced); otherwise it remembers them. Secrets are redacted before writing, with
 the same rules as the logs (:func:`config.logging.redact`).
 
 Example:
@@ -135,6 +137,30 @@ class AuditLog:
         # flock is per open file description; threads of one process share this
         # lock so they do not interleave either.
         self._thread_lock = threading.Lock()
+        # (device, inode, size, mtime) of the file right after our last append, with the
+        # seq and hash written then: when the file is still exactly that, nobody
+        # else appended and the tail need not be read and parsed again.
+        self._tail: tuple[tuple[int, int, int, int], int, str] | None = None
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+
+    def _last(self, fd: int) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the last record, from the cache when the file is unchanged."""
+        stat = os.fstat(fd)
+        if self._tail is not None and self._tail[0] == (
+            stat.st_dev,
+            stat.st_ino,
+            stat.st_size,
+            stat.st_mtime_ns,
+        ):
+            return self._tail[1], self._tail[2]
+        last = _last_record(fd)
+        return (last["seq"], str(last.get("hash", ""))) if last else None
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Appends one record and returns it as written (after redaction).
@@ -148,19 +174,18 @@ class AuditLog:
         if clash:
             raise ValueError(f"audit fields may not be named {sorted(clash)}")
         safe_fields = json.loads(canonical_json(redact(fields)))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._thread_lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 try:
-                    last = _last_record(fd)
+                    self._tail, tail = None, self._last(fd)
                     record: dict[str, Any] = {
-                        "seq": (last["seq"] + 1) if last else 1,
+                        "seq": (tail[0] + 1) if tail else 1,
                         "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
                         "event": redact(event),
                         **safe_fields,
-                        "prev_hash": str(last.get("hash", "")) if last else GENESIS_HASH,
+                        "prev_hash": tail[1] if tail else GENESIS_HASH,
                     }
                     record["hash"] = record_hash(record, self.hmac_key)
                     line = (canonical_json(record) + "\n").encode("utf-8")
@@ -170,6 +195,12 @@ class AuditLog:
                     if written != len(line):
                         raise OSError(f"{self.path}: short write to the audit log ({written}/{len(line)})")
                     os.fsync(fd)
+                    stat = os.fstat(fd)
+                    self._tail = (
+                        (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns),
+                        record["seq"],
+                        record["hash"],
+                    )
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
