@@ -58,8 +58,10 @@ def measure(orders: int, seed: int, sequential: bool) -> dict[str, Any]:
         load_after = os.getloadavg()
         summaries = list((base / "var").glob("demo-*/demo-summary.json"))
         summary = json.loads(summaries[0].read_text()) if summaries else {}
+    # The demo's own summary, for the person running the benchmark (stderr: stdout is the JSON).
+    print(result.stdout[-6000:], file=sys.stderr)
     if result.returncode != 0:
-        print(result.stdout[-3000:], result.stderr[-3000:], sep="\n", file=sys.stderr)
+        print(result.stderr[-3000:], file=sys.stderr)
     return {
         "orders": orders,
         "seed": seed,

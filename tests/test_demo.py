@@ -126,8 +126,13 @@ def test_demo_bots_did_their_work_and_wrote_their_reports(demo: DemoRun) -> None
         items = flows[spec.key]["items"]
         assert items["done"] + items["business_exceptions"] > 0, flows[spec.key]
         assert items["system_errors"] == 0, flows[spec.key]
-        stem = spec.key.replace("_", "-")
-        assert any(p.name.startswith(stem) and p.suffix == ".xlsx" for p in reports), (stem, reports)
+        # The run's own links (in its final state) name its report workbook in the outbox.
+        linked = [Path(target) for target in flows[spec.key]["links"].values()]
+        workbooks = [p for p in linked if p.suffix == ".xlsx"]
+        assert workbooks, flows[spec.key]
+        for workbook in workbooks:
+            assert workbook in reports, (workbook, reports)
+            assert str(workbook) in " ".join(demo.result.stdout.split()), workbook
     # The sample data plants problems: they show up as business exceptions with a reason.
     if any(spec.exists() for spec in DEMO_FLOWS):
         assert demo.summary["business_exceptions"] > 0
@@ -215,3 +220,35 @@ def test_flow_child_reports_a_flow_module_that_does_not_import(tmp_path: Path) -
     assert result["state"] == "IMPORT ERROR"
     assert "ModuleNotFoundError" in result["message"]
     assert "flows.no_such_flow" in result["message"]
+
+
+def test_a_flow_not_in_the_checkout_is_reported_as_not_there_yet() -> None:
+    """Flows land one by one: a missing module is named, never imported, never a failure."""
+    from flows.demo import DemoFlow, FlowOutcome
+
+    missing = DemoFlow(
+        "supplier_onboarding", "Supplier onboarding", "flows/supplier_onboarding.py:flow", None, lambda _: {}
+    )
+    assert not missing.exists()
+    assert missing.module == "flows.supplier_onboarding"
+    outcome = FlowOutcome(missing.key, missing.title, missing.entrypoint, state="NOT THERE YET")
+    assert not outcome.ran
+    assert not outcome.completed
+    assert outcome.result_text() == "flows/supplier_onboarding.py:flow is not in this checkout yet"
+    assert all(flow.exists() == flow.path.is_file() for flow in DEMO_FLOWS)
+
+
+def test_flow_outcome_reads_links_and_counts_from_the_runs_final_state() -> None:
+    """Report links in a run's state data become local paths; ledger states become the three columns."""
+    from flows.demo import FlowOutcome
+
+    outcome = FlowOutcome(
+        "invoice_matching", "Invoice matching", "flows/invoice_matching.py:invoice_matching_flow",
+        state="Completed", message="Invoice matching: 7 approve, 4 hold",
+        counts={"done": 11, "business_exception": 2, "failed": 1, "needs_review": 1},
+        data={"links": {"report": "file:///var/demo/outbox/invoice%20matching.xlsx", "ui": "https://x/y"}},
+    )  # fmt: skip
+    assert outcome.links == {"report": "/var/demo/outbox/invoice matching.xlsx", "ui": "https://x/y"}
+    assert (outcome.done, outcome.business_exceptions, outcome.system_errors) == (11, 2, 2)
+    assert outcome.result_text() == "7 approve, 4 hold"
+    assert outcome.as_dict()["items"] == {"done": 11, "business_exceptions": 2, "system_errors": 2}
