@@ -1080,9 +1080,9 @@ class _FastBatches(Generic[T]):
                     if not self.required.isdisjoint(missing):
                         full(numbers[i], batch[i])
                         continue
-                    values = {n: v for n, v in zip(fields, row, strict=True) if v is not _ABSENT}
+                    given = {n: v for n, v in zip(fields, row, strict=True) if v is not _ABSENT}
                     instance: Any = _instance(
-                        model, {**self.fast.defaults, **values}, mapped.difference(missing)
+                        model, {**self.fast.defaults, **given}, set(mapped.difference(missing))
                     )
                 else:
                     instance = _instance(model, dict(zip(fields, row, strict=True)), set(mapped))
