@@ -170,7 +170,8 @@ class _ClerkActsMeanwhile(InvoiceInboxBot):
         before = await detail.read()
         assert before.status == "received"
         assert not before.decided
-        assert await detail.hold("OTHER", "Held by hand: supplier phoned about this one") == "on_hold"
+        # A code the portal does not offer goes in as OTHER, the code kept in the note.
+        assert await detail.hold("SUPPLIER_PHONED", "Held by hand: supplier phoned") == "on_hold"
         history = await detail.history()
         assert [(h.status, h.reason_code, h.by) for h in history] == [
             ("received", "", history[0].by),
@@ -232,6 +233,7 @@ def _check_run(
         entry = entries[0]
         if invoice["id"] in hand_held:
             assert entry["reason_code"] == "OTHER"
+            assert entry["note"] == "SUPPLIER_PHONED: Held by hand: supplier phoned"
         elif entry["status"] == "on_hold":
             assert entry["reason_code"]
             assert entry["reason_code"] in entry["note"]

@@ -274,7 +274,17 @@ class InvoiceDetailPage(PortalPage):
             )
         label = button_name
         if reason_code is not None:
-            await form.get_by_label(f"{label} reason", exact=True).select_option(reason_code)
+            reason = form.get_by_label(f"{label} reason", exact=True)
+            offered: list[str] = await reason.evaluate("(s) => Array.from(s.options).map((o) => o.value)")
+            if reason_code not in offered:
+                if "OTHER" not in offered:
+                    raise ApplicationError(
+                        "PORTAL_LAYOUT", f"Invoice {portal_id}: the portal offers no reason {reason_code}"
+                    )
+                # A code this portal does not know: "OTHER", with the code kept in the note.
+                note = f"{reason_code}: {note}" if not note.startswith(reason_code) else note
+                reason_code = "OTHER"
+            await reason.select_option(reason_code)
             await form.get_by_label(f"{label} note", exact=True).fill(note)
         async with self.session.submitting(f"the {button_name.lower()} of invoice {portal_id}"):
             await form.get_by_role("button", name=button_name, exact=True).click()
