@@ -108,7 +108,12 @@ def _fmt(value: Any) -> str:
 
 
 def _pairs(data: dict[str, Any], limit: int | None = None) -> str:
-    items = [f"{key}={_fmt(value)}" for key, value in data.items() if _scalar(value)]
+    items: list[str] = []
+    for key, value in data.items():
+        if _scalar(value):
+            items.append(f"{key}={_fmt(value)}")
+        elif isinstance(value, dict):  # one level down: {"engine": {"engine_s": 1.2}} -> engine.engine_s=1.2
+            items += [f"{key}.{k}={_fmt(v)}" for k, v in value.items() if _scalar(v)]
     if limit is not None and len(items) > limit:
         items = [*items[:limit], "..."]
     return ", ".join(items)
