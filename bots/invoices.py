@@ -31,7 +31,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 
     from bots.runner import RunSummary as RunnerSummary
     from config.settings import Settings
+    from connectors.peppol import PeppolDocument
 
 __all__ = [
     "BOT",
@@ -229,6 +232,8 @@ class InboxSnapshot:
     receipts: list[GoodsReceipt]
     unreadable: dict[int, str] = field(default_factory=dict)
     unreadable_open: list[InvoiceSummary] = field(default_factory=list)
+    downloaded: int = 0
+    """UBL files fetched from the portal this run (the others came from the cache)."""
 
     @property
     def open_documents(self) -> list[tuple[InvoiceSummary, Invoice]]:
@@ -247,6 +252,7 @@ class InboxRunResult:
     report: Path | None
     folder: Path
     inbox_size: int
+    downloaded: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -270,6 +276,22 @@ class InboxRunResult:
         counts = self.counts
         bad = counts["hold"] + counts["reject"] + counts["business_exception"] + counts["failed"]
         return 1 if bad else 0
+
+
+def _read_cached(path: Path, summary: InvoiceSummary) -> PeppolDocument | None:
+    """A cached UBL file as read, or None when it is unreadable or not the inbox row's document."""
+    from connectors.peppol import PeppolError, read_document
+
+    try:
+        parsed = read_document(path)
+    except PeppolError:
+        return None
+    model = parsed.model
+    if not isinstance(model, Invoice) or model.invoice_number != summary.invoice_number:
+        return None
+    if summary.gross_total is not None and abs(model.totals.tax_inclusive) != summary.gross_total:
+        return None
+    return parsed
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -319,6 +341,19 @@ class InvoiceInboxBot:
     def work_folder(self) -> Path:
         """``<data root>/work/invoice-matching/<run id>/``: the inputs read from the portal."""
         folder = self.settings.paths.root / "work" / "invoice-matching" / self.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def ubl_cache(self) -> Path:
+        """``<data root>/cache/portal-ubl/<portal>/``: UBL files already fetched from this portal.
+
+        A supplier document never changes once it is in the inbox, so each is fetched
+        once; a cached file is used only while it still names the inbox row's number
+        and gross total.
+        """
+        portal = hashlib.sha256(self.portal_url.encode()).hexdigest()[:16]
+        folder = self.settings.paths.root / "cache" / "portal-ubl" / portal
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -409,19 +444,31 @@ class InvoiceInboxBot:
         invoices_folder = folder / "invoices"
         invoices_folder.mkdir(exist_ok=True)
         detail = InvoiceDetailPage(session)
+        cache = self.ubl_cache
         documents: list[tuple[InvoiceSummary, Invoice]] = []
         unreadable: dict[int, str] = {}
+        downloaded = 0
         for summary in summaries:
-            detail.portal_id = summary.portal_id
-            data = await self._retrying(f"download UBL {summary.portal_id}", detail.download_ubl)
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", summary.invoice_number)[:60]
-            path = invoices_folder / f"{summary.portal_id:07d}-{safe}.xml"
-            path.write_bytes(data)
-            try:
-                parsed = read_document(path)
-            except PeppolError as exc:
-                unreadable[summary.portal_id] = str(exc)
-                continue
+            name = f"{summary.portal_id:07d}-{safe}.xml"
+            path = invoices_folder / name
+            parsed = None
+            if (cache / name).is_file():
+                shutil.copyfile(cache / name, path)
+                parsed = _read_cached(path, summary)
+            if parsed is None:
+                detail.portal_id = summary.portal_id
+                path.write_bytes(
+                    await self._retrying(f"download UBL {summary.portal_id}", detail.download_ubl)
+                )
+                downloaded += 1
+                try:
+                    parsed = read_document(path)
+                except PeppolError as exc:
+                    unreadable[summary.portal_id] = str(exc)
+                    continue
+                if isinstance(parsed.model, Invoice):
+                    shutil.copyfile(path, cache / name)
             if not isinstance(parsed.model, Invoice):
                 unreadable[summary.portal_id] = f"{path.name}: a {parsed.document_type}, not an invoice"
                 continue
@@ -433,9 +480,10 @@ class InvoiceInboxBot:
             orders=len(orders),
             receipts=len(receipts),
             unreadable=len(unreadable),
+            downloaded=downloaded,
         )
         unreadable_open = [s for s in summaries if s.portal_id in unreadable and s.status == OPEN_STATUS]
-        return InboxSnapshot(folder, documents, orders, receipts, unreadable, unreadable_open)
+        return InboxSnapshot(folder, documents, orders, receipts, unreadable, unreadable_open, downloaded)
 
     # -- 2. match and plan ---------------------------------------------------------------
 
@@ -640,6 +688,7 @@ class InvoiceInboxBot:
             report=report,
             folder=snapshot.folder,
             inbox_size=len(snapshot.documents) + len(snapshot.unreadable),
+            downloaded=snapshot.downloaded,
         )
 
 

@@ -291,8 +291,11 @@ def test_inbox_bot_decides_every_open_invoice_once_as_the_engine_says(
     assert result.report is not None
     assert result.report.is_file()
 
+    assert result.downloaded == len(invoices)
+
     again = run_inbox(portal.url, workers=2)
     assert portal.state(sections="invoices")["invoices"] == invoices
+    assert again.downloaded == 0  # every UBL came from the cache, checked against the inbox row
     assert again.outcomes == []
     assert again.runner is None
     assert again.counts == dict.fromkeys(again.counts, 0)
