@@ -434,7 +434,8 @@ def iter_sheet_rows(
         problems.setdefault(row, []).append((col, formula))
     for index, raw in enumerate(data.iter_rows()):
         number = index + 1
-        cells: list[Any] = [None if v == "" else v for v in raw]
+        # calamine gives "" for an empty cell; most rows of a data sheet have none to replace.
+        cells: list[Any] = [None if v == "" else v for v in raw] if "" in raw else list(raw)
         if number in problems:
             for col, formula in problems[number]:
                 i = col - 1 - col_offset
