@@ -238,3 +238,26 @@ def test_flow_portal_mode_decides_the_inbox_and_links_the_report(
     assert f"| hold | {statuses['on_hold']} |" in summary
     assert f"| reject | {statuses['rejected']} |" in summary
     assert "(portal)" in summary
+
+
+@pytest.mark.browser
+def test_cli_portal_mode_with_a_wrong_password_exits_2_without_deciding_anything(
+    sandbox_factory: Callable[..., SandboxServer], settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A portal that refuses the bot's credentials is a configuration problem: exit 2, one
+    clear line, one failed sign-in (never retried into a lockout), no invoice touched."""
+    from config.settings import get_settings
+    from flows.cli import app
+
+    monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", "not-the-password")
+    get_settings.cache_clear()
+    portal = sandbox_factory(seed=SEED, orders=5)
+
+    result = CliRunner().invoke(app, ["run", "invoice-matching", "--portal", portal.url])
+
+    assert result.exit_code == 2, result.output
+    assert "refused to sign in buyer1" in result.stderr
+    assert "not-the-password" not in result.output
+    state = portal.state(sections="invoices,logins")
+    assert state["logins"]["failed"] == 1
+    assert {i["status"] for i in state["invoices"]} == {"received"}
