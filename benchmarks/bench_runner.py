@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier result file (e.g. of the previous ledger) to embed under 'before'",
+    )
     args = parser.parse_args(argv)
     payloads = [{"n": n} for n in range(args.items)]
     bare_s = min(_bare(payloads) for _ in range(5))
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_to_bare_loop": lean_s / bare_s,
         },
         "notes": "SQLite ledger (WAL, synchronous=NORMAL); audit log fsyncs every record; "
-        "per item: claim + complete transactions, 2 transition rows, 2 audit records",
+        "per item: claim transaction (lease-expiry probe, UPDATE ... RETURNING, transition row) "
+        "+ complete transaction (fenced UPDATE ... RETURNING, transition row), 2 audit records",
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": os.getloadavg(),
         },
     }
+    if args.before is not None:
+        result["before"] = json.loads(args.before.read_text())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
