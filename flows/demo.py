@@ -487,6 +487,11 @@ def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, r
 # -- the demo ----------------------------------------------------------------------------------
 
 
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the data root when inside it (shorter lines), else as given."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def _describe_files(folder: Path, files: list[Path]) -> list[str]:
     """Files straight in ``folder`` by name, those in subfolders as one line per subfolder."""
     lines: list[str] = []
@@ -930,12 +935,17 @@ class Demo:
 
         self.console.print()
         self.console.print(f"[bold]Data root[/]  {self.root}")
-        self.console.print(f"[bold]Reports[/]    {outbox} ({len(reports)} files)")
-        for line in _describe_files(outbox, reports):
-            self.console.print(f"  {line}", highlight=False)
+        self.console.print(
+            f"[bold]Reports[/]    {outbox} ({len(reports)} files; paths below are in the data root)"
+        )
         for outcome in self.outcomes:
             for name, target in outcome.links.items():
-                self.console.print(f"  {outcome.title}, {name}: {target}", highlight=False)
+                where = _relative(Path(target), self.root) if target.startswith("/") else target
+                self.console.print(f"  {outcome.title}, {name}: {where}", highlight=False)
+        linked = {Path(target) for outcome in self.outcomes for target in outcome.links.values()}
+        others = [p for p in reports if p not in linked and not any(p.is_relative_to(f) for f in linked)]
+        for line in _describe_files(outbox, others):
+            self.console.print(f"  also in the outbox: {line}", highlight=False)
         self.console.print(f"[bold]Evidence[/]   {evidence} ({len(evidence_files)} files)")
         self.console.print(f"[bold]Audit log[/]  {audit_path}")
         self.console.print(
@@ -948,9 +958,8 @@ class Demo:
                 self.console.print(f"  {outcome.title}: {outcome.ui_url}", highlight=False)
         if self.prefect.local and not self.options.keep_server:
             self.console.print(
-                f"  The server stops with the demo; its runs stay in {self.prefect.home}. "
-                "Run [bold]procbots demo --keep-server[/] to browse them, or start it with "
-                f"[bold]PREFECT_HOME={self.prefect.home} uv run prefect server start[/]."
+                "  This server stops with the demo (--keep-server keeps it); the runs stay in its home:\n"
+                f"  [bold]PREFECT_HOME={self.prefect.home} uv run prefect server start[/] shows them again."
             )
 
         self.timings["total_s"] = time.monotonic() - self.started

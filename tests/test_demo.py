@@ -132,7 +132,7 @@ def test_demo_bots_did_their_work_and_wrote_their_reports(demo: DemoRun) -> None
         assert workbooks, flows[spec.key]
         for workbook in workbooks:
             assert workbook in reports, (workbook, reports)
-            assert str(workbook) in " ".join(demo.result.stdout.split()), workbook
+            assert str(workbook.relative_to(demo.root)) in demo.result.stdout, workbook
     # The sample data plants problems: they show up as business exceptions with a reason.
     if any(spec.exists() for spec in DEMO_FLOWS):
         assert demo.summary["business_exceptions"] > 0
