@@ -1176,6 +1176,13 @@ def run_contract_uploads(
 
     waiting = ledger.counts(BOT)
     if waiting["pending"] or waiting["system_exception"]:
+        pending_here = [k for k, item in items.items() if item.state == "pending"]
+        # A drop whose every new contract is rejected on its own data needs no browser at all.
+        needs_browser = (
+            waiting["system_exception"] > 0
+            or waiting["pending"] > len(pending_here)
+            or any(_passes(jobs[k], max_document_bytes) for k in pending_here)
+        )
         result.runner_summary = _run_portal(
             ledger,
             jobs,
@@ -1185,6 +1192,7 @@ def run_contract_uploads(
             workers,
             max_document_bytes,
             run_id,
+            use_browser=needs_browser,
         )
 
     finished_metadata_ok = True
@@ -1218,6 +1226,14 @@ def run_contract_uploads(
     result.report = write_contracts_report(report_dir / _report_name("contracts"), result, ending, today)
     log.info("contract uploads finished", report=str(result.report), **result.counts)
     return result
+
+
+def _passes(job: ContractJob, max_document_bytes: int | None) -> bool:
+    try:
+        check_job(job, max_document_bytes=max_document_bytes)
+    except ContractRejected:
+        return False
+    return True
 
 
 def _report_name(prefix: str) -> str:
@@ -1297,6 +1313,8 @@ def _run_portal(
     workers: int | None,
     max_document_bytes: int | None,
     run_id: str | None,
+    *,
+    use_browser: bool = True,
 ) -> Any:
     import asyncio
     import concurrent.futures
@@ -1309,7 +1327,7 @@ def _run_portal(
     runner = Runner(ledger, BOT, settings=settings, run_id=run_id)
     count = workers or settings.browser.contexts
 
-    async def process(item: Any, worker: _Worker) -> dict[str, Any]:
+    async def process(item: Any, worker: _Worker | None) -> dict[str, Any]:
         job = jobs.get(item.idempotency_key) or item.payload_as(ContractJob)
         if (
             job.document_path is not None
@@ -1323,6 +1341,12 @@ def _run_portal(
                 f"{job.source}: the document is no longer in processing/; it is retried when dropped again",
             )
         contract, sha256 = check_job(job, max_document_bytes=max_document_bytes)
+        if worker is None:
+            from bots.errors import ApplicationError
+
+            raise ApplicationError(
+                "NO_BROWSER", f"{job.source}: planned without a browser, yet it passed its checks"
+            )
         for _expiry in range(SESSION_RETRIES):
             try:
                 return await upload_and_verify(worker.session, job, contract, sha256, item=item)
@@ -1343,6 +1367,8 @@ def _run_portal(
     runner.on_error = on_error
 
     async def main() -> Any:
+        if not use_browser:
+            return await runner.run_async(workers=1, process=process)
         from playwright.async_api import async_playwright
 
         from connectors.portal.browser import launch_chromium_async, new_context_async

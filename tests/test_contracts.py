@@ -637,3 +637,47 @@ def test_a_name_written_in_another_unicode_form_or_case_still_finds_its_file(tmp
 
     assert job.problems == []
     assert job.document_path == str(folder / on_disk)
+
+
+def test_a_run_with_only_hostile_names_quarantines_them_and_touches_nothing_outside(
+    settings_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Symlinks out of the folder, a sidecar pointing at ``../``, an odd and a very long name:
+    all end in quarantine with reasons; nothing outside the folder is read or moved; no portal."""
+    from bots.contracts import run_contract_uploads
+    from config.settings import get_settings
+
+    monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", "not-used")
+    monkeypatch.setenv("PROCBOTS_PORTAL__URL", "http://127.0.0.1:9")  # nothing listens: must not be needed
+    get_settings.cache_clear()
+    outside = tmp_path / "secret.pdf"
+    outside.write_bytes(text_pdf(["confidential"]))
+    root = tmp_path / "contracts"
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "linked.pdf").symlink_to(outside)
+    (inbox / "CT-1.json").write_text(json.dumps(good_details("CT-1", document="../secret.pdf")), "utf-8")
+    odd = "CT-2 ☃ <draft> \u202e.pdf"
+    (inbox / odd).write_bytes(text_pdf(["odd"]))
+    long_name = "x" * 240 + ".pdf"
+    (inbox / long_name).write_bytes(text_pdf(["long"]))
+
+    result = run_contract_uploads(root, stable_for_s=0, today=TODAY)
+
+    assert outside.read_bytes().startswith(b"%PDF")
+    assert not outside.is_symlink()
+    codes = {o.source: o.reason_code for o in result.outcomes}
+    assert codes == {"CT-1.json": "UNSAFE_FILE_NAME", odd: "METADATA_MISSING", long_name: "METADATA_MISSING"}
+    quarantined = {}
+    for sidecar in (root / "quarantine").glob("*.reason.json"):
+        record = json.loads(sidecar.read_text("utf-8"))
+        quarantined[record["original_name"]] = record["reason"]
+        assert len(sidecar.name.encode()) < 255
+    assert quarantined == {
+        "linked.pdf": "NOT_A_REGULAR_FILE",
+        "CT-1.json": "UNSAFE_FILE_NAME",
+        odd: "METADATA_MISSING",
+        long_name: "METADATA_MISSING",
+    }
+    assert [p for sub in ("inbox", "processing", "done") for p in (root / sub).iterdir()] == []
+    assert result.exit_code == 1
