@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from connectors.peppol import PeppolDocument
 
 __all__ = [
+    "ACTION_SENT",
     "BOT",
     "DECIDED",
     "FOUND_DECIDED",
@@ -92,6 +93,8 @@ DECIDED = "portal_decision"
 """Checkpoint: the portal shows the document decided (value: the status it shows)."""
 FOUND_DECIDED = "found_decided"
 """Checkpoint: the document was already decided when the bot looked (by hand, or an earlier run)."""
+ACTION_SENT = "action_sent"
+"""Checkpoint: the bot is about to post its decision (value: approve, hold or reject)."""
 
 OPEN_STATUS = "received"
 """The inbox status of a document nobody has decided yet."""
@@ -564,6 +567,17 @@ class InvoiceInboxBot:
                 f"not {task.invoice_number} from {task.supplier_vat}; check the inbox before re-running",
             )
         if shown.decided:
+            if item.done_step(ACTION_SENT) and shown.status == STATUS_OF[task.decision]:
+                # An earlier attempt's post was saved but its answer lost (a 5xx after saving).
+                await asyncio.to_thread(item.checkpoint, DECIDED, shown.status)
+                audit_event(
+                    "invoice_decided", bot=BOT, run_id=self.run_id, item_id=item.id,
+                    portal_id=task.portal_id, invoice_number=task.invoice_number,
+                    supplier_vat=task.supplier_vat, decision=task.decision, reason_code=task.reason_code,
+                    status=shown.status, answer_lost=True,
+                )  # fmt: skip
+                self.log.info("earlier post saved", invoice_number=task.invoice_number, status=shown.status)
+                return {**result, "status": shown.status, "found_decided": False}
             await asyncio.to_thread(item.checkpoint, FOUND_DECIDED, shown.status)
             await asyncio.to_thread(item.checkpoint, DECIDED, shown.status)
             audit_event(
@@ -573,6 +587,8 @@ class InvoiceInboxBot:
             self.log.info("invoice already decided", invoice_number=task.invoice_number, status=shown.status)
             return {**result, "status": shown.status, "found_decided": True}
 
+        # Noted before the post: a retry that finds this decision saved knows it was ours.
+        await asyncio.to_thread(item.checkpoint, ACTION_SENT, task.decision)
         if task.decision == "approve":
             status = await page.approve()
         elif task.decision == "hold":

@@ -316,6 +316,8 @@ def test_inbox_bot_under_chaos_still_decides_each_invoice_exactly_once(
 
     _check_run(portal, tmp_path)
     assert result.counts["failed"] == 0
+    # Nobody else decides here: a post saved whose answer was lost is still the bot's own decision.
+    assert result.counts["already_decided"] == 0
     # Every attempt that failed on a system error kept a screenshot and the page, on disk.
     ledger = Ledger.from_settings()
     try:
