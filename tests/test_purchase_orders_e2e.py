@@ -403,7 +403,7 @@ def test_cli_exit_codes_dry_run_and_bad_input(
     assert real.exit_code == 1, real.output
     import json
 
-    payload = json.loads(real.output[real.output.index("{") :])
+    payload = json.loads(real.output[real.output.index('{\n  "run_id"') :])  # after the log lines
     assert payload["counts"] == {STATUS_RAISED: 1, STATUS_BUSINESS: 1}
     assert "quantity must be more than 0" in payload["results"][1]["reason"]
     assert len(portal_orders(server, prefix)) == 1
@@ -453,8 +453,14 @@ def test_flow_completes_with_a_results_table_artifact_and_bot_logs(
         assert "| raised | 2 |" in str(by_key["purchase-orders-summary"].data)
 
         def created_lines() -> list[str] | None:
-            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=500)
-            found = [log.message for log in logs if '"po created"' in log.message]
-            return found if len(found) == 2 else None
+            found, offset = [], 0
+            while True:
+                logs = client.read_logs(
+                    LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=offset
+                )
+                found += [log.message for log in logs if '"po created"' in log.message]
+                if len(logs) < 200:
+                    return found if len(found) == 2 else None
+                offset += 200
 
         wait_for(created_lines, timeout_s=20, what="the bot's 'po created' lines in the run logs")

@@ -113,6 +113,24 @@ def _totp(secret_b32: str, at: float | None = None, step: int = 30, digits: int 
     return f"{code:0{digits}d}"
 
 
+async def _restart_tracing(page: Page) -> None:
+    """Stops and starts tracing afresh (no-op without tracing).
+
+    Playwright keeps a trace's network log across chunks, and writes the sign-in POST
+    (its form body holds the password) when the exchange finishes, so pausing the chunk
+    around the password is not enough: after signing in, the trace starts over.
+    """
+    from playwright.async_api import Error as PlaywrightError
+
+    tracing = page.context.tracing
+    try:
+        await tracing.stop()
+    except PlaywrightError:  # tracing is off for this context
+        return
+    await tracing.start(screenshots=True, snapshots=True)
+    await tracing.start_chunk()
+
+
 class PortalSession:
     """One browser page signed in to the portal, which signs in again when it must.
 
@@ -288,6 +306,7 @@ class PortalSession:
                 await self._security_code()
             if self.on_login_page():
                 continue
+            await _restart_tracing(page)
             self.logins += 1
             if self.on_relogin is not None:
                 await self.on_relogin()
