@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,9 @@ class DemoRun:
     summary: dict[str, Any]
     password: str
     seconds: float
+    # What the live Prefect API said about each flow run while --keep-server held it up.
+    live_runs: dict[str, dict[str, Any]]
+    live_logs: dict[str, int]
 
     def explain(self) -> str:
         logs = "\n".join(
@@ -75,24 +81,78 @@ class DemoRun:
         return f"stdout:\n{self.result.stdout}\nstderr:\n{self.result.stderr[-4000:]}\n{logs}"
 
 
+def _api(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _ask_the_live_api(summary: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    api = summary["prefect"]["api_url"]
+    runs: dict[str, dict[str, Any]] = {}
+    logs: dict[str, int] = {}
+    for flow in summary["flows"]:
+        run_id = flow.get("flow_run_id")
+        if not run_id:
+            continue
+        runs[run_id] = _api(f"{api}/flow_runs/{run_id}")
+        found = _api(f"{api}/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+        logs[run_id] = len(found)
+    return runs, logs
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """``procbots demo --orders 10`` once, with a portal password of its own."""
+    """``procbots demo --orders 10 --keep-server`` once, with a portal password of its own.
+
+    While the demo keeps its Prefect server up, the flow runs and their logs are read from
+    the live API; then Ctrl-C (SIGINT) ends it, as a person would.
+    """
     base = tmp_path_factory.mktemp("demo")
     password = "Pw-" + secrets.token_urlsafe(12)
+    env = _demo_env(base, PROCBOTS_SANDBOX_PASSWORD=password)
+    args = ["demo", "--orders", "10", "--seed", "3", "--keep-server"]
+    stderr_path = base / "demo.stderr"
     started = time.monotonic()
-    result = _procbots(
-        "demo", "--orders", "10", "--seed", "3", env=_demo_env(base, PROCBOTS_SANDBOX_PASSWORD=password)
-    )
-    seconds = time.monotonic() - started
+    lines: list[str] = []
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from flows.cli import main; main()", *args],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        live_runs: dict[str, dict[str, Any]] = {}
+        live_logs: dict[str, int] = {}
+        try:
+            deadline = time.monotonic() + DEMO_TIMEOUT_S
+            while not any("Press Ctrl-C" in line for line in lines):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            seconds = time.monotonic() - started
+            roots = sorted(base.glob("demo-*"))
+            if process.poll() is None and roots and (roots[0] / SUMMARY_FILE).is_file():
+                live_runs, live_logs = _ask_the_live_api(json.loads((roots[0] / SUMMARY_FILE).read_text()))
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        reader.join(timeout=10)
+    result = subprocess.CompletedProcess(args, process.returncode, "".join(lines), stderr_path.read_text())
     roots = sorted(base.glob("demo-*"))
     assert len(roots) == 1, (
         f"expected one demo root under {base}, found {roots}\n{result.stdout}\n{result.stderr}"
     )
     summary_path = roots[0] / SUMMARY_FILE
     assert summary_path.is_file(), f"no {SUMMARY_FILE}\n{result.stdout}\n{result.stderr}"
-    print(f"procbots demo --orders 10 took {seconds:.0f} s")
-    return DemoRun(result, roots[0], base, json.loads(summary_path.read_text()), password, seconds)
+    print(f"procbots demo --orders 10 took {seconds:.0f} s until its summary")
+    summary = json.loads(summary_path.read_text())
+    return DemoRun(result, roots[0], base, summary, password, seconds, live_runs, live_logs)
 
 
 @pytest.mark.slow
@@ -141,7 +201,7 @@ def test_demo_bots_did_their_work_and_wrote_their_reports(demo: DemoRun) -> None
 
 @pytest.mark.slow
 def test_demo_runs_are_prefect_flow_runs_on_a_server_it_stopped(demo: DemoRun) -> None:
-    """The runs are in the local server's database, Completed and tagged; the server is gone after."""
+    """The runs are Completed and tagged on the live API and in the server's database; Ctrl-C stops it."""
     assert demo.summary["prefect"]["local"] is True
     database = demo.base / "prefect-home" / "prefect.db"
     with sqlite3.connect(database) as conn:
@@ -157,6 +217,14 @@ def test_demo_runs_are_prefect_flow_runs_on_a_server_it_stopped(demo: DemoRun) -
         assert flow["ui_url"].endswith(f"/runs/flow-run/{flow['flow_run_id']}")
         assert flow["ui_url"] in demo.result.stdout
     assert logs > 0
+    # While --keep-server held the server up, its API served the same runs, with their logs.
+    assert set(demo.live_runs) == {
+        flow["flow_run_id"] for flow in demo.summary["flows"] if flow["flow_run_id"]
+    }
+    for run_id, run in demo.live_runs.items():
+        assert run["state"]["type"] == "COMPLETED", run["state"]
+        assert demo.live_logs[run_id] > 0, run["name"]
+    assert "Press Ctrl-C to stop" in demo.result.stdout
     ui = demo.summary["prefect"]["ui_url"]
     port = int(ui.rsplit(":", 1)[1])
     with socket.socket() as sock:
