@@ -464,3 +464,23 @@ def test_flow_completes_with_a_results_table_artifact_and_bot_logs(
                 offset += 200
 
         wait_for(created_lines, timeout_s=20, what="the bot's 'po created' lines in the run logs")
+
+
+@pytest.mark.prefect
+def test_flow_quarantines_an_unreadable_file_from_the_drop_folder(
+    prefect_api: None, portal_env: Path
+) -> None:
+    """Without an input file the flow takes the drop folder's files; one that is not a
+    requisition spreadsheet goes to quarantine/ with its reason, and the run completes."""
+    from connectors.dropfolder import DropFolder
+    from flows.purchase_orders import PurchaseOrdersParameters, purchase_orders_flow
+
+    folder = DropFolder(portal_env / "requisitions", stable_for_s=0)
+    folder.deposit(b"requisition_ref;this is not a workbook", "requisitions.xlsx")
+    state = purchase_orders_flow(PurchaseOrdersParameters(), return_state=True)
+    assert state.is_completed(), state.message
+    quarantined = sorted(p.name for p in (portal_env / "requisitions" / "quarantine").iterdir())
+    assert quarantined == ["requisitions.xlsx", "requisitions.xlsx.reason.json"]
+    reason = (portal_env / "requisitions" / "quarantine" / "requisitions.xlsx.reason.json").read_text()
+    assert "UNREADABLE_REQUISITIONS" in reason
+    assert not list((portal_env / "requisitions" / "inbox").iterdir())
