@@ -171,12 +171,13 @@ def plan_tasks(
     """The work items for the open documents: ``(idempotency key, task)`` by portal id.
 
     Args:
-        summaries: inbox rows of the open documents.
+        summaries: inbox rows of every readable document, open or decided.
         decisions: the matching decision of each document, by portal id.
 
     A document whose key another inbox entry already has (an exact duplicate the
     supplier sent twice) is keyed ``<key>#<portal id>``: both entries need a
-    decision, and the earliest keeps the plain key.
+    decision, and the earliest keeps the plain key. Keys are given over the whole
+    inbox, so a copy still open in a later run keeps the key it had.
     """
     seen: set[str] = set()
     planned: list[tuple[str, InvoiceTask]] = []
@@ -186,6 +187,8 @@ def plan_tasks(
         if key in seen:
             key = f"{key}#{summary.portal_id}"
         seen.add(key)
+        if summary.status != OPEN_STATUS:
+            continue
         acts = decision.decision != "approve"
         reason_code = decision.reasons[0].code if decision.reasons and acts else None
         planned.append(
@@ -500,9 +503,8 @@ class InvoiceInboxBot:
 
     def plan(self, snapshot: InboxSnapshot, decisions: Mapping[int, Decision]) -> list[WorkItem]:
         """Files one work item per open document (a no-op for keys already in the ledger)."""
-        open_summaries = [s for s, _ in snapshot.open_documents]
         items = []
-        for key, task in plan_tasks(open_summaries, decisions):
+        for key, task in plan_tasks([s for s, _ in snapshot.documents], decisions):
             items.append(self.ledger.add(BOT, key, task))
         for summary in snapshot.unreadable_open:
             # Nothing to match: the item ends a business exception and a person looks.

@@ -63,11 +63,11 @@ def test_idempotency_key_is_normalised_supplier_vat_and_number(
     assert idempotency_key(vat, number, doc_type) == expected
 
 
-def _summary(portal_id: int, number: str = "INV-1") -> Any:
+def _summary(portal_id: int, number: str = "INV-1", status: str = "received") -> Any:
     from connectors.portal.pages.invoices import InvoiceSummary
 
     return InvoiceSummary(
-        portal_id, number, "invoice", "Acme", "PO-000001", "2026-05-01", Decimal("12"), "received"
+        portal_id, number, "invoice", "Acme", "PO-000001", "2026-05-01", Decimal("12"), status
     )
 
 
@@ -97,6 +97,25 @@ def test_plan_tasks_keys_an_exact_duplicate_apart_and_carries_reason_and_note() 
     assert planned[1][1].reason_code == "DUPLICATE_INVOICE"
     assert planned[2][1].reason_code == "PRICE_OVER_TOLERANCE"
     assert planned[2][1].note == "PRICE_OVER_TOLERANCE (line 1): £5.40 a unit against £4.50"
+
+
+def test_plan_tasks_keeps_a_copys_key_when_the_original_was_decided_in_an_earlier_run() -> None:
+    """Only open documents become tasks, but keys are given over the whole inbox: the copy
+    still open keeps ``#<portal id>`` and never collides with the decided original's item."""
+    duplicate = Reason("DUPLICATE_INVOICE", None, "Same number as portal invoice 3")
+    planned = plan_tasks(
+        [
+            _summary(3, "INV-1", status="approved"),
+            _summary(7, "INV-1"),
+            _summary(8, "INV-3", status="on_hold"),
+        ],
+        {
+            3: _decision("INV-1", "approve"),
+            7: _decision("INV-1", "reject", duplicate),
+            8: _decision("INV-3", "hold"),
+        },
+    )
+    assert [(key, task.portal_id) for key, task in planned] == [("GB980780684/INV1#7", 7)]
 
 
 def test_hold_note_names_every_reason_and_stays_within_the_limit() -> None:
