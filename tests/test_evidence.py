@@ -177,3 +177,26 @@ def test_the_search_finds_a_password_typed_outside_secret_entry(tmp_path: Path) 
     assert "trace.zip" not in kept
     assert not (tmp_path / "item" / "trace.zip").exists()
     assert not _contains((tmp_path / "item" / "page.html").read_bytes(), PASSWORD.encode())
+
+
+@pytest.mark.browser
+def test_secret_entry_and_evidence_work_when_tracing_is_off(tmp_path: Path) -> None:
+    """With browser.trace=false, signing in and keeping evidence still work (no trace is written)."""
+    from playwright.async_api import async_playwright
+
+    from config.settings import BrowserSettings
+    from connectors.portal.browser import launch_chromium_async, new_context_async
+    from connectors.portal.evidence import capture_evidence
+
+    async def scenario() -> list[str]:
+        settings = BrowserSettings(trace=False)
+        async with async_playwright() as pw:
+            browser = await launch_chromium_async(pw, settings)
+            context = await new_context_async(browser, settings)
+            page = await context.new_page()
+            assert await _sign_in(page, submit_inside=False) == "Invalid credentials"
+            evidence = await capture_evidence(page, tmp_path / "item")
+            await browser.close()
+        return sorted(Path(e.path).name for e in evidence)
+
+    assert asyncio.run(scenario()) == ["page.html", "page.png"]

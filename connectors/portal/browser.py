@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
+TRACING_MARK = "_procbots_tracing"
+
 SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -144,6 +146,9 @@ async def new_context_async(
     if settings.trace:
         await context.tracing.start(screenshots=True, snapshots=True)
         await context.tracing.start_chunk()
+        # Playwright cannot tell whether a context traces (stop_chunk succeeds either
+        # way), so the evidence writer reads this mark.
+        setattr(context, TRACING_MARK, True)
     return context
 
 

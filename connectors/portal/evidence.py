@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from bots.workitems import Evidence
 from config.logging import get_logger, redact, registered_secrets
+from connectors.portal.browser import TRACING_MARK
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
@@ -115,6 +116,9 @@ async def secret_entry(target: BrowserContext | Page) -> AsyncIterator[None]:
     Accepts a page or its context.
     """
     context = _context_of(target)
+    if not getattr(context, TRACING_MARK, False):
+        yield  # tracing is off for this context: nothing to pause
+        return
     if not getattr(context, _PAUSED, False):
         try:
             await context.tracing.stop_chunk()
@@ -130,6 +134,8 @@ async def secret_entry(target: BrowserContext | Page) -> AsyncIterator[None]:
 
 async def restart_trace(context: BrowserContext) -> None:
     """Starts a fresh trace chunk (at the start of an item), dropping the previous one."""
+    if not getattr(context, TRACING_MARK, False):
+        return
     if getattr(context, _PAUSED, False):
         await clear_password_inputs(context)
         await _resume(context)
@@ -175,6 +181,8 @@ async def capture_evidence(page: Page, item_dir: Path) -> list[Evidence]:
         log.warning("page html not saved", path=str(html), error=str(exc))
     trace = item_dir / "trace.zip"
     context = page.context
+    if not getattr(context, TRACING_MARK, False):
+        return [Evidence(path=str(path), sha256=sha256_file(path)) for path in written]
     if getattr(context, _PAUSED, False):
         # Failed while a secret was still in a field: no chunk of this attempt exists.
         await clear_password_inputs(context)
