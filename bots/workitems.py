@@ -77,6 +77,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, RowMapping, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter
@@ -699,10 +700,18 @@ class Ledger:
         if not idempotency_key:
             raise ValueError(f"work item for bot {bot!r}: the idempotency key must not be empty")
         body = _payload_json(payload)
-        with self._tx() as (conn, events):
-            self._insert_many(conn, events, bot, [(idempotency_key, body)])
-            row = conn.execute(_ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().one()
-            return self._item(row)
+        for last_try in (False, True):
+            try:
+                with self._tx() as (conn, events):
+                    self._insert_many(conn, events, bot, [(idempotency_key, body)])
+                    key = {"w_bot": bot, "w_key": idempotency_key}
+                    return self._item(conn.execute(_ITEM_BY_KEY, key).mappings().one())
+            except IntegrityError:
+                # Another process added the same key between our look and our insert
+                # (PostgreSQL, read committed): the second pass finds its row.
+                if last_try:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def add_many(self, bot: str, items: Iterable[tuple[str, BaseModel | Mapping[str, Any]]]) -> int:
         """Adds many pending items in one transaction; returns how many were new."""
@@ -711,8 +720,15 @@ class Ledger:
             if not key:
                 raise ValueError(f"work item for bot {bot!r}: the idempotency key must not be empty")
             bodies.append((key, _payload_json(payload)))
-        with self._tx() as (conn, events):
-            return self._insert_many(conn, events, bot, bodies)
+        for last_try in (False, True):
+            try:
+                with self._tx() as (conn, events):
+                    return self._insert_many(conn, events, bot, bodies)
+            except IntegrityError:
+                # Another process filed some of these keys meanwhile (see add): skip them now.
+                if last_try:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _insert_many(
         self,

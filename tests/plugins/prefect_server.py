@@ -96,6 +96,8 @@ class PrefectServer:
     deployed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    worker_logs: list[Path] = field(default_factory=list)
+    """Every worker's log (the first is ``worker_log``)."""
 
     @contextlib.contextmanager
     def client(self) -> Iterator[SyncPrefectClient]:
@@ -137,7 +139,7 @@ class PrefectServer:
     def logs(self, lines: int = 80) -> str:
         """The tails of the server and worker logs."""
         parts = []
-        for path in (self.server_log, self.worker_log):
+        for path in (self.server_log, *(self.worker_logs or [self.worker_log])):
             text = path.read_text(errors="replace").splitlines() if path.exists() else []
             parts.append(f"----- {path.name} (last {lines} lines) -----\n" + "\n".join(text[-lines:]))
         return "\n".join(parts)
@@ -164,16 +166,24 @@ def prefect_server_database_url(
     return f"sqlite+aiosqlite:///{folder / 'prefect.db'}"
 
 
-@pytest.fixture(scope="session")
-def prefect_server(
-    tmp_path_factory: pytest.TempPathFactory,
+@contextlib.contextmanager
+def start_prefect_server(
+    base: Path,
+    database_url: str,
     request: pytest.FixtureRequest,
-    prefect_server_database_url: str,
+    *,
+    workers: int = 1,
+    worker_limit: int | None = None,
 ) -> Iterator[PrefectServer]:
-    """A real ``prefect server start`` + ``procbots`` work pool + deployments + a worker."""
+    """``prefect server start`` + ``procbots`` work pool + deployments + ``workers`` workers.
+
+    Worker 0 uses ``base/var`` as its data root (``server.env``); each further
+    worker is another "machine": its own folder, data root ``base/var-w<n>`` and
+    name ``procbots-worker-<n>``. ``worker_limit`` caps the flow runs a worker
+    takes at once (``--limit``).
+    """
     from flows.commands.serve import PREFECT_YAML, deploy_to_work_pool, ensure_operations_setup
 
-    base = tmp_path_factory.mktemp("prefect-server")
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     ui_url = f"http://127.0.0.1:{port}"
@@ -190,7 +200,7 @@ def prefect_server(
             "PREFECT_UI_URL": ui_url,
             "PREFECT_UI_ENABLED": "true",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_DATABASE_CONNECTION_URL": prefect_server_database_url,
+            "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
             # Schedules are stored and read back, but no scheduled run may start mid-test.
             "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
             "PREFECT_LOGGING_EXTRA_LOGGERS": "procbots",
@@ -205,6 +215,7 @@ def prefect_server(
     server_log = base / "server.log"
     worker_log = base / "worker.log"
     server = PrefectServer(api_url, ui_url, home, REPO_ROOT, env, server_log, worker_log)
+    server.worker_logs = [worker_log] + [base / f"worker-{n}.log" for n in range(1, workers)]
     failed_before = request.session.testsfailed
     processes: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
@@ -244,42 +255,47 @@ def prefect_server(
 
         with temporary_settings({PREFECT_API_URL: api_url}):
             ensure_operations_setup()
-        # The worker only needs the pool: start it now, so its start-up overlaps the deploy.
-        worker_dir = base / "worker"
-        worker_dir.mkdir()
-        with worker_log.open("wb") as log:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "prefect",
-                        "worker",
-                        "start",
-                        "--pool",
-                        "procbots",
-                        "--type",
-                        "process",
-                    ],
-                    env=env,
-                    cwd=worker_dir,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+        # The workers only need the pool: start them now, so their start-up overlaps the deploy.
+        for number, log_path in enumerate(server.worker_logs):
+            worker_dir = base / ("worker" if number == 0 else f"worker-{number}")
+            worker_dir.mkdir()
+            command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "procbots"]
+            command += ["--type", "process"]
+            worker_env = env
+            if number:
+                command += ["--name", f"procbots-worker-{number}"]
+                worker_env = {**env, "PROCBOTS_PATHS__ROOT": str(base / f"var-w{number}")}
+            if worker_limit is not None:
+                command += ["--limit", str(worker_limit)]
+            with log_path.open("wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        env=worker_env,
+                        cwd=worker_dir,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
-            )
         server.deployed, server.skipped = deploy_to_work_pool(PREFECT_YAML, REPO_ROOT, env=env)
         for name, reason in server.skipped:
             print(f"prefect_server: skipped deployment {name}: {reason}")
         server.timings["deploy_s"] = time.monotonic() - mark
 
-        def worker_online() -> bool:
-            if processes[1].poll() is not None:
-                pytest.fail(f"prefect worker exited ({processes[1].returncode}):\n{server.logs()}")
+        def workers_online() -> bool:
+            for process in processes[1:]:
+                if process.poll() is not None:
+                    pytest.fail(f"prefect worker exited ({process.returncode}):\n{server.logs()}")
             with server.client() as client:
-                return bool(client.read_workers_for_work_pool("procbots"))
+                return len(client.read_workers_for_work_pool("procbots")) >= workers
 
-        wait_for(worker_online, timeout_s=90, interval_s=0.5, what="worker registered with pool procbots")
+        wait_for(
+            workers_online,
+            timeout_s=90,
+            interval_s=0.5,
+            what=f"{workers} worker(s) registered with pool procbots",
+        )
         server.timings["worker_ready_s"] = time.monotonic() - mark
     except BaseException:
         for process in reversed(processes):
@@ -294,6 +310,18 @@ def prefect_server(
             _stop(process)
         if request.session.testsfailed > failed_before:
             print(f"\n===== Prefect server and worker logs ({base}) =====\n{server.logs()}")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    prefect_server_database_url: str,
+) -> Iterator[PrefectServer]:
+    """A real ``prefect server start`` + ``procbots`` work pool + deployments + a worker."""
+    base = tmp_path_factory.mktemp("prefect-server")
+    with start_prefect_server(base, prefect_server_database_url, request) as server:
+        yield server
 
 
 @dataclass
