@@ -41,6 +41,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import SecretStr
 
 from bots.errors import ApplicationError, PortalTimeout, PortalUnavailable, SessionExpired
+from connectors.portal.browser import TRACING_MARK
 from connectors.portal.evidence import secret_entry
 
 if TYPE_CHECKING:
@@ -120,13 +121,10 @@ async def _restart_tracing(page: Page) -> None:
     (its form body holds the password) when the exchange finishes, so pausing the chunk
     around the password is not enough: after signing in, the trace starts over.
     """
-    from playwright.async_api import Error as PlaywrightError
-
+    if not getattr(page.context, TRACING_MARK, False):
+        return  # tracing is off for this context (Playwright's stop() would not say so)
     tracing = page.context.tracing
-    try:
-        await tracing.stop()
-    except PlaywrightError:  # tracing is off for this context
-        return
+    await tracing.stop()
     await tracing.start(screenshots=True, snapshots=True)
     await tracing.start_chunk()
 
