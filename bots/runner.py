@@ -444,9 +444,11 @@ class Runner:
             if not first:
                 await asyncio.to_thread(self._locked, self.ledger.reattempt, item, self.lease_s)
             first = False
-            if begin_item is not None:
-                await begin_item(item)
             try:
+                # Inside the try: a failure while preparing the attempt (e.g. restarting
+                # the trace) is this attempt's system exception, recorded before a retry.
+                if begin_item is not None:
+                    await begin_item(item)
                 return await process(item, state)
             except Exception as exc:
                 if _retryable(exc):

@@ -230,3 +230,31 @@ def test_runner_audits_every_transition(tmp_path: Path) -> None:
     ]
     assert verify_audit(log_path).ok
     assert len(ledger.history(1)) == len(events)
+
+
+def test_a_failure_while_preparing_an_attempt_is_recorded_and_retried(ledger: Ledger, tmp_path: Path) -> None:
+    """An exception in the worker state's begin_item is that attempt's system exception, then retried."""
+    ledger.add_many(BOT, [("REQ-1", {})])
+    begun: list[int] = []
+
+    class State:
+        async def begin_item(self, item: WorkItem) -> None:
+            begun.append(item.id)
+            if len(begun) == 1:
+                raise PortalUnavailable("PORTAL_UNAVAILABLE", "trace restart failed")
+
+    @asynccontextmanager
+    async def worker_setup() -> AsyncIterator[State]:
+        yield State()
+
+    async def process(item: WorkItem, state: State) -> None:
+        await asyncio.sleep(0)
+
+    runner = Runner(ledger, BOT, settings=fast_settings(tmp_path))
+    summary = asyncio.run(runner.run_async(workers=1, process=process, worker_setup=worker_setup))
+    assert summary.done == 1
+    item = ledger.find(BOT, "REQ-1")
+    assert item is not None
+    assert item.state == ItemState.DONE
+    assert item.attempts == 2
+    assert "system_exception" in [t.to_state for t in ledger.history(item.id)]
