@@ -23,6 +23,7 @@ import datetime as dt
 import random
 import sqlite3
 import zlib
+from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -804,13 +805,18 @@ def _requisitions(
     data: Dataset, catalogue: dict[str, list[Item]], count: int, rng: random.Random
 ) -> list[RequisitionLine]:
     out = []
-    today = ANCHOR.date()
+    # New requisitions need their goods in the future of the day they are made,
+    # not of the seeded history (which is fixed so every run sees the same portal).
+    today = max(ANCHOR.date(), dt.datetime.now(ZoneInfo("Europe/London")).date())
     for k in range(1, count + 1):
         supplier = rng.choice(data.suppliers)
         ref = f"REQ-2026-{k:06d}"
         cc = rng.choice(data.cost_centres)[0]
         site = rng.choice(data.sites)[0]
         need_by = today + dt.timedelta(days=rng.randrange(14, 60))
+        if k % 10 == 4:
+            # Planted mistake: a requisition keyed in late, needed before today.
+            need_by = today - dt.timedelta(days=3)
         for item in rng.sample(catalogue[supplier.supplier_id], rng.randrange(1, 5)):
             qty = Decimal(rng.randrange(1, 4) if not item.receipt_required else rng.randrange(1, 40))
             out.append(
