@@ -19,7 +19,12 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
 os.environ["PREFECT_LOGGING_TO_API_BATCH_INTERVAL"] = "0.3"
 os.environ["PROCBOTS_PATHS__ROOT"] = str(_SESSION_DIR / "var")
-for _key in [k for k in os.environ if k.startswith("PROCBOTS_") and k != "PROCBOTS_PATHS__ROOT"]:
+# PROCBOTS_TEST_* are switches of the test suite itself (e.g. PROCBOTS_TEST_PREFECT_DB), kept.
+for _key in [
+    k
+    for k in os.environ
+    if k.startswith("PROCBOTS_") and k != "PROCBOTS_PATHS__ROOT" and not k.startswith("PROCBOTS_TEST_")
+]:
     del os.environ[_key]
 
 
