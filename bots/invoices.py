@@ -35,8 +35,7 @@ import hashlib
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,12 +47,11 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from bots.errors import ApplicationError, BusinessError, classify
 from bots.matching import Decision, MatchingPolicy, match_invoices, normalise_invoice_number, normalise_vat
 from bots.models import GoodsReceipt, Invoice, PurchaseOrder
+from bots.portal_bot import PortalBot, PortalWorker
 from bots.workitems import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
-from config.logging import bind_context, get_logger
+from config.logging import get_logger
 from connectors.audit import audit_event
-from connectors.portal.browser import new_context_async
-from connectors.portal.evidence import capture_evidence, restart_trace
-from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
+from connectors.portal.pages.base import LoginRejected, PortalCredentials
 from connectors.portal.pages.exports import PortalExports
 from connectors.portal.pages.invoices import (
     InvoiceDetailPage,
@@ -63,7 +61,7 @@ from connectors.portal.pages.invoices import (
 from connectors.portal.pages.login import LoginPage
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, Page
+    from playwright.async_api import Browser
 
     from bots.runner import RunSummary as RunnerSummary
     from config.settings import Settings
@@ -214,21 +212,6 @@ def plan_tasks(
 
 
 @dataclass
-class PortalWorker:
-    """What one runner worker holds: a browser context, its page and the signed-in session."""
-
-    number: int
-    context: BrowserContext
-    page: Page
-    session: PortalSession
-
-    async def begin_item(self, item: WorkItem) -> None:
-        """Called by the runner before each attempt: the trace and the log lines are this item's."""
-        bind_context(item_id=str(item.id), invoice_key=item.idempotency_key)
-        await restart_trace(self.context)
-
-
-@dataclass
 class InboxSnapshot:
     """What the collect step read from the portal, and where it kept the files."""
 
@@ -304,7 +287,7 @@ def _retryable(exc: BaseException) -> bool:
     return classify(exc) == "system" and isinstance(exc, Exception) and not isinstance(exc, LoginRejected)
 
 
-class InvoiceInboxBot:
+class InvoiceInboxBot(PortalBot):
     """Matches the portal's open invoices and decides each one there, exactly once.
 
     One instance serves every worker of a run: :meth:`collect` reads the portal,
@@ -319,6 +302,8 @@ class InvoiceInboxBot:
         run_id: names the work folder, the evidence folder and the report.
         policy: matching tolerances; default ``settings.matching``.
     """
+
+    item_key_name = "invoice_key"
 
     def __init__(
         self,
@@ -337,9 +322,8 @@ class InvoiceInboxBot:
         self.run_id = run_id
         self.policy = policy or MatchingPolicy.from_settings(settings.matching)
         self.log = get_logger(BOT).bind(run_id=run_id)
-        self.rejected: LoginRejected | None = None
         self.outcomes: list[dict[str, Any]] = []
-        self._sessions: asyncio.Semaphore | None = None
+        self._init_portal()
 
     # -- folders -------------------------------------------------------------------------
 
@@ -362,40 +346,6 @@ class InvoiceInboxBot:
         folder = self.settings.paths.root / "cache" / "portal-ubl" / portal
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-
-    def evidence_dir(self, item: WorkItem) -> Path:
-        """``<evidence>/<run id>/<item id>/`` as the runner names it."""
-        folder = self.settings.paths.resolve("evidence") / self.run_id / str(item.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    # -- browser contexts ----------------------------------------------------------------
-
-    @asynccontextmanager
-    async def worker(self, browser: Browser, number: int = 0) -> AsyncIterator[PortalWorker]:
-        """A browser context on the shared browser with a portal session (signs in on first use)."""
-        if self._sessions is None:
-            # Never more browser sessions against this portal than portal.max_sessions.
-            self._sessions = asyncio.Semaphore(self.settings.portal.max_sessions)
-        async with self._sessions:
-            # Timeouts from settings, and a trace (when browser.trace) kept as evidence on failure.
-            context = await new_context_async(browser, self.settings.browser)
-            try:
-                page = await context.new_page()
-                session = PortalSession(page, self.portal_url, self.credentials)
-                session.rejected = self.rejected
-                yield PortalWorker(number, context, page, session)
-            finally:
-                await context.close()
-
-    def worker_setup(self, browser: Browser) -> Callable[[], AbstractAsyncContextManager[PortalWorker]]:
-        """The runner's ``worker_setup``: each worker gets its own context on the shared browser."""
-        counter = iter(range(1, 1_000_000))
-
-        def setup() -> AbstractAsyncContextManager[PortalWorker]:
-            return self.worker(browser, next(counter))
-
-        return setup
 
     async def _retrying(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """One collect step, retried on system errors with the runner's backoff settings."""
@@ -635,27 +585,6 @@ class InvoiceInboxBot:
         if not isinstance(exc, BusinessError):
             return []
         return await self._capture(item, worker, folder="business-exception")
-
-    async def _keep_evidence(
-        self, item: WorkItem, exc: BaseException, worker: PortalWorker, *, folder: str
-    ) -> None:
-        evidence = await self._capture(item, worker, folder=folder)
-        if evidence:
-            await asyncio.to_thread(self.ledger.add_evidence, item, evidence)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.log.warning(
-            "system exception", item_id=item.id, reason=reason, evidence=[e.path for e in evidence]
-        )
-
-    async def _capture(self, item: WorkItem, worker: PortalWorker | None, *, folder: str) -> list[Evidence]:
-        if worker is None:
-            return []
-        target = self.evidence_dir(item) / folder
-        try:
-            return list(await capture_evidence(worker.page, target))
-        except Exception as exc:  # evidence is best effort; the item's outcome is not
-            self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
-            return []
 
     # -- the whole run -------------------------------------------------------------------
 

@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -52,11 +51,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from bots.errors import BusinessError, SessionExpired
 from bots.identifiers import check_gb_vat, check_gtin, check_ods_code
 from bots.models import Party, POLine, PurchaseOrder, Supplier, money
+from bots.portal_bot import PortalBot, PortalWorker
 from bots.workitems import Evidence, Ledger, WorkItem
-from config.logging import bind_context, get_logger
+from config.logging import get_logger
 from connectors.audit import audit_event
-from connectors.portal.browser import new_context_async
-from connectors.portal.evidence import capture_evidence, restart_trace
 from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
 from connectors.portal.pages.new_po import NewPurchaseOrderPage
 from connectors.portal.pages.po_detail import PurchaseOrderDetailPage
@@ -74,8 +72,6 @@ from connectors.rows import (
 )
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, Page
-
     from config.settings import Settings
 
 __all__ = [
@@ -650,24 +646,7 @@ class PurchaseOrderMismatch(BusinessError):
     default_code = "PO_MISMATCH"
 
 
-@dataclass
-class PortalWorker:
-    """What one runner worker holds: a browser context, its page and the signed-in session."""
-
-    number: int
-    context: BrowserContext
-    page: Page
-    session: PortalSession
-    traced: bool = True
-
-    async def begin_item(self, item: WorkItem) -> None:
-        """Called by the runner before each attempt: the trace and the log lines are this item's."""
-        bind_context(item_id=str(item.id), requisition_ref=item.idempotency_key)
-        if self.traced:
-            await restart_trace(self.context)
-
-
-class PurchaseOrderBot:
+class PurchaseOrderBot(PortalBot):
     """Raises requisitions as purchase orders in the portal, exactly once each.
 
     One instance serves every worker of a run; :meth:`process` is the runner's
@@ -682,6 +661,8 @@ class PurchaseOrderBot:
         dry_run: check and search only; never create an order.
         today: the UK date need-by dates are checked against (default: now, Europe/London).
     """
+
+    item_key_name = "requisition_ref"
 
     def __init__(
         self,
@@ -706,41 +687,7 @@ class PurchaseOrderBot:
         self._suppliers: dict[str, Supplier | None] = {}
         self._directory_complete: bool | None = None
         self._directory_lock: asyncio.Lock | None = None
-        self._sessions: asyncio.Semaphore | None = None
-        self.rejected: LoginRejected | None = None
-
-    # -- per worker ----------------------------------------------------------------------
-
-    def evidence_dir(self, item: WorkItem) -> Path:
-        """``<evidence>/<run id>/<item id>/`` as the runner names it."""
-        folder = self.settings.paths.resolve("evidence") / self.run_id / str(item.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def worker_setup(self, browser: Browser) -> Callable[[], AbstractAsyncContextManager[PortalWorker]]:
-        """The runner's ``worker_setup``: each worker gets its own context on the shared browser."""
-        counter = iter(range(1_000_000))
-
-        def setup() -> AbstractAsyncContextManager[PortalWorker]:
-            return self._worker(browser, next(counter))
-
-        return setup
-
-    @asynccontextmanager
-    async def _worker(self, browser: Browser, number: int) -> AsyncIterator[PortalWorker]:
-        if self._sessions is None:
-            # Never more browser sessions against this portal than portal.max_sessions.
-            self._sessions = asyncio.Semaphore(self.settings.portal.max_sessions)
-        async with self._sessions:
-            # Timeouts from settings, and a trace (when browser.trace) kept as evidence on failure.
-            context = await new_context_async(browser, self.settings.browser)
-            try:
-                page = await context.new_page()
-                session = PortalSession(page, self.portal_url, self.credentials)
-                session.rejected = self.rejected
-                yield PortalWorker(number, context, page, session, traced=self.settings.browser.trace)
-            finally:
-                await context.close()
+        self._init_portal()
 
     # -- per item ------------------------------------------------------------------------
 
@@ -891,27 +838,6 @@ class PurchaseOrderBot:
         if isinstance(exc, RequisitionInvalid) or not isinstance(exc, BusinessError):
             return []
         return await self._capture(item, worker, folder="business-exception")
-
-    async def _keep_evidence(
-        self, item: WorkItem, exc: BaseException, worker: PortalWorker, *, folder: str
-    ) -> None:
-        evidence = await self._capture(item, worker, folder=folder)
-        if evidence:
-            await asyncio.to_thread(self.ledger.add_evidence, item, evidence)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.log.warning(
-            "system exception", item_id=item.id, reason=reason, evidence=[e.path for e in evidence]
-        )
-
-    async def _capture(self, item: WorkItem, worker: PortalWorker | None, *, folder: str) -> list[Evidence]:
-        if worker is None:
-            return []
-        target = self.evidence_dir(item) / folder
-        try:
-            return list(await capture_evidence(worker.page, target))
-        except Exception as exc:  # evidence is best effort; the item's outcome is not
-            self.log.warning("evidence capture failed", item_id=item.id, error=str(exc))
-            return []
 
 
 # --- a run: file in, items through the runner, results out ----------------------------------
