@@ -23,10 +23,10 @@ import datetime as dt
 import random
 import sqlite3
 import zlib
-from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sandbox.pdf import text_pdf
 from sandbox.ubl import Buyer, UblDocument, UblLine, money, render_ubl
