@@ -165,11 +165,25 @@ def test_issue_date_defaults_to_today_in_london() -> None:
     }
 
 
+def test_a_line_without_description_is_named_by_its_item_code() -> None:
+    """BIS Order 3 requires an item name: a line with no description is written (and reads back)
+    named by its item code."""
+    po = _order()
+    line = po.lines[0].model_copy(update={"description": ""})
+    po = po.model_copy(update={"lines": [line, *po.lines[1:]]})
+    doc = read_document(write_order(po, buyer=TRUST, supplier=SUPPLIER))
+    assert doc.model.lines[0].description == line.item_code
+
+
 # --- generated orders ---------------------------------------------------------------------------
 
-_TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=40
-).map(str.strip)
+_TEXT = (
+    st.text(
+        alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=40
+    )
+    .map(str.strip)
+    .filter(bool)
+)  # non-empty after stripping, as the name says; empties are drawn explicitly
 _CODE = st.text(alphabet=string.ascii_uppercase + string.digits + "-/.", min_size=1, max_size=20)
 _ODS = st.from_regex(r"[A-Z][A-Z0-9]{2}([A-Z0-9]{2})?", fullmatch=True)
 _GTIN = st.from_regex(r"\d{12}", fullmatch=True).map(lambda body: body + gtin_check_digit(body))
