@@ -96,6 +96,9 @@ def worker_main(argv: list[str]) -> int:
 
     def record_only(item: WorkItem) -> None:
         processed.append(item.id)
+        # Stands for the side effect's duration (not synchronisation): with a zero-cost
+        # item, SQLite's busy handler lets the lock holder claim everything alone.
+        time.sleep(0.002)
 
     print("ready", flush=True)
     if go_file:
