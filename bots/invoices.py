@@ -452,10 +452,12 @@ class InvoiceInboxBot(PortalBot):
         return {by_source[str(d.source)]: d for d in decisions}
 
     def plan(self, snapshot: InboxSnapshot, decisions: Mapping[int, Decision]) -> list[WorkItem]:
-        """Files one work item per open document (a no-op for keys already in the ledger)."""
-        items = []
-        for key, task in plan_tasks([s for s, _ in snapshot.documents], decisions):
-            items.append(self.ledger.add(BOT, key, task))
+        """Files one work item per open document (a no-op for keys already in the ledger).
+
+        Returns the items in plan order: matched documents by portal id, then the
+        unreadable open ones. A key already filed keeps its item (and its state).
+        """
+        planned = plan_tasks([s for s, _ in snapshot.documents], decisions)
         for summary in snapshot.unreadable_open:
             # Nothing to match: the item ends a business exception and a person looks.
             task = InvoiceTask(
@@ -464,8 +466,11 @@ class InvoiceInboxBot(PortalBot):
                 decision="hold",
                 problem=snapshot.unreadable[summary.portal_id],
             )
-            items.append(self.ledger.add(BOT, f"portal-document/{summary.portal_id}", task))
-        return items
+            planned.append((f"portal-document/{summary.portal_id}", task))
+        # One transaction for the whole inbox, then one read back per 500 keys.
+        self.ledger.add_many(BOT, planned)
+        filed = self.ledger.find_many(BOT, [key for key, _ in planned])
+        return [filed[key] for key, _ in planned]
 
     # -- 3. decide in the portal, one item --------------------------------------------------
 

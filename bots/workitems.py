@@ -1254,6 +1254,32 @@ class Ledger:
             row = conn.execute(_ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().first()
             return self._item(row) if row is not None else None
 
+    def find_many(self, bot: str, idempotency_keys: Iterable[str]) -> dict[str, WorkItem]:
+        """The items of ``bot`` with these idempotency keys, by key in the order given.
+
+        Keys with no item are left out; a key given twice appears once.
+
+        One query per 500 keys (under every database's bound-parameter limit), so
+        reading back a batch filed with :meth:`add_many` costs a few queries, not
+        one per item.
+
+        Example:
+            >>> ledger.add_many("invoice_matching", [("GB1/INV1", {}), ("GB1/INV2", {})])  # doctest: +SKIP
+            >>> ledger.find_many("invoice_matching", ["GB1/INV1", "GB1/INV9"])  # doctest: +SKIP
+            {'GB1/INV1': WorkItem(...)}
+        """
+        keys = builtins.list(dict.fromkeys(idempotency_keys))
+        found: dict[str, WorkItem] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                query = select(work_items).where(
+                    work_items.c.bot == bot, work_items.c.idempotency_key.in_(chunk)
+                )
+                for row in conn.execute(query).mappings():
+                    found[row["idempotency_key"]] = self._item(row)
+        return {key: found[key] for key in keys if key in found}
+
     def list(
         self, state: ItemState | str | None = None, bot: str | None = None, limit: int | None = None
     ) -> builtins.list[WorkItem]:

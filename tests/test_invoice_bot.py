@@ -118,6 +118,55 @@ def test_plan_tasks_keeps_a_copys_key_when_the_original_was_decided_in_an_earlie
     assert [(key, task.portal_id) for key, task in planned] == [("GB980780684/INV1#7", 7)]
 
 
+def test_plan_files_open_documents_in_order_and_a_rerun_returns_the_same_items(
+    settings_env: Path, tmp_path: Path
+) -> None:
+    """Matched open documents come by portal id, then the unreadable open ones; planning the
+    same inbox again files nothing new and returns the items already in the ledger."""
+    from config.settings import get_settings
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", audit=False)
+    bot = InvoiceInboxBot(
+        ledger=ledger,
+        portal_url="http://127.0.0.1:9",
+        credentials=PortalCredentials("buyer1", SecretStr("not-used")),
+        settings=get_settings(),
+        run_id=new_run_id(),
+    )
+    unreadable = _summary(5, "INV-5")
+    snapshot = InboxSnapshot(
+        tmp_path,
+        documents=[(_summary(9, "INV-2"), None), (_summary(3, "INV-1"), None), (_summary(7, "INV-1"), None)],  # type: ignore[list-item]
+        orders=[],
+        receipts=[],
+        unreadable={5: "INV-5.xml: not well-formed"},
+        unreadable_open=[unreadable],
+    )
+    decisions = {
+        3: _decision("INV-1", "approve"),
+        7: _decision("INV-1", "reject", Reason("DUPLICATE_INVOICE", None, "Same number as portal invoice 3")),
+        9: _decision("INV-2", "approve"),
+    }
+    try:
+        first = bot.plan(snapshot, decisions)
+        assert [(i.idempotency_key, i.payload["portal_id"]) for i in first] == [
+            ("GB980780684/INV1", 3),
+            ("GB980780684/INV1#7", 7),
+            ("GB980780684/INV2", 9),
+            ("portal-document/5", 5),
+        ]
+        assert first[3].payload["problem"] == "INV-5.xml: not well-formed"
+        assert {i.state for i in first} == {ItemState.PENDING}
+        ledger.complete(ledger.claim(BOT, "w1") or pytest.fail("nothing to claim"))
+
+        again = bot.plan(snapshot, decisions)
+        assert [i.id for i in again] == [i.id for i in first]
+        assert again[0].state == ItemState.DONE  # the existing item, not a fresh one
+        assert len(ledger.list(bot=BOT)) == 4
+    finally:
+        ledger.close()
+
+
 def test_hold_note_names_every_reason_and_stays_within_the_limit() -> None:
     """A clerk reads every reason with its line; a long list is cut with an ellipsis, never overflows."""
     reasons = tuple(Reason("NOT_RECEIVED", n, f"Line {n}: nothing received yet") for n in range(1, 60))

@@ -83,6 +83,24 @@ def test_an_empty_idempotency_key_is_refused_with_the_bot_named(make_ledger: Cal
         make_ledger().add("purchase_orders", "", {})
 
 
+def test_find_many_returns_each_bots_items_by_key_in_the_order_asked_across_chunks(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    ledger = make_ledger()
+    keys = [f"REQ-{n:04d}" for n in range(1_203)]  # three chunks of 500
+    ledger.add_many("purchase_orders", [(key, {"n": n}) for n, key in enumerate(keys)])
+    ledger.add("invoice_matching", "REQ-0007", {"other": True})
+    asked = [*reversed(keys), "REQ-9999", keys[0]]
+    found = ledger.find_many("purchase_orders", asked)
+    assert list(found) == list(reversed(keys))  # unknown key left out, repeated key once
+    assert all(item.idempotency_key == key and item.bot == "purchase_orders" for key, item in found.items())
+    assert found["REQ-0007"].payload == {"n": 7}
+    last = ledger.find("purchase_orders", "REQ-1202")
+    assert last is not None
+    assert found["REQ-1202"].id == last.id
+    assert ledger.find_many("purchase_orders", []) == {}
+
+
 def test_claim_leases_oldest_first_and_none_when_empty(make_ledger: Callable[..., Ledger]) -> None:
     ledger = make_ledger()
     ledger.add_many("po", [("A", {}), ("B", {})])
