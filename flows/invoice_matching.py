@@ -156,17 +156,17 @@ def _hold_reasons(decisions: list[Decision]) -> list[dict[str, Any]]:
 
 
 def _match_files(params: InvoiceMatchingParameters) -> MatchingOutcome:
-    """File mode: the ``procbots match`` loaders and engine, and the report workbook."""
+    """File mode: the :mod:`connectors.match_inputs` loaders and engine, and the report workbook."""
     from bots.match_report import write_match_report
     from bots.matching import match_invoices
     from config.settings import get_settings
-    from flows.commands.match import _load_invoices, _load_orders, _load_receipts, _policy
+    from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
 
     assert params.orders is not None
-    policy = _policy(Path(params.policy) if params.policy else None)
-    orders = _load_orders(Path(params.orders))
-    receipts = _load_receipts(Path(params.receipts)) if params.receipts else []
-    documents = _load_invoices([Path(p) for p in params.invoices])
+    policy = load_policy(Path(params.policy) if params.policy else None)
+    orders = load_orders(Path(params.orders))
+    receipts = load_receipts(Path(params.receipts)) if params.receipts else []
+    documents = load_invoices([Path(p) for p in params.invoices])
     decisions = match_invoices(orders, receipts, documents, policy)
     out = Path(params.out) if params.out else None
     if out is None:
@@ -193,9 +193,9 @@ def _decide_in_portal(params: InvoiceMatchingParameters) -> MatchingOutcome:
     settings = get_settings()
     policy = None
     if params.policy:
-        from flows.commands.match import _policy
+        from connectors.match_inputs import load_policy
 
-        policy = _policy(Path(params.policy))
+        policy = load_policy(Path(params.policy))
     result = run_inbox(
         params.portal_url or settings.portal.url,
         workers=params.workers,
@@ -236,7 +236,8 @@ def run_invoice_matching(params: InvoiceMatchingParameters) -> MatchingOutcome:
     """One run in either mode, without Prefect (the CLI; the flow's tasks call the same).
 
     Raises:
-        flows.commands.match.InputError: a file mode input is missing or unreadable.
+        connectors.match_inputs.MatchInputError: a file mode input (or the policy file) is
+            missing or unreadable; the message names the file, row and field.
         connectors.portal.pages.base.LoginRejected: the portal refused the credentials.
     """
     if params.mode == "files":

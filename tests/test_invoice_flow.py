@@ -35,12 +35,12 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _engine_counts(sample: Path) -> Counter[str]:
     from bots.matching import match_invoices
-    from flows.commands.match import _load_invoices, _load_orders, _load_receipts
+    from connectors.match_inputs import load_invoices, load_orders, load_receipts
 
     decisions = match_invoices(
-        _load_orders(sample / "orders.csv"),
-        _load_receipts(sample / "receipts.csv"),
-        _load_invoices([sample / "invoices"]),
+        load_orders(sample / "orders.csv"),
+        load_receipts(sample / "receipts.csv"),
+        load_invoices([sample / "invoices"]),
     )
     return Counter(d.decision for d in decisions)
 
