@@ -1,0 +1,158 @@
+"""The column-wise matcher (``bots.match_tables``) gives exactly the decisions of the
+reference engine (``bots.matching.match_invoices``), messages and order included: on
+every named scenario, on generated order books and invoice runs, on bulk columns, and
+on values too large or too fine for its integer columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from benchmarks.bench_matching import generate, to_models
+from bots.match_tables import MatchResult, MatchTables, match_tables
+from bots.matching import MatchingPolicy, match_invoices
+from bots.models import Invoice
+from tests.matching_builders import SUPPLIER_B, invoice, order, receipt
+from tests.test_matching import SCENARIOS, Scenario
+from tests.test_matching_properties import World, worlds
+
+D = Decimal
+KINDS = ("approve", "hold", "reject")
+
+
+def _both(
+    orders: Any, receipts: Any, invoices: list[Invoice], policy: MatchingPolicy | None = None
+) -> MatchResult:
+    expected = [d.to_dict() for d in match_invoices(orders, receipts, invoices, policy)]
+    result = match_tables(MatchTables.from_models(orders, receipts, invoices), policy)
+    assert [d.to_dict() for d in result.decisions()] == expected
+    # The decision column (input order) says the same as the full decisions.
+    by_number = {(d["invoice_number"], d["document_type"], d["source"]): d["decision"] for d in expected}
+    for i, doc in enumerate(invoices):
+        if sum(1 for other in invoices if other.invoice_number == doc.invoice_number) == 1:
+            assert KINDS[result.decision[i]] == by_number[(doc.invoice_number, doc.document_type, doc.source)]
+    assert result.counts() == {k: sum(1 for d in expected if d["decision"] == k) for k in KINDS}
+    return result
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_named_scenario_decides_as_the_reference_engine(scenario: Scenario) -> None:
+    _both(scenario.orders, scenario.receipts, scenario.invoices, scenario.policy)
+
+
+def test_named_scenarios_exercise_both_paths() -> None:
+    """Most scenarios are decided column-wise; the sequential ones by the reference engine."""
+    column_wise = reference = 0
+    for param in SCENARIOS:
+        scenario = param.values[0]
+        assert isinstance(scenario, Scenario)
+        result = match_tables(
+            MatchTables.from_models(scenario.orders, scenario.receipts, scenario.invoices), scenario.policy
+        )
+        reference += result.reference_documents
+        column_wise += len(scenario.invoices) - result.reference_documents
+    assert column_wise >= 25, column_wise
+    assert reference >= 25, reference
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_generated_runs_decide_as_the_reference_engine(world: World) -> None:
+    _both(world.orders, world.receipts, world.invoices)
+
+
+def test_clean_independent_invoices_are_decided_column_wise_with_their_holds() -> None:
+    orders = [
+        order("PO-1", [(1, "10", "10.00", "20", True)]),
+        order("PO-2", [(1, "10", "10.00", "20", True)]),
+        order("PO-3", [(1, "4", "2.50", "20", False)], vat=SUPPLIER_B),
+    ]
+    receipts = [receipt("PO-1", 1, "10"), receipt("PO-2", 1, "5")]
+    invoices = [
+        invoice("INV-1", po="PO-1"),
+        invoice("INV-2", po="PO-2", lines=[("1", "8", "10.00", "20")]),  # over received
+        invoice("INV-3", po="PO-3", lines=[("1", "4", "2.60", "20")], vat=SUPPLIER_B),  # over tolerance
+    ]
+    result = _both(orders, receipts, invoices)
+    assert result.reference_documents == 0
+    assert [KINDS[k] for k in result.decision] == ["approve", "hold", "hold"]
+    assert result.core_counts["QTY_OVER_RECEIVED"] == 1
+    assert result.core_counts["PRICE_OVER_TOLERANCE"] == 1
+
+
+def test_amounts_beyond_the_integer_columns_go_to_the_reference_engine() -> None:
+    """A sixth decimal place, or a quantity of billions, cannot be held exactly as
+    10^-4 integers: those documents are decided (identically) by the reference engine."""
+    orders = [
+        order("PO-1", [(1, "1000", "0.123456", "20", False)]),
+        order("PO-2", [(1, "5000000000", "1.00", "20", False)]),
+        order("PO-3", [(1, "10", "10.00", "20", False)], vat=SUPPLIER_B),
+    ]
+    invoices = [
+        invoice("INV-1", po="PO-1", lines=[("1", "1000", "0.123457", "20")]),
+        invoice("INV-2", po="PO-2", lines=[("1", "5000000000", "1.00", "20")]),
+        # Another supplier: its possible-duplicate buckets are known, so column-wise.
+        invoice("INV-3", po="PO-3", lines=[("1", "10", "10.00", "20")], vat=SUPPLIER_B),
+    ]
+    result = _both(orders, [], invoices)
+    assert result.reference_documents == 2
+
+
+def test_supplier_overrides_and_shared_orders_decide_as_the_reference_engine() -> None:
+    override = {"price_tolerance_pct": "10", "price_tolerance_abs": "50"}
+    policy = MatchingPolicy(suppliers={SUPPLIER_B: override})
+    orders = [
+        order("PO-1", [(1, "10", "10.00", "20", False)]),
+        order("PO-2", [(1, "10", "10.00", "20", False)], vat=SUPPLIER_B),
+    ]
+    invoices = [
+        # Two invoices on PO-1: the first held, so the second may bill the full quantity.
+        invoice("INV-1", dt.date(2025, 5, 1), po="PO-1", lines=[("1", "10", "11.00", "20")]),
+        invoice("INV-2", dt.date(2025, 5, 2), po="PO-1", lines=[("1", "10", "10.00", "20")]),
+        invoice("INV-3", po="PO-2", lines=[("1", "10", "10.80", "20")], vat=SUPPLIER_B),
+    ]
+    result = _both(orders, [], invoices, policy)
+    assert [KINDS[k] for k in result.decision] == ["hold", "approve", "approve"]
+    assert result.reference_documents == 3
+
+
+def test_bulk_columns_decide_as_models_do() -> None:
+    """``from_columns`` (no model per row) gives the decisions ``from_models`` gives, on
+    the benchmark's generated region (2,000 invoice lines with every core exception)."""
+    data = generate(2_000, seed=11)
+    orders, receipts, invoices = to_models(data)
+    expected = [d.to_dict() for d in match_invoices(orders, receipts, invoices)]
+    tables = MatchTables.from_columns(**columns_of(data))
+    result = match_tables(tables)
+    assert [d.to_dict() for d in result.decisions()] == expected
+    assert sum(result.core_counts.values()) > 0
+
+
+def columns_of(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+    """The benchmark's generated columns in :meth:`MatchTables.from_columns` form."""
+    from benchmarks.bench_matching import match_columns
+
+    return match_columns(data)
+
+
+def test_from_columns_names_a_missing_or_ragged_column() -> None:
+    columns = columns_of(generate(40))
+    del columns["invoice_lines"]["vat_category"]
+    with pytest.raises(ValueError, match=r"invoice_lines: missing column\(s\) \['vat_category'\]"):
+        MatchTables.from_columns(**columns)
+    columns = columns_of(generate(40))
+    columns["documents"]["tax"].append(D(0))
+    with pytest.raises(ValueError, match="documents: columns differ in length"):
+        MatchTables.from_columns(**columns)
+
+
+def test_a_po_number_on_two_orders_is_an_error_as_in_the_reference_engine() -> None:
+    orders = [order("PO-1"), order("PO-2"), order("PO-1")]
+    with pytest.raises(ValueError, match="purchase order PO-1 appears more than once"):
+        MatchTables.from_models(orders, [], [invoice()])
+    with pytest.raises(ValueError, match="purchase order PO-1 appears more than once"):
+        match_invoices(orders, [], [invoice()])
