@@ -566,13 +566,19 @@ class MatchTables:
         if not len(indices):
             return {}
         models = self.invoice_models(indices)
-        position = {id(m): i for m, i in zip(models, indices, strict=True)}
+        # By identity, in input order: the same model passed twice is two documents
+        # (the second an exact duplicate), and the engine keeps their input order.
+        positions: dict[int, list[int]] = {}
+        for model, index in zip(models, indices, strict=True):
+            positions.setdefault(id(model), []).append(index)
         codes = {int(c) for c in self.doc_po[np.array(indices, dtype=np.int64)] if c >= 0}
         # A credit note may take its PO from the invoice it credits: that invoice is in
         # ``indices`` (closure), so its PO is among the codes already.
         orders = self.order_models(codes)
         receipts = self.receipt_models(codes)
-        return {position[id(doc)]: decision for doc, decision in _match(orders, receipts, models, policy)}
+        return {
+            positions[id(doc)].pop(0): decision for doc, decision in _match(orders, receipts, models, policy)
+        }
 
 
 _ORDER_COLUMNS = (
@@ -754,22 +760,17 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     # -- 2. PO header checks ----------------------------------------------------------------
     has_po = t.doc_po >= 0
     po_index = np.where(has_po, t.doc_po, 0)
-    header_hold = ~has_po.copy()
+    header_hold = ~has_po
+    # Suppliers compared by normalised VAT number: codes of the normalised keys.
+    key_book: dict[str, int] = {}
+    vat_key_code = _codes(vat_keys, key_book)
+    empty_code = key_book.setdefault("", len(key_book))
+    doc_key_code = vat_key_code[t.doc_vat] if docs else np.zeros(0, np.int64)
     if po_count:
-        po_vat_key = np.array([vat_keys[c] if c >= 0 else "" for c in t.po_vat.tolist()], dtype=object)
-        # Normalised VAT per code, compared through codes of normalised keys.
-        key_book: dict[str, int] = {}
-        vat_key_code = _codes(vat_keys, key_book)
-        po_key_code = np.array([key_book.setdefault(k, len(key_book)) for k in po_vat_key], dtype=np.int64)
-        empty_code = key_book.setdefault("", len(key_book))
-        doc_key_code = vat_key_code[t.doc_vat] if docs else np.zeros(0, np.int64)
-        po_key = po_key_code[po_index]
+        po_key = vat_key_code[t.po_vat][po_index]
         supplier_bad = has_po & (po_key != empty_code) & (po_key != doc_key_code)
         currency_bad = has_po & ~supplier_bad & (t.po_currency[po_index] != t.doc_currency)
         header_hold |= supplier_bad | currency_bad
-    else:
-        key_book = {}
-        doc_key_code = _codes((vat_keys[c] for c in t.doc_vat.tolist()), key_book)
     header_hold |= t.doc_line_counts == 0
     check_doc = ~header_hold
 

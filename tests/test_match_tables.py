@@ -156,3 +156,9 @@ def test_a_po_number_on_two_orders_is_an_error_as_in_the_reference_engine() -> N
         MatchTables.from_models(orders, [], [invoice()])
     with pytest.raises(ValueError, match="purchase order PO-1 appears more than once"):
         match_invoices(orders, [], [invoice()])
+
+
+def test_the_same_invoice_object_twice_is_two_documents_as_in_the_reference_engine() -> None:
+    first = invoice("INV-1")
+    result = _both([order()], [receipt()], [first, first, invoice("INV-2", po="PO-1")])
+    assert sorted(KINDS[k] for k in result.decision) == ["approve", "hold", "reject"]
