@@ -56,7 +56,6 @@ from bots.matching import (
     MatchingPolicy,
     _fine_key,
     _match,
-    financial_year,
     normalise_invoice_number,
     normalise_vat,
 )
@@ -900,7 +899,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     # -- 5. duplicates: shared keys are the reference engine's (sequential) business -----
     number_book: dict[str, int] = {}
     number_code = _codes(_number_keys(t.doc_numbers), number_book)
-    fy = np.array([financial_year(d) for d in t.doc_dates], dtype=np.int64) if docs else np.zeros(0, np.int64)
+    fy = _financial_years(t.doc_date)
     kind = t.doc_credit.astype(np.int64)
     sequential |= _group_sizes(doc_key_code, kind, number_code, fy) > 1
     sequential |= _group_sizes(doc_key_code, kind, gross) > 1
@@ -963,6 +962,16 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         gross=gross,
         core_counts=core_counts,
     )
+
+
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def _financial_years(ordinals: Int64Array) -> Int64Array:
+    """``financial_year`` of each date (given as ``date.toordinal()``), column-wise."""
+    months = (ordinals - _EPOCH).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    year, month = 1970 + months // 12, months % 12 + 1
+    return year - (month < 4)
 
 
 _KEEP = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz\x00")

@@ -162,3 +162,15 @@ def test_the_same_invoice_object_twice_is_two_documents_as_in_the_reference_engi
     first = invoice("INV-1")
     result = _both([order()], [receipt()], [first, first, invoice("INV-2", po="PO-1")])
     assert sorted(KINDS[k] for k in result.decision) == ["approve", "hold", "reject"]
+
+
+def test_financial_years_column_wise_equal_the_date_by_date_rule() -> None:
+    import numpy as np
+
+    from bots.match_tables import _financial_years
+    from bots.matching import financial_year
+
+    days = [dt.date(1899, 3, 31) + dt.timedelta(days=k) for k in range(0, 80_000, 7)]
+    days += [dt.date(2025, 3, 31), dt.date(2025, 4, 1), dt.date(1969, 12, 31), dt.date(1970, 1, 1)]
+    ordinals = np.array([d.toordinal() for d in days], dtype=np.int64)
+    assert _financial_years(ordinals).tolist() == [financial_year(d) for d in days]
