@@ -385,13 +385,23 @@ def validate_contract(
     if ch_check is not None and not ch_check.valid:
         problem("SUPPLIER_ID_INVALID", "companies_house", ch_check.message)
 
-    kpis = [k.strip() for k in _LIST_SPLIT.split(text["kpis"]) if k.strip()]
+    # Whitespace inside a name collapses to one space: the register lists one KPI per line,
+    # so no line break (of any kind) may hide inside a name.
+    kpis = [" ".join(k.split()) for k in _LIST_SPLIT.split(text["kpis"]) if k.strip()]
+    count_given = text["kpi_count"]
+    if kpis and count_given and not (count_given.isdigit() and int(count_given) == len(kpis)):
+        problem(
+            "INVALID_VALUE",
+            "kpi_count",
+            f"the number of KPIs {text['kpi_count']!r} does not match the {len(kpis)} KPI names given",
+        )
     if not kpis and text["kpi_count"]:
         count = text["kpi_count"]
         if not count.isdigit() or int(count) > 100:
             problem("INVALID_VALUE", "kpi_count", f"the number of KPIs {count!r} is not a whole number")
         else:
-            # The sheet gives only how many; the register records the count, names follow later.
+            # The sheet gives only how many: numbered placeholders stand in, and the register
+            # shows them until someone names the KPIs.
             kpis = [f"KPI {n}" for n in range(1, int(count) + 1)]
     flags: dict[str, bool] = {}
     for name in ("sme", "vcse"):
@@ -792,6 +802,11 @@ def _same_text(a: str | None, b: str | None) -> bool:
     return _SPACES.sub(" ", (a or "").strip()) == _SPACES.sub(" ", (b or "").strip())
 
 
+def _kpi_name(name: str) -> str:
+    """A KPI name as the register keeps it: one line, single spaces."""
+    return " ".join(name.split())
+
+
 def register_form(contract: Contract) -> dict[str, str | bool]:
     """The upload form's fields for ``contract``, as typed (amounts plain, dates ``yyyy-mm-dd``)."""
     return {
@@ -808,7 +823,7 @@ def register_form(contract: Contract) -> dict[str, str | bool]:
         "start_date": contract.start_date.isoformat(),
         "end_date": contract.end_date.isoformat(),
         "max_end_date": contract.max_end_date.isoformat() if contract.max_end_date else "",
-        "kpi_count": str(len(contract.kpis)),
+        "kpis": "\n".join(_kpi_name(k) for k in contract.kpis),
         "sme": contract.sme,
     }
 
@@ -861,6 +876,12 @@ def compare_register_details(contract: Contract, shown: Mapping[str, str]) -> li
     day("End date", contract.end_date)
     day("Maximum end date", contract.max_end_date)
     text("Number of KPIs", str(len(contract.kpis)))
+    expected_kpis = [_kpi_name(k) for k in contract.kpis]
+    if "KPIs" not in shown:
+        differences.append("KPIs: not shown by the register")
+    else:
+        shown_kpis = [_kpi_name(k) for k in shown["KPIs"].splitlines() if k.strip()]
+        differs("KPIs", "; ".join(expected_kpis), shown_kpis == expected_kpis)
     differs(
         "SME supplier",
         "Yes" if contract.sme else "No",

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import json
 import re
 import secrets
 import sqlite3
@@ -38,7 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from sandbox.chaos import ChaosSpec
-from sandbox.seed import CONTRACT_COLUMNS, vat_is_valid
+from sandbox.seed import CONTRACT_COLUMNS, CONTRACT_PLACEHOLDERS, vat_is_valid
 from sandbox.totp import verify_totp
 from sandbox.ubl import parse_ubl
 
@@ -85,6 +86,9 @@ REASON_CODES = (
     "OTHER",
 )
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_KPIS = 100
+MAX_KPI_CHARS = 250
+"""KPIs on one contract, and characters in one KPI name, the register accepts."""
 
 
 @dataclass
@@ -174,6 +178,7 @@ class Portal:
         self.config = config
         self.chaos = config.chaos
         self.clock_offset = 0.0
+        self._ensure_kpi_names()
         self._ensure_user()
 
     def now(self) -> float:
@@ -192,6 +197,14 @@ class Portal:
                 yield conn
         finally:
             conn.close()
+
+    def _ensure_kpi_names(self) -> None:
+        # Databases seeded before the register kept KPI names have only their count;
+        # their contracts keep an empty list of names.
+        with self.db() as conn:
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(contracts)")}
+            if "kpis" not in columns:
+                conn.execute("ALTER TABLE contracts ADD COLUMN kpis TEXT NOT NULL DEFAULT '[]'")
 
     def _ensure_user(self) -> None:
         salt = secrets.token_hex(8)
@@ -1281,7 +1294,7 @@ def create_app(config: PortalConfig) -> FastAPI:
                 f("start_date", "Start date", "date"),
                 f("end_date", "End date", "date"),
                 f("max_end_date", "Maximum end date (with extensions)", "date"),
-                f("kpi_count", "Number of KPIs", attrs={"inputmode": "numeric"}),
+                f("kpis", "KPIs", "textarea", hint="One key performance indicator per line"),
                 f("sme", "Supplier is an SME", "checkbox"),
                 f("document", "Contract document (PDF)", "file", attrs={"accept": "application/pdf,.pdf"}),
             ],
@@ -1313,6 +1326,7 @@ def create_app(config: PortalConfig) -> FastAPI:
             "start_date",
             "end_date",
             "max_end_date",
+            "kpis",
             "kpi_count",
         )
         values = {n: str(form.get(n, "")).strip() for n in names}
@@ -1373,8 +1387,18 @@ def create_app(config: PortalConfig) -> FastAPI:
             errors["end_date"] = "The end date must be on or after the start date"
         if "max_end_date" in dates and "end_date" in dates and dates["max_end_date"] < dates["end_date"]:
             errors["max_end_date"] = "The maximum end date must be on or after the end date"
-        if not values["kpi_count"].isdigit():
-            errors["kpi_count"] = "Enter the number of KPIs as a whole number, 0 or more"
+        kpis = [k.strip() for k in values["kpis"].splitlines() if k.strip()]
+        if len(kpis) > MAX_KPIS:
+            errors["kpis"] = f"List at most {MAX_KPIS} KPIs (there are {len(kpis)})"
+        elif long := [n for n, k in enumerate(kpis, 1) if len(k) > MAX_KPI_CHARS]:
+            errors["kpis"] = f"KPI {long[0]} is longer than {MAX_KPI_CHARS} characters"
+        # The form no longer asks for a count; a scripted client that still sends one
+        # is told when it disagrees with the names rather than losing its KPIs silently.
+        if values["kpi_count"] and values["kpi_count"] != str(len(kpis)):
+            errors["kpis"] = (
+                f"Number of KPIs {values['kpi_count']} does not match the {len(kpis)} KPIs listed "
+                "(one per line)"
+            )
         data = b""
         filename = ""
         if upload is None or not getattr(upload, "filename", ""):
@@ -1405,7 +1429,7 @@ def create_app(config: PortalConfig) -> FastAPI:
                     session=session,
                 )
             conn.execute(
-                f"INSERT INTO contracts ({CONTRACT_COLUMNS}) VALUES ({','.join('?' * 20)})",
+                f"INSERT INTO contracts ({CONTRACT_COLUMNS}) VALUES ({CONTRACT_PLACEHOLDERS})",
                 (
                     values["contract_id"],
                     values["title"],
@@ -1420,13 +1444,14 @@ def create_app(config: PortalConfig) -> FastAPI:
                     dates["start_date"].isoformat(),
                     dates["end_date"].isoformat(),
                     dates["max_end_date"].isoformat() if "max_end_date" in dates else None,
-                    int(values["kpi_count"]),
+                    len(kpis),
                     int(bool(values["sme"])),
                     filename,
                     data,
                     hashlib.sha256(data).hexdigest(),
                     portal.now_iso(),
                     session.username,
+                    json.dumps(kpis),
                 ),
             )
         return RedirectResponse(
@@ -1462,7 +1487,7 @@ def create_app(config: PortalConfig) -> FastAPI:
         return render(
             request,
             "contract_detail.html",
-            {"c": row, "procedure": procedure, "uploaded": bool(uploaded)},
+            {"c": row, "procedure": procedure, "kpis": json.loads(row["kpis"]), "uploaded": bool(uploaded)},
             session=session,
         )
 

@@ -69,6 +69,7 @@ CONTRACT_METADATA_COLUMNS = (
     "end_date",
     "max_end_date",
     "kpi_count",
+    "kpis",
     "sme",
 )
 
@@ -181,6 +182,7 @@ def write_input_files(
                 c.end_date,
                 c.max_end_date,
                 c.kpi_count,
+                "; ".join(c.kpis),
                 "yes" if c.sme else "no",
             ]
         )

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import sqlite3
 import zlib
@@ -189,10 +190,14 @@ class ContractRecord:
     start_date: dt.date
     end_date: dt.date
     max_end_date: dt.date
-    kpi_count: int
+    kpis: tuple[str, ...]
     sme: bool
     filename: str
     document: bytes
+
+    @property
+    def kpi_count(self) -> int:
+        return len(self.kpis)
 
 
 @dataclass(slots=True)
@@ -413,6 +418,25 @@ _SITES = (
     ("RX1AE", "Eastgate Outpatients Centre"),
 )
 _PROCEDURES = ("open", "competitive_flexible", "direct_award", "framework_call_off", "below_threshold")
+KPI_NAMES = (
+    "On-time delivery in full",
+    "Order fill rate",
+    "Invoice accuracy",
+    "Emergency order response within 4 hours",
+    "Complaints resolved within 10 working days",
+    "Social value commitments delivered",
+    "Carbon reduction plan milestones met",
+    "Product recalls notified within 24 hours",
+    "Service availability",
+    "Modern slavery statement reviewed annually",
+)
+"""What NHS supply contracts commonly measure; seeded contracts take a few of these."""
+
+
+def _kpi_names(contract_id: str, count: int) -> tuple[str, ...]:
+    # A generator of its own per contract, so naming KPIs leaves the dataset's main
+    # random stream (and so every seeded order, invoice and contract) as it was.
+    return tuple(random.Random(f"kpis-{contract_id}").sample(KPI_NAMES, count))
 
 
 def _reference_data(seed: int) -> tuple[Buyer, list[Supplier], list[Item], list[tuple[str, str]]]:
@@ -792,7 +816,7 @@ def _contracts(seed: int, prefix: str, count: int, data: Dataset, rng: random.Ra
                 start_date=start,
                 end_date=end,
                 max_end_date=end + dt.timedelta(days=365 * rng.randrange(0, 3)),
-                kpi_count=rng.randrange(0, 7),
+                kpis=_kpi_names(contract_id, rng.randrange(0, 7)),
                 sme=supplier.sme,
                 filename=f"{contract_id}.pdf",
                 document=text_pdf(lines, title=contract_id),
@@ -895,7 +919,7 @@ CREATE TABLE contracts (
     procedure TEXT NOT NULL, value_net TEXT NOT NULL, value_gross TEXT NOT NULL, start_date TEXT NOT NULL,
     end_date TEXT NOT NULL, max_end_date TEXT, kpi_count INTEGER NOT NULL, sme INTEGER NOT NULL,
     filename TEXT NOT NULL, document BLOB NOT NULL, sha256 TEXT NOT NULL, uploaded_at TEXT NOT NULL,
-    uploaded_by TEXT NOT NULL);
+    uploaded_by TEXT NOT NULL, kpis TEXT NOT NULL DEFAULT '[]');
 """
 
 
@@ -927,14 +951,17 @@ def contract_row(c: ContractRecord, uploaded_at: str, uploaded_by: str) -> tuple
         hashlib.sha256(c.document).hexdigest(),
         uploaded_at,
         uploaded_by,
+        json.dumps(list(c.kpis)),
     )
 
 
 CONTRACT_COLUMNS = (
     "contract_id, title, supplier_name, supplier_vat, companies_house, buyer_ods, cpv_codes, procedure, "
     "value_net, value_gross, start_date, end_date, max_end_date, kpi_count, sme, filename, document, sha256, "
-    "uploaded_at, uploaded_by"
+    "uploaded_at, uploaded_by, kpis"
 )
+"""The columns :func:`contract_row` fills, in its order; ``kpis`` is a JSON list of KPI names."""
+CONTRACT_PLACEHOLDERS = ",".join("?" * len(CONTRACT_COLUMNS.split(",")))
 
 
 def write_database(path: Path, data: Dataset, orders: int) -> None:
@@ -1062,7 +1089,7 @@ def write_database(path: Path, data: Dataset, orders: int) -> None:
             conn.executemany("INSERT INTO invoices VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inv_rows)
             conn.executemany("INSERT INTO invoice_history VALUES (?, ?, ?, ?, ?, ?)", history)
             conn.executemany(
-                f"INSERT INTO contracts ({CONTRACT_COLUMNS}) VALUES ({','.join('?' * 20)})",
+                f"INSERT INTO contracts ({CONTRACT_COLUMNS}) VALUES ({CONTRACT_PLACEHOLDERS})",
                 [contract_row(c, _iso(ANCHOR), "seed") for c in data.contracts],
             )
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -11,6 +11,7 @@ session expiry and lockout can be tested without waiting. ``POST /_sandbox/unloc
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -152,10 +153,17 @@ def register_state_routes(app: FastAPI, portal: Portal) -> None:
                 rows = conn.execute(
                     "SELECT contract_id, title, supplier_name, supplier_vat, companies_house, buyer_ods, cpv_codes, "  # noqa: E501
                     "procedure, value_net, value_gross, start_date, end_date, max_end_date, kpi_count, sme, filename, "  # noqa: E501
-                    "sha256, length(document) AS size, uploaded_at, uploaded_by FROM contracts ORDER BY id"
+                    "sha256, length(document) AS size, uploaded_at, uploaded_by, kpis "
+                    "FROM contracts ORDER BY id"
                 ).fetchall()
                 out["contracts"] = [
-                    {**dict(r), "sme": bool(r["sme"]), "cpv_codes": r["cpv_codes"].split(",")} for r in rows
+                    {
+                        **dict(r),
+                        "sme": bool(r["sme"]),
+                        "cpv_codes": r["cpv_codes"].split(","),
+                        "kpis": json.loads(r["kpis"]),
+                    }
+                    for r in rows
                 ]
             if "logins" in wanted:
                 counts = dict(

@@ -174,6 +174,26 @@ def test_a_kpi_count_column_stands_in_for_kpi_names() -> None:
     assert len(contract.kpis) == 4
 
 
+def test_a_kpi_count_beside_kpi_names_must_agree_with_them() -> None:
+    agreeing = good_details(kpis="On-time delivery; Fill rate", kpi_count="2")
+    assert validate_contract(agreeing, document_name="a.pdf", source="x").kpis == [
+        "On-time delivery",
+        "Fill rate",
+    ]
+
+    rejected = reject(good_details(kpis="On-time delivery; Fill rate", kpi_count="3"))
+    assert [(p.code, p.field) for p in rejected.problems] == [("INVALID_VALUE", "kpi_count")]
+    assert "does not match the 2 KPI names" in rejected.message
+
+
+def test_a_kpi_name_is_one_line_with_single_spaces_as_the_register_lists_it() -> None:
+    contract = validate_contract(
+        good_details(kpis="On-time\u2028delivery;  Fill   rate "), document_name="a.pdf", source="x"
+    )
+    assert contract.kpis == ["On-time delivery", "Fill rate"]
+    assert register_form(contract)["kpis"] == "On-time delivery\nFill rate"
+
+
 # --- building a drop ------------------------------------------------------------------------------
 
 
@@ -196,6 +216,27 @@ class Drop:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     """contract ID -> the reason code it must be rejected with."""
+    kpis: dict[str, list[str]] = field(default_factory=dict)
+    """contract ID -> the KPI names the register must list, in order."""
+
+
+KPI_SETS: tuple[tuple[str, list[str]], ...] = (
+    ("On-time delivery; Fill rate", ["On-time delivery", "Fill rate"]),
+    (
+        "Deliveries to Café Müller ward by 07:00 | Stock-outs < 1% & fill rate ≥ 98%",
+        ["Deliveries to Café Müller ward by 07:00", "Stock-outs < 1% & fill rate ≥ 98%"],
+    ),
+    ("", []),
+    (
+        "Response time: 4 hours\n“Right first time”  deliveries\nSocial value: 2 apprenticeships",
+        [
+            "Response time: 4 hours",
+            "“Right first time” deliveries",
+            "Social value: 2 apprenticeships",
+        ],
+    ),
+)
+"""KPIs as a sheet or sidecar gives them (``;``, ``|`` or line breaks) -> the names the register keeps."""
 
 
 UNICODE_NAME = "Contrat signé – Café Müller CT-0013.pdf"
@@ -242,8 +283,10 @@ def build_drop(folder: Path, prefix: str = "CT-T") -> Drop:
             start_date=start.isoformat(),
             end_date=end.isoformat(),
             max_end_date=(end + dt.timedelta(days=365)).isoformat(),
+            kpis=KPI_SETS[n % len(KPI_SETS)][0],
             sme="yes" if n % 3 == 0 else "no",
         )
+        drop.kpis[cid] = KPI_SETS[n % len(KPI_SETS)][1]
         name = f"{cid}.pdf"
         document = text_pdf([f"Contract {cid}", details["title"]], title=cid)
         if n == 13:
@@ -471,7 +514,8 @@ def shown_for(details: dict[str, Any]) -> dict[str, str]:
         "Start date": str(form["start_date"]),
         "End date": str(form["end_date"]),
         "Maximum end date": str(form["max_end_date"]),
-        "Number of KPIs": str(form["kpi_count"]),
+        "Number of KPIs": str(len(contract.kpis)),
+        "KPIs": str(form["kpis"]),
         "SME supplier": "Yes",
     }
 
@@ -483,12 +527,19 @@ def test_the_register_comparison_accepts_what_the_portal_shows_and_names_each_di
     assert compare_register_details(contract, shown) == []
 
     shown.update(
-        {"Contract value excluding VAT": "£120,000.01", "End date": "2028-04-01", "SME supplier": "No"}
+        {
+            "Contract value excluding VAT": "£120,000.01",
+            "End date": "2028-04-01",
+            "SME supplier": "No",
+            "KPIs": "Fill rate\nOn-time delivery",
+        }
     )
     del shown["Contract title"]
     differences = compare_register_details(contract, shown)
 
-    assert len(differences) == 4
+    assert len(differences) == 5
+    shown_kpis = "'Fill rate\\nOn-time delivery'"
+    assert f"KPIs: the register shows {shown_kpis}, expected 'On-time delivery; Fill rate'" in differences
     assert "Contract title: not shown by the register" in differences
     assert any(
         d.startswith("Contract value excluding VAT: the register shows '£120,000.01'") for d in differences

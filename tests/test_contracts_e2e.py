@@ -69,7 +69,8 @@ def assert_register_holds_exactly_the_valid_contracts(server: SandboxServer, dro
         assert row["start_date"] == details["start_date"]
         assert row["end_date"] == details["end_date"]
         assert row["max_end_date"] == details["max_end_date"]
-        assert row["kpi_count"] == len(details["kpis"].split(";"))
+        assert row["kpis"] == drop.kpis[cid], "KPI names round-trip through the register"
+        assert row["kpi_count"] == len(drop.kpis[cid])
         assert row["sme"] is (details["sme"] == "yes")
 
 
@@ -145,6 +146,7 @@ def seeded_contract_sidecar(record: Any, **changes: Any) -> dict[str, Any]:
         "start_date": record.start_date.isoformat(),
         "end_date": record.end_date.isoformat(),
         "max_end_date": record.max_end_date.isoformat(),
+        "kpis": "; ".join(record.kpis),
         "kpi_count": record.kpi_count,
         "sme": record.sme,
         **changes,
@@ -159,15 +161,17 @@ def test_a_contract_already_in_the_register_is_verified_not_uploaded_and_a_confl
     from sandbox.seed import generate
 
     portal_env(sandbox)
-    seeded = generate(sandbox.seed, sandbox.orders).contracts[:3]
+    seeded = generate(sandbox.seed, sandbox.orders).contracts[:4]
     before = {c["contract_id"]: c for c in sandbox.state(sections="contracts")["contracts"]}
     inbox = tmp_path / "contracts" / "inbox"
     inbox.mkdir(parents=True)
-    same, other_document, other_title = seeded
+    same, other_document, other_title, other_kpis = seeded
+    assert same.kpis, "the seeded contract names its KPIs, so the match covers them"
     for record, document, changes in (
         (same, same.document, {}),
         (other_document, text_pdf(["A different signed copy"]), {}),
         (other_title, other_title.document, {"title": "A title the register does not have"}),
+        (other_kpis, other_kpis.document, {"kpis": "A KPI the register does not list", "kpi_count": None}),
     ):
         (inbox / record.filename).write_bytes(document)
         sidecar = seeded_contract_sidecar(record, **changes)
@@ -181,10 +185,13 @@ def test_a_contract_already_in_the_register_is_verified_not_uploaded_and_a_confl
         same.contract_id: ("found_in_register", None),
         other_document.contract_id: ("rejected", "REGISTER_DOCUMENT_MISMATCH"),
         other_title.contract_id: ("rejected", "REGISTER_DETAILS_MISMATCH"),
+        other_kpis.contract_id: ("rejected", "REGISTER_DETAILS_MISMATCH"),
     }
     assert {c["contract_id"]: c for c in sandbox.state(sections="contracts")["contracts"]} == before
     title_problem = next(o for o in result.outcomes if o.contract_id == other_title.contract_id)
     assert "Contract title: the register shows" in (title_problem.reason or "")
+    kpi_problem = next(o for o in result.outcomes if o.contract_id == other_kpis.contract_id)
+    assert "expected 'A KPI the register does not list'" in (kpi_problem.reason or "")
 
 
 def test_under_chaos_each_valid_contract_is_in_the_register_exactly_once(

@@ -192,7 +192,9 @@ def test_contract_upload_and_byte_identical_download(sandbox, page, tmp_path) ->
     page.get_by_label("Start date").fill("2026-04-01")
     page.get_by_label("End date", exact=True).fill("2028-03-31")
     page.get_by_label("Maximum end date (with extensions)").fill("2029-03-31")
-    page.get_by_label("Number of KPIs").fill("3")
+    page.get_by_label("KPIs", exact=True).fill(
+        "Fill rate\nOn-time delivery\nStock-outs reported within 1 day"
+    )
     page.get_by_label("Supplier is an SME").check()
     page.get_by_label("Contract document (PDF)").set_input_files(str(tmp_path / "CT-BROWSER-1.pdf"))
     page.get_by_role("button", name="Upload contract").click()
@@ -206,6 +208,10 @@ def test_contract_upload_and_byte_identical_download(sandbox, page, tmp_path) ->
     ]
     assert contract["sha256"] == hashlib.sha256(pdf).hexdigest()
     assert contract["sme"] is True
+    kpis = ["Fill rate", "On-time delivery", "Stock-outs reported within 1 day"]
+    assert contract["kpis"] == kpis
+    assert contract["kpi_count"] == 3
+    assert page.get_by_role("list", name="KPIs").get_by_role("listitem").all_inner_texts() == kpis
     page.goto(sandbox.url + "/contracts")
     page.get_by_label("Search contracts").fill("CT-BROWSER")
     page.get_by_role("button", name="Search").click()

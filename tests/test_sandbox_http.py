@@ -268,7 +268,7 @@ def test_contract_upload_download_is_byte_identical(sandbox, tmp_path) -> None:
         "start_date": "2026-04-01",
         "end_date": "2028-03-31",
         "max_end_date": "2029-03-31",
-        "kpi_count": "3",
+        "kpis": "Linen delivered by 07:00\r\n\r\n  Lost items under 1%  \r\nComplaints answered in 5 days",
         "sme": "on",
     }
     bad = client.post(
@@ -283,6 +283,21 @@ def test_contract_upload_download_is_byte_identical(sandbox, tmp_path) -> None:
     )
     assert not_pdf.status_code == 422
     assert "is not a PDF file" in not_pdf.text
+    # A client still sending the old count is told when it disagrees with the names.
+    miscounted = client.post(
+        "/contracts/new",
+        data={**fields, "kpi_count": "2"},
+        files={"document": ("CT-HTTP-1.pdf", pdf, "application/pdf")},
+    )
+    assert miscounted.status_code == 422
+    assert "Number of KPIs 2 does not match the 3 KPIs listed" in miscounted.text
+    too_long = client.post(
+        "/contracts/new",
+        data={**fields, "kpis": "Fill rate\n" + "x" * 251},
+        files={"document": ("CT-HTTP-1.pdf", pdf, "application/pdf")},
+    )
+    assert too_long.status_code == 422
+    assert "KPI 2 is longer than 250 characters" in too_long.text
     ok = client.post(
         "/contracts/new", data=fields, files={"document": ("CT-HTTP-1.pdf", pdf, "application/pdf")}
     )
@@ -297,6 +312,14 @@ def test_contract_upload_download_is_byte_identical(sandbox, tmp_path) -> None:
     assert contract["cpv_codes"] == ["98310000-9", "33141420-0"]
     assert contract["sme"] is True
     assert contract["max_end_date"] == "2029-03-31"
+    assert contract["kpis"] == [
+        "Linen delivered by 07:00",
+        "Lost items under 1%",
+        "Complaints answered in 5 days",
+    ]
+    assert contract["kpi_count"] == 3
+    detail = client.get("/contracts/CT-HTTP-1").text
+    assert "<li>Lost items under 1%</li>" in detail
     again = client.post(
         "/contracts/new", data=fields, files={"document": ("CT-HTTP-1.pdf", pdf, "application/pdf")}
     )

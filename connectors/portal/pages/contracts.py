@@ -8,8 +8,8 @@ session ends and asks a GET again when the portal answers 5xx):
 * :class:`ContractUploadPage` (``/contracts/new``): fills the contract-details form by
   label and attaches the PDF; the portal's inline errors come back as
   :class:`ContractRefused` (or :class:`AlreadyInRegister` for a duplicate contract ID).
-* :class:`ContractDetailPage` (``/contracts/<id>``): the details as shown (label -> text)
-  and the stored document, downloaded byte for byte.
+* :class:`ContractDetailPage` (``/contracts/<id>``): the details as shown (label -> text;
+  ``KPIs`` holds one name per line) and the stored document, downloaded byte for byte.
 
 Example:
     >>> register = ContractRegisterPage(session)  # doctest: +SKIP
@@ -84,7 +84,8 @@ class ContractForm:
     start_date: str
     end_date: str
     max_end_date: str
-    kpi_count: str
+    kpis: str
+    """The KPI names, one per line (the form's ``KPIs`` box); the portal counts them."""
     sme: bool
 
 
@@ -146,7 +147,7 @@ class ContractUploadPage(PortalPage):
             "Start date": form.start_date,
             "End date": form.end_date,
             "Maximum end date (with extensions)": form.max_end_date,
-            "Number of KPIs": form.kpi_count,
+            "KPIs": form.kpis,
         }
         for label, value in texts.items():
             await page.get_by_label(label, exact=True).fill(value)
@@ -198,7 +199,10 @@ class ContractDetailPage(PortalPage):
         return self.session.path() == f"/contracts/{quote(contract_id, safe='')}"
 
     async def details(self) -> dict[str, str]:
-        """The details as shown: label (``"Contract value excluding VAT"``) -> text."""
+        """The details as shown: label (``"Contract value excluding VAT"``) -> text.
+
+        A list (``KPIs``) reads as its items' text, one per line.
+        """
         terms = self.page.get_by_role("term")
         pairs: list[list[str]] = await terms.evaluate_all(
             """(terms) => terms.map((dt) => {
