@@ -14,15 +14,17 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import tomllib
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,7 +53,8 @@ CONFIG_FILE_ENV = "PROCBOTS_CONFIG"
 
 
 class SettingsError(Exception):
-    """A settings file that cannot be used (missing, unreadable, too open, bad TOML).
+    """A settings file that cannot be used (missing, unreadable, too open, bad TOML),
+    or a setting procbots does not know (a misspelt key).
 
     ``procbots`` reports it as one line and exit code 2, like a bad value.
     """
@@ -179,6 +182,24 @@ class Settings(BaseSettings):
     matching: MatchingPolicySettings = MatchingPolicySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    def __init__(self, **values: Any) -> None:
+        """Reads every source; a misspelt key becomes a :class:`SettingsError` naming it.
+
+        Raises:
+            SettingsError: a settings file cannot be used, or a key is unknown (the
+                message names where it was set, the allowed keys and the closest one).
+            pydantic.ValidationError: a known key has a bad value.
+        """
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            unknown = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if not unknown:
+                raise
+            lines = [_unknown_key_message(loc, values) for loc in unknown]
+            lines += [_bad_value_line(e) for e in exc.errors() if e["type"] != "extra_forbidden"]
+            raise SettingsError("\n".join(lines)) from None
+
     @property
     def ledger_url(self) -> str:
         """The ledger URL, defaulting to a SQLite file in the data root."""
@@ -202,18 +223,102 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        files = [DEFAULTS_TOML]
-        extra = os.environ.get(CONFIG_FILE_ENV)
-        if extra:
-            files.append(_checked_toml(Path(extra), what="--config file"))
-        secrets = os.environ.get(SECRETS_FILE_ENV)
-        if secrets:
-            files.append(_checked_toml(_private_file(Path(secrets)), what="secrets file"))
+        files = [path for _what, path in _settings_files()]
         return (
             init_settings,
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=files, deep_merge=True),
         )
+
+
+def _settings_files() -> list[tuple[str, Path]]:
+    """The TOML files read, lowest priority first, each with what it is (for messages)."""
+    files = [("packaged defaults", DEFAULTS_TOML)]
+    extra = os.environ.get(CONFIG_FILE_ENV)
+    if extra:
+        files.append(("--config file", _checked_toml(Path(extra), what="--config file")))
+    secrets = os.environ.get(SECRETS_FILE_ENV)
+    if secrets:
+        files.append(("secrets file", _checked_toml(_private_file(Path(secrets)), what="secrets file")))
+    return files
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _env_name(loc: Sequence[str | int]) -> str:
+    return "PROCBOTS_" + "__".join(str(part) for part in loc).upper()
+
+
+def _allowed_keys(loc: Sequence[str | int]) -> list[str]:
+    """The keys the section holding ``loc``'s last part allows (empty when it is no model)."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _holds(data: Any, loc: Sequence[str | int]) -> bool:
+    for part in loc:
+        if not isinstance(data, Mapping):
+            return False
+        match = [k for k in data if str(k).lower() == str(part).lower()]
+        if not match:
+            return False
+        data = data[match[0]]
+    return True
+
+
+def _origins(loc: Sequence[str | int], init_values: Mapping[str, Any]) -> list[str]:
+    """Where ``loc`` was set: settings files, environment variables, keyword arguments."""
+    found = []
+    if _holds(init_values, loc):
+        found.append("keyword argument")
+    env = {name.upper(): name for name in os.environ}
+    # A nested key may also come inside a JSON value of its section's variable.
+    for depth in range(len(loc), 0, -1):
+        name = env.get(_env_name(loc[:depth]))
+        if name is not None:
+            found.append(f"environment variable {name}")
+            break
+    for what, path in reversed(_settings_files()):
+        with path.open("rb") as handle:
+            if _holds(tomllib.load(handle), loc):
+                found.append(f"{what} {path}")
+    return found
+
+
+def _unknown_key_message(loc: Sequence[str | int], init_values: Mapping[str, Any]) -> str:
+    """``<where>: unknown setting `portal.timout_ms`; did you mean `portal.timeout_ms`? ...``.
+
+    The value is never shown: a misspelt key in the secrets file may hold a password.
+    """
+    key, section = _dotted(loc), _dotted(loc[:-1])
+    where = " and ".join(_origins(loc, init_values)) or "settings"
+    message = f"{where}: unknown setting `{key}`"
+    allowed = _allowed_keys(loc)
+    close = difflib.get_close_matches(str(loc[-1]).lower(), allowed, n=1)
+    if close:
+        suggestion = _dotted([*loc[:-1], close[0]])
+        env_hint = f" ({_env_name([*loc[:-1], close[0]])})" if where.startswith("environment") else ""
+        message += f"; did you mean `{suggestion}`{env_hint}?"
+    if allowed:
+        scope = f"the [{section}] section" if section else "the top level"
+        message += f" ({scope} allows: {', '.join(allowed)})"
+    return message
+
+
+def _bad_value_line(error: Any) -> str:
+    # As ``procbots`` reports a bad value (flows/cli.py), for errors raised beside an unknown key.
+    value = error.get("input")
+    if isinstance(value, dict):
+        value = "<section>"
+    return f"setting {_dotted(error['loc'])}={value!r}: {error['msg']}"
 
 
 def _private_file(path: Path) -> Path:

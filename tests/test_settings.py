@@ -76,23 +76,118 @@ def test_missing_secrets_file_is_a_clear_error(
 
 
 @pytest.mark.parametrize(
-    ("text", "key"),
+    ("text", "key", "suggestion", "allowed"),
     [
-        pytest.param('[portal]\nurll = "http://x"\n', "portal.urll", id="unknown-key-in-section"),
-        pytest.param('colour = "blue"\n', "colour", id="unknown-top-level-key"),
-        pytest.param("[portals]\nurl = 1\n", "portals", id="unknown-section"),
+        pytest.param(
+            "[browser]\ntimout_ms = 5000\n",
+            "browser.timout_ms",
+            "did you mean `browser.timeout_ms`?",
+            "the [browser] section allows: executable, headless, contexts, timeout_ms, navigation_timeout_ms",
+            id="misspelt-key-in-section",
+        ),
+        pytest.param(
+            '[portal]\nurll = "http://x"\n',
+            "portal.urll",
+            "did you mean `portal.url`?",
+            "the [portal] section allows: url, username,",
+            id="unknown-key-in-section",
+        ),
+        pytest.param(
+            'colour = "blue"\n',
+            "colour",
+            None,
+            "the top level allows: portal, paths,",
+            id="unknown-top-level-key",
+        ),
+        pytest.param(
+            "[portals]\nurl = 1\n",
+            "portals",
+            "did you mean `portal`?",
+            "the top level allows:",
+            id="unknown-section",
+        ),
     ],
 )
-def test_unknown_keys_in_toml_fail(
-    text: str, key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+def test_unknown_keys_in_toml_name_the_file_the_key_and_the_allowed_keys(
+    text: str,
+    key: str,
+    suggestion: str | None,
+    allowed: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings_env: Path,
 ) -> None:
     config = tmp_path / "site.toml"
     config.write_text(text)
     monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(SettingsError) as caught:
         Settings()
-    locs = [".".join(str(p) for p in err["loc"]) for err in caught.value.errors()]
-    assert key in locs
+    message = str(caught.value)
+    assert message.startswith(f"--config file {config}: unknown setting `{key}`")
+    assert allowed in message
+    if suggestion is None:
+        assert "did you mean" not in message
+    else:
+        assert suggestion in message
+    assert "Extra inputs are not permitted" not in message
+
+
+def test_a_misspelt_nested_env_var_names_the_variable_and_the_right_one(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    monkeypatch.setenv("PROCBOTS_BROWSER__TIMOUT_MS", "5000")
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    assert str(caught.value).startswith(
+        "environment variable PROCBOTS_BROWSER__TIMOUT_MS: unknown setting `browser.timout_ms`; "
+        "did you mean `browser.timeout_ms` (PROCBOTS_BROWSER__TIMEOUT_MS)?"
+    )
+
+
+def test_unknown_top_level_env_vars_are_ignored_by_pydantic_settings(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    """pydantic-settings reads only variables named after a field, so these cannot be reported."""
+    monkeypatch.setenv("PROCBOTS_COLOUR", "blue")
+    monkeypatch.setenv("PROCBOTS_PORTALS__URL", "https://portal.example.nhs.uk")
+    assert Settings().portal.url == "http://127.0.0.1:8765"
+
+
+def test_a_misspelt_key_in_the_secrets_file_never_shows_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    secrets = _secrets_file(tmp_path, '[portal]\npasword = "hunter2-secret-value"\n')
+    monkeypatch.setenv("PROCBOTS_SECRETS_FILE", str(secrets))
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    message = str(caught.value)
+    assert (
+        f"secrets file {secrets}: unknown setting `portal.pasword`; did you mean `portal.password`?"
+        in message
+    )
+    assert "hunter2" not in message
+
+
+def test_bad_values_beside_an_unknown_key_are_reported_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text('[retry]\nmax_atempts = 3\nmax_s = "long"\n')
+    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2
+    assert "unknown setting `retry.max_atempts`; did you mean `retry.max_attempts`?" in lines[0]
+    assert lines[1].startswith("setting retry.max_s='long': ")
+
+
+def test_a_known_key_with_a_bad_value_is_still_a_validation_error(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    monkeypatch.setenv("PROCBOTS_BROWSER__TIMEOUT_MS", "soon")
+    with pytest.raises(ValidationError):
+        Settings()
 
 
 def test_invalid_toml_names_the_file(
@@ -165,7 +260,19 @@ def test_bad_values_stop_the_cli_with_exit_2_and_no_traceback(tmp_path: Path) ->
             {"PROCBOTS_SECRETS_FILE": str(open_secrets)},
             [str(open_secrets), "0644", "0600"],
         ),
-        (["--config", str(unknown), "audit", "verify", "x"], {}, ["ledger.lease_seconds", "not permitted"]),
+        (
+            ["--config", str(unknown), "audit", "verify", "x"],
+            {},
+            [str(unknown), "unknown setting `ledger.lease_seconds`; did you mean `ledger.lease_s`?"],
+        ),
+        (
+            ["audit", "verify", "x"],
+            {"PROCBOTS_BROWSER__TIMOUT_MS": "5000"},
+            [
+                "PROCBOTS_BROWSER__TIMOUT_MS",
+                "did you mean `browser.timeout_ms` (PROCBOTS_BROWSER__TIMEOUT_MS)?",
+            ],
+        ),
     ]
     for args, env, expected in cases:
         result = _procbots(args, env)
