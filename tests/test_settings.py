@@ -75,6 +75,16 @@ def test_missing_secrets_file_is_a_clear_error(
         Settings()
 
 
+def _refused_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> str:
+    """The SettingsError message for a --config file holding ``text``."""
+    config = tmp_path / "site.toml"
+    config.write_text(text)
+    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    return str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "key", "suggestion", "allowed"),
     [
@@ -117,13 +127,8 @@ def test_unknown_keys_in_toml_name_the_file_the_key_and_the_allowed_keys(
     monkeypatch: pytest.MonkeyPatch,
     settings_env: Path,
 ) -> None:
-    config = tmp_path / "site.toml"
-    config.write_text(text)
-    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
-    with pytest.raises(SettingsError) as caught:
-        Settings()
-    message = str(caught.value)
-    assert message.startswith(f"--config file {config}: unknown setting `{key}`")
+    message = _refused_config(tmp_path, monkeypatch, text)
+    assert message.startswith(f"--config file {tmp_path / 'site.toml'}: unknown setting `{key}`")
     assert allowed in message
     if suggestion is None:
         assert "did you mean" not in message
@@ -171,12 +176,7 @@ def test_a_misspelt_key_in_the_secrets_file_never_shows_its_value(
 def test_bad_values_beside_an_unknown_key_are_reported_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
 ) -> None:
-    config = tmp_path / "site.toml"
-    config.write_text('[retry]\nmax_atempts = 3\nmax_s = "long"\n')
-    monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
-    with pytest.raises(SettingsError) as caught:
-        Settings()
-    lines = str(caught.value).splitlines()
+    lines = _refused_config(tmp_path, monkeypatch, '[retry]\nmax_atempts = 3\nmax_s = "long"\n').splitlines()
     assert len(lines) == 2
     assert "unknown setting `retry.max_atempts`; did you mean `retry.max_attempts`?" in lines[0]
     assert lines[1].startswith("setting retry.max_s='long': ")
