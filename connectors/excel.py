@@ -387,7 +387,9 @@ def _scan_buffer(scan: SheetScan, data: bytes, path: Path, sheet: str, limits: R
         for m in _HIDDEN_ROW.finditer(data):
             if number := _ROW_NUMBER.search(m.group(1)):
                 scan.hidden_rows.add(int(number.group(1)))
-    if b"<f" in data or b":f" in data:
+    # A lone byte is found by memchr, while "<f" means a slow test at every tag's "<": a
+    # chunk without any "f" (cell data with shared strings, no formulas) skips both.
+    if b"f" in data and (b"<f" in data or b":f" in data):
         for m in _FORMULA_CELL.finditer(data):
             attrs, formula, cached = m.group(1), m.group(2), m.group(3)
             if cached is None or (not cached.strip() and not _TYPE_STR.search(attrs)):
@@ -435,7 +437,8 @@ def iter_sheet_rows(
     for index, raw in enumerate(data.iter_rows()):
         number = index + 1
         # calamine gives "" for an empty cell; most rows of a data sheet have none to replace.
-        cells: list[Any] = [None if v == "" else v for v in raw] if "" in raw else list(raw)
+        # Each row is a new list of calamine's, so it is ours to change without a copy.
+        cells: list[Any] = [None if v == "" else v for v in raw] if "" in raw else raw
         if number in problems:
             for col, formula in problems[number]:
                 i = col - 1 - col_offset
