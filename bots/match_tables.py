@@ -236,6 +236,11 @@ class MatchTables:
     ) -> MatchTables:
         """Tables of domain models (what the connectors return)."""
         orders = [o for o in orders if o.po_number]
+        numbers: set[str | None] = set()
+        for o in orders:
+            if o.po_number in numbers:
+                raise ValueError(f"purchase order {o.po_number} appears more than once in the orders")
+            numbers.add(o.po_number)
         receipts = list(receipts)
         invoices = list(invoices)
         ol: dict[str, list[Any]] = {k: [] for k in _ORDER_COLUMNS}
@@ -367,14 +372,21 @@ class MatchTables:
             first = starts.tolist()
             po_vat[ol_po[starts]] = _codes((ol["supplier_vat"][i] for i in first), vat_book)
             po_currency[ol_po[starts]] = _codes((ol["currency"][i] for i in first), currency_book)
-        ol_line = np.array(ol["line_no"], dtype=np.int64)
+        ol_line = _line_numbers(ol["line_no"])
         ol_qty, bad_q = _scaled(ol["quantity"], _UNIT_LIMIT)
         ol_price, bad_p = _scaled(ol["unit_price"], _UNIT_LIMIT)
         ol_rate, bad_r = _scaled(ol["vat_rate"], _UNIT_LIMIT)
-        ol_bad = bad_q | bad_p | bad_r | (ol_line >= _LINE_LIMIT)
+        ol_bad = bad_q | bad_p | bad_r | (ol_line < 0) | (ol_line >= _LINE_LIMIT)
+        # One order per PO number: a (PO, line) twice is a second order with that number
+        # (``from_models`` checks the numbers themselves before this).
+        ol_valid = ~ol_bad
+        if len(ol_po) and _group_sizes(ol_po[ol_valid], ol_line[ol_valid]).max(initial=0) > 1:
+            sizes = _group_sizes(ol_po[ol_valid], ol_line[ol_valid])
+            code = int(ol_po[ol_valid][np.argmax(sizes > 1)])
+            raise ValueError(f"purchase order {list(po_book)[code]} appears more than once in the orders")
 
         rc_po = np.array([po_book.get(p, -1) for p in rl["po_number"]], dtype=np.int64)
-        rc_line = np.array(rl["line_no"], dtype=np.int64)
+        rc_line = _line_numbers(rl["line_no"])
         rc_qty, rc_bad = _scaled(rl["quantity_received"], _UNIT_LIMIT)
 
         count = len(docs["invoice_number"])
@@ -625,9 +637,22 @@ def _line_number(reference: str | None) -> int:
     if reference is None or not reference.isdigit():
         return -1
     try:
-        return int(reference)
+        number = int(reference)
     except ValueError:  # e.g. superscript digits: isdigit() but not int()
         return -1
+    return number if number < _LINE_LIMIT else -1
+
+
+def _line_numbers(values: Sequence[int]) -> Int64Array:
+    """Line numbers as int64; any outside ``0 .. 2^20`` becomes -1 (such lines are
+    ``bad``: their documents go to the reference engine, and they match no key)."""
+    try:
+        array = np.array(values, dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        array = np.array(
+            [v if isinstance(v, int) and 0 <= v < _LINE_LIMIT else -1 for v in values], dtype=np.int64
+        )
+    return np.where((array < 0) | (array >= _LINE_LIMIT), -1, array)
 
 
 # --- the result ------------------------------------------------------------------------
@@ -782,7 +807,8 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     arithmetic_off = t.ln_net * 10**_SCALE != t.ln_qty * t.ln_price
     checked = check_doc[ln_doc] if docs else np.zeros(0, np.bool_)
     # PO line of each invoice line: search the (po, line) keys of the order book.
-    ol_key = t.ol_po * _LINE_LIMIT + t.ol_line
+    # Keys of bad order lines are negative and distinct: no invoice line can hit them.
+    ol_key = np.where(t.ol_bad, -1 - np.arange(len(t.ol_po)), t.ol_po * _LINE_LIMIT + t.ol_line)
     sort = np.argsort(ol_key, kind="stable")
     ol_sorted = ol_key[sort]
     ln_key = po_index[ln_doc] * _LINE_LIMIT + np.maximum(t.ln_line, 0)
@@ -795,7 +821,11 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         found &= False
     row = sort[where] if len(sort) else np.zeros(len(ln_key), np.int64)
     not_on_po = checked & ~found
-    sequential |= _segment_any(found & t.ol_bad[row] if len(row) else found, ln_doc, docs)
+    # A PO with a line the columns cannot hold exactly: its documents go to the
+    # reference engine (their lines would not find that PO line here).
+    if po_count:
+        po_has_bad = np.bincount(t.ol_po[t.ol_bad], minlength=po_count) > 0
+        sequential |= has_po & po_has_bad[po_index]
 
     po_price = t.ol_price[row] if len(row) else np.zeros(0, np.int64)
     over = t.ln_price - po_price
@@ -822,7 +852,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         np.add.at(total_qty, row[keyed], t.ln_qty[keyed])
     received = np.zeros(len(t.ol_po), dtype=np.int64)
     if len(t.rc_po):
-        rc_ok = t.rc_po >= 0
+        rc_ok = (t.rc_po >= 0) & (t.rc_line >= 0)
         rc_key = t.rc_po * _LINE_LIMIT + t.rc_line
         rc_where = np.minimum(np.searchsorted(ol_sorted, rc_key), max(len(ol_sorted) - 1, 0))
         rc_found = rc_ok & (ol_sorted[rc_where] == rc_key) if len(ol_sorted) else rc_ok & False
@@ -855,6 +885,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     sequential |= np.abs(net_sum) >= _AMOUNT_LIMIT
     # VAT per (document, rate) group, rounded half up to the penny per group.
     vat_computed = np.zeros(docs, dtype=np.int64)
+    gross_inexact = np.zeros(docs, dtype=np.bool_)
     if len(ln_doc):
         order = np.lexsort((t.ln_rate, ln_doc))
         d_sorted, r_sorted = ln_doc[order], t.ln_rate[order]
@@ -862,9 +893,10 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
             np.r_[True, (d_sorted[1:] != d_sorted[:-1]) | (r_sorted[1:] != r_sorted[:-1])]
         )
         group_net = np.add.reduceat(t.ln_net[order], starts)
-        too_big = np.abs(group_net) >= _AMOUNT_LIMIT
+        # Beyond these bounds the products below would not fit int64.
+        too_big = (np.abs(group_net) >= _AMOUNT_LIMIT) | (np.abs(r_sorted[starts]) >= _LINE_LIMIT)
         if too_big.any():
-            sequential[d_sorted[starts[too_big]]] = True
+            gross_inexact[d_sorted[starts[too_big]]] = True
             group_net = np.where(too_big, 0, group_net)
         # net (10^-4) × rate (10^-4) / 100 = VAT in 10^-10; pennies are 10^-2.
         pennies = _round_half_up(group_net * r_sorted[starts], 10**8)
@@ -892,7 +924,10 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     gross = np.where(stated, stated_gross, net_sum + vat_computed)
     # Where a gross amount could not be computed exactly, the possible-duplicate buckets
     # of that supplier are unknown: all its documents go to the reference engine.
-    gross_unknown = t.doc_bad | _segment_any(t.ln_bad, ln_doc, docs) | (np.abs(net_sum) >= _AMOUNT_LIMIT)
+    gross_unknown = (
+        gross_inexact | t.doc_bad | _segment_any(t.ln_bad, ln_doc, docs) | (np.abs(net_sum) >= _AMOUNT_LIMIT)
+    )
+    sequential |= gross_unknown
     if gross_unknown.any():
         sequential |= np.isin(doc_key_code, np.unique(doc_key_code[gross_unknown]))
 
