@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "load_orders_s": round(load_s, 3),
             "ratio_to_calamine": round(load_s / calamine_s, 2),
             "cpu_ratio_to_calamine": min(r["cpu_ratio"] for r in rounds),
+            "best_round_ratio": min(r["ratio"] for r in rounds),
             "goal_ratio": 2.0,
             "rounds": rounds,
             "raw_openpyxl_readonly_s": None if openpyxl_s is None else round(openpyxl_s, 3),

@@ -329,17 +329,14 @@ def _bulk_load_gc() -> Iterator[None]:
     moves them straight to the oldest generation instead; a full collection still visits
     them later. Skipped when the caller froze objects (unfreezing would release theirs).
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
+    enabled = gc.isenabled()
+    with paused_gc():
+        try:
+            yield
+        finally:
+            if enabled and gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
 
 
 @_bulk_load_gc()  # builds many acyclic objects
