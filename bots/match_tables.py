@@ -128,11 +128,36 @@ def _segment_any(mask: BoolArray, owner: Int64Array, size: int) -> BoolArray:
     return np.bincount(owner[mask], minlength=size).astype(np.bool_) if size else np.zeros(0, np.bool_)
 
 
-def _group_sizes(*keys: Int64Array) -> Int64Array:
-    """For each row, how many rows share all of ``keys`` with it."""
+def _group_sizes(*keys: Int64Array, exact: bool = False) -> Int64Array:
+    """For each row, how many rows share all of ``keys`` with it.
+
+    The keys are packed into one int64 and counted with one sort. When their ranges do
+    not fit in 63 bits they are mixed like a hash instead (wrapping), unless ``exact``:
+    a collision can only make a group look larger, which for the engine's groups means
+    "ask the reference engine", never a different decision.
+    """
     count = len(keys[0])
     if not count:
         return np.zeros(0, dtype=np.int64)
+    packed = np.zeros(count, dtype=np.int64)
+    span = 1
+    for key in keys:
+        low, high = int(key.min()), int(key.max())
+        width = high - low + 1
+        if span * width >= 2**62:
+            break
+        packed = packed * width + (key - low)
+        span *= width
+    else:
+        _, inverse, sizes = np.unique(packed, return_inverse=True, return_counts=True)
+        return sizes[inverse]
+    if not exact:
+        mixed = np.zeros(count, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            for key in keys:
+                mixed = mixed * np.int64(1_000_003) + key
+        _, inverse, sizes = np.unique(mixed, return_inverse=True, return_counts=True)
+        return sizes[inverse]
     order = np.lexsort(keys[::-1])
     change = np.zeros(count, dtype=np.bool_)
     change[0] = True
@@ -140,9 +165,8 @@ def _group_sizes(*keys: Int64Array) -> Int64Array:
         ordered = key[order]
         change[1:] |= ordered[1:] != ordered[:-1]
     group = np.cumsum(change) - 1
-    sizes = np.bincount(group)
     out = np.empty(count, dtype=np.int64)
-    out[order] = sizes[group]
+    out[order] = np.bincount(group)[group]
     return out
 
 
@@ -380,8 +404,8 @@ class MatchTables:
         # One order per PO number: a (PO, line) twice is a second order with that number
         # (``from_models`` checks the numbers themselves before this).
         ol_valid = ~ol_bad
-        if len(ol_po) and _group_sizes(ol_po[ol_valid], ol_line[ol_valid]).max(initial=0) > 1:
-            sizes = _group_sizes(ol_po[ol_valid], ol_line[ol_valid])
+        sizes = _group_sizes(ol_po[ol_valid], ol_line[ol_valid], exact=True) if ol_valid.any() else None
+        if sizes is not None and sizes.max() > 1:
             code = int(ol_po[ol_valid][np.argmax(sizes > 1)])
             raise ValueError(f"purchase order {list(po_book)[code]} appears more than once in the orders")
 
@@ -932,8 +956,9 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         sequential |= np.isin(doc_key_code, np.unique(doc_key_code[gross_unknown]))
 
     # -- 5. duplicates: shared keys are the reference engine's (sequential) business -----
-    number_book: dict[str, int] = {}
-    number_code = _codes(_number_keys(t.doc_numbers), number_book)
+    # Normalised numbers by their hash: equal numbers share it; a rare collision only
+    # makes a group look larger (reference engine), never changes a decision.
+    number_code = np.fromiter(map(hash, _number_keys(t.doc_numbers)), dtype=np.int64, count=docs)
     fy = _financial_years(t.doc_date)
     kind = t.doc_credit.astype(np.int64)
     sequential |= _group_sizes(doc_key_code, kind, number_code, fy) > 1
@@ -958,15 +983,15 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     # Credit notes are all decided by the reference engine; the invoices they may credit
     # (same supplier, same number key) share their state, and so does every document on
     # the POs of any of these.
-    width = max(len(number_book), 1)
-    credited = {
-        int(doc_key_code[i]) * width + number_book[key]
-        for i in np.flatnonzero(t.doc_credit).tolist()
-        if t.doc_billing[i] and (key := normalise_invoice_number(str(t.doc_billing[i]))) in number_book
-    }
-    if credited:
-        pair = doc_key_code * width + number_code
-        sequential |= np.isin(pair, np.array(sorted(credited), dtype=np.int64))
+    credit_notes = [i for i in np.flatnonzero(t.doc_credit).tolist() if t.doc_billing[i]]
+    if credit_notes:
+        referenced = np.array(
+            [hash(normalise_invoice_number(str(t.doc_billing[i]))) for i in credit_notes], dtype=np.int64
+        )
+        with np.errstate(over="ignore"):
+            credited = referenced * np.int64(1_000_003) + doc_key_code[np.array(credit_notes)]
+            pair = number_code * np.int64(1_000_003) + doc_key_code
+        sequential |= np.isin(pair, credited)
     if po_count:
         while True:
             pos = np.unique(t.doc_po[sequential & has_po])
