@@ -44,7 +44,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, Inexact, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,7 @@ CORE_CODES = (
 _SCALE = 4
 """Amounts are held as integers of 10^-4: pence and fractions of a penny exactly."""
 _EXACT = Context(prec=60, traps=[Inexact, InvalidOperation])
+_TEN_THOUSAND = Decimal(10**_SCALE)
 # Bounds that keep every product below 2^63: quantity × price, amount × rate.
 _UNIT_LIMIT = 2**31
 _AMOUNT_LIMIT = 2**42
@@ -98,24 +99,33 @@ _KINDS = ("approve", "hold", "reject")
 def _scaled(values: Sequence[Decimal], limit: int) -> tuple[Int64Array, BoolArray]:
     """``values`` × 10^4 as int64, and a mask of the values that are not exactly
     representable within ``limit`` (those documents go to the reference engine)."""
+    count = len(values)
     try:
-        ints = [int(v.scaleb(_SCALE, _EXACT).to_integral_exact(context=_EXACT)) for v in values]
-        array = np.array(ints, dtype=np.int64)
+        # Fast path, exact: the products in a context that traps any rounding, truncated
+        # to ints; truncation moves every value towards zero, so the sums of magnitudes
+        # agree only when no product had a fraction.
+        with localcontext(_EXACT):
+            products = list(map(_TEN_THOUSAND.__mul__, values))
+            magnitude = sum(map(abs, products), Decimal(0))
+        ints = list(map(int, products))
+        if magnitude == sum(map(abs, ints)):
+            array = np.fromiter(ints, dtype=np.int64, count=count)
+            bad = (array <= -limit) | (array >= limit)
+            if bad.any():
+                array = np.where(bad, 0, array)
+            return array, bad
     except (ArithmeticError, ValueError, TypeError, OverflowError, AttributeError):
-        ints, flags = [], []
-        for value in values:
-            try:
-                number = int(value.scaleb(_SCALE, _EXACT).to_integral_exact(context=_EXACT))
-                ok = -limit < number < limit
-            except (ArithmeticError, ValueError, TypeError, AttributeError):
-                number, ok = 0, False
-            ints.append(number if ok else 0)
-            flags.append(not ok)
-        return np.array(ints, dtype=np.int64), np.array(flags, dtype=np.bool_)
-    bad = (array <= -limit) | (array >= limit)
-    if bad.any():
-        array = np.where(bad, 0, array)
-    return array, bad
+        pass
+    numbers, flags = [], []
+    for value in values:
+        try:
+            number = int(value.scaleb(_SCALE, _EXACT).to_integral_exact(context=_EXACT))
+            ok = -limit < number < limit
+        except (ArithmeticError, ValueError, TypeError, AttributeError):
+            number, ok = 0, False
+        numbers.append(number if ok else 0)
+        flags.append(not ok)
+    return np.array(numbers, dtype=np.int64), np.array(flags, dtype=np.bool_)
 
 
 def _codes(values: Iterable[Any], book: dict[Any, int]) -> Int64Array:
@@ -131,7 +141,7 @@ def _segment_any(mask: BoolArray, owner: Int64Array, size: int) -> BoolArray:
 def _group_sizes(*keys: Int64Array, exact: bool = False) -> Int64Array:
     """For each row, how many rows share all of ``keys`` with it.
 
-    The keys are packed into one int64 and counted with one sort. When their ranges do
+    The keys are packed into one int64 and counted (:func:`_sizes`). When their ranges do
     not fit in 63 bits they are mixed like a hash instead (wrapping), unless ``exact``:
     a collision can only make a group look larger, which for the engine's groups means
     "ask the reference engine", never a different decision.
@@ -149,15 +159,13 @@ def _group_sizes(*keys: Int64Array, exact: bool = False) -> Int64Array:
         packed = packed * width + (key - low)
         span *= width
     else:
-        _, inverse, sizes = np.unique(packed, return_inverse=True, return_counts=True)
-        return sizes[inverse]
+        return _sizes(packed, span)
     if not exact:
         mixed = np.zeros(count, dtype=np.int64)
         with np.errstate(over="ignore"):
             for key in keys:
                 mixed = mixed * np.int64(1_000_003) + key
-        _, inverse, sizes = np.unique(mixed, return_inverse=True, return_counts=True)
-        return sizes[inverse]
+        return _sizes(mixed, None)
     order = np.lexsort(keys[::-1])
     change = np.zeros(count, dtype=np.bool_)
     change[0] = True
@@ -168,6 +176,34 @@ def _group_sizes(*keys: Int64Array, exact: bool = False) -> Int64Array:
     out = np.empty(count, dtype=np.int64)
     out[order] = np.bincount(group)[group]
     return out
+
+
+_DIRECT_SLACK = 1024
+"""Direct tables (one slot per possible key) are used while they hold at most a few slots
+per row plus this many; beyond that, sorting. Tests set it negative to check the sorted
+paths give the same decisions."""
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _sizes(key: Int64Array, span: int | None) -> Int64Array:
+    """How many rows share ``key`` with each row, in time linear in the rows.
+
+    A key in ``0..span-1`` with ``span`` at most a few times the rows is counted
+    directly. Otherwise keys are spread over at least four buckets per row by a
+    multiplicative hash; a row alone in its bucket is alone in its group, and only the
+    crowded rows (about a fifth, plus the real groups) are counted exactly by sorting.
+    """
+    count = len(key)
+    if span is not None and span <= 4 * count + _DIRECT_SLACK:
+        return np.bincount(key, minlength=span)[key]
+    bits = max(10, (4 * count).bit_length())
+    bucket = ((key.view(np.uint64) * _GOLDEN) >> np.uint64(64 - bits)).astype(np.int64)
+    crowded = np.bincount(bucket, minlength=1 << bits)[bucket] > 1
+    sizes = np.ones(count, dtype=np.int64)
+    if crowded.any():
+        _, inverse, found = np.unique(key[crowded], return_inverse=True, return_counts=True)
+        sizes[crowded] = found[inverse]
+    return sizes
 
 
 def _round_half_up(numerator: Int64Array, denominator: int) -> Int64Array:
@@ -239,6 +275,7 @@ class MatchTables:
     doc_payables: list[Decimal]
     doc_sources: list[str | None]
     doc_line_counts: Int64Array
+    doc_number_key: Int64Array  # hash of the normalised invoice number (duplicate keys)
     _orders: dict[str, PurchaseOrder] | None = None
     _receipts: dict[str, list[GoodsReceipt | ReceiptLine]] | None = None
     _invoices: list[Invoice] | None = None
@@ -485,6 +522,9 @@ class MatchTables:
             doc_payables=list(docs["payable"]),
             doc_sources=list(docs["source"]),
             doc_line_counts=np.bincount(ln_doc, minlength=count) if count else np.zeros(0, np.int64),
+            doc_number_key=np.fromiter(
+                map(hash, _number_keys(docs["invoice_number"])), dtype=np.int64, count=count
+            ),
         )
 
     # -- models for the reference engine -------------------------------------------------
@@ -832,18 +872,9 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     checked = check_doc[ln_doc] if docs else np.zeros(0, np.bool_)
     # PO line of each invoice line: search the (po, line) keys of the order book.
     # Keys of bad order lines are negative and distinct: no invoice line can hit them.
-    ol_key = np.where(t.ol_bad, -1 - np.arange(len(t.ol_po)), t.ol_po * _LINE_LIMIT + t.ol_line)
-    sort = np.argsort(ol_key, kind="stable")
-    ol_sorted = ol_key[sort]
-    ln_key = po_index[ln_doc] * _LINE_LIMIT + np.maximum(t.ln_line, 0)
-    where = np.searchsorted(ol_sorted, ln_key)
-    where = np.minimum(where, max(len(ol_sorted) - 1, 0))
-    found = checked & (t.ln_line >= 0)
-    if len(ol_sorted):
-        found &= ol_sorted[where] == ln_key
-    else:
-        found &= False
-    row = sort[where] if len(sort) else np.zeros(len(ln_key), np.int64)
+    lookup = _LineLookup(t.ol_po, t.ol_line, t.ol_bad, po_count)
+    found, row = lookup.rows(po_index[ln_doc], t.ln_line)
+    found &= checked
     not_on_po = checked & ~found
     # A PO with a line the columns cannot hold exactly: its documents go to the
     # reference engine (their lines would not find that PO line here).
@@ -851,7 +882,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         po_has_bad = np.bincount(t.ol_po[t.ol_bad], minlength=po_count) > 0
         sequential |= has_po & po_has_bad[po_index]
 
-    po_price = t.ol_price[row] if len(row) else np.zeros(0, np.int64)
+    po_price = _take(t.ol_price, row)
     over = t.ln_price - po_price
     pct = int(policy.price_tolerance_pct.scaleb(_SCALE))
     absolute = int(policy.price_tolerance_abs.scaleb(_SCALE))
@@ -859,7 +890,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         sequential[:] = True  # tolerances beyond the integer columns: all by the reference engine
     price_differs = found & (over != 0)
     price_over = price_differs & (over > 0) & ((over * 10**6 > po_price * pct) | (over > absolute))
-    rate_differs = found & (t.ln_rate != (t.ol_rate[row] if len(row) else 0))
+    rate_differs = found & (t.ln_rate != _take(t.ol_rate, row))
 
     # Quantities: the total per PO line over the documents billing it.
     qty_pct = int(policy.qty_tolerance_pct.scaleb(_SCALE))
@@ -876,21 +907,18 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         np.add.at(total_qty, row[keyed], t.ln_qty[keyed])
     received = np.zeros(len(t.ol_po), dtype=np.int64)
     if len(t.rc_po):
-        rc_ok = (t.rc_po >= 0) & (t.rc_line >= 0)
-        rc_key = t.rc_po * _LINE_LIMIT + t.rc_line
-        rc_where = np.minimum(np.searchsorted(ol_sorted, rc_key), max(len(ol_sorted) - 1, 0))
-        rc_found = rc_ok & (ol_sorted[rc_where] == rc_key) if len(ol_sorted) else rc_ok & False
-        np.add.at(received, sort[rc_where[rc_found]], t.rc_qty[rc_found])
+        rc_found, rc_row = lookup.rows(t.rc_po, t.rc_line)
+        np.add.at(received, rc_row[rc_found], t.rc_qty[rc_found])
         # A receipt too large for the columns: those PO lines go to the reference engine.
-        rc_bad_rows = sort[rc_where[rc_found & t.rc_bad]]
+        rc_bad_rows = rc_row[rc_found & t.rc_bad]
     else:
         rc_bad_rows = np.zeros(0, dtype=np.int64)
     factor = 10**6 + qty_pct
-    line_total = total_qty[row] if len(row) else np.zeros(0, np.int64)
+    line_total = _take(total_qty, row)
     line_qty = t.ln_qty
-    ordered = t.ol_qty[row] if len(row) else np.zeros(0, np.int64)
-    got = received[row] if len(row) else np.zeros(0, np.int64)
-    needs_receipt = found & (t.ol_receipt[row] if len(row) else False)
+    ordered = _take(t.ol_qty, row)
+    got = _take(received, row)
+    needs_receipt = found & _take(t.ol_receipt, row)
     # For a document alone on its PO line, its own quantity is the running total.
     over_ordered_own = found & (line_qty * 10**6 > ordered * factor)
     not_received = needs_receipt & (got <= 0)
@@ -911,20 +939,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     vat_computed = np.zeros(docs, dtype=np.int64)
     gross_inexact = np.zeros(docs, dtype=np.bool_)
     if len(ln_doc):
-        order = np.lexsort((t.ln_rate, ln_doc))
-        d_sorted, r_sorted = ln_doc[order], t.ln_rate[order]
-        starts = np.flatnonzero(
-            np.r_[True, (d_sorted[1:] != d_sorted[:-1]) | (r_sorted[1:] != r_sorted[:-1])]
-        )
-        group_net = np.add.reduceat(t.ln_net[order], starts)
-        # Beyond these bounds the products below would not fit int64.
-        too_big = (np.abs(group_net) >= _AMOUNT_LIMIT) | (np.abs(r_sorted[starts]) >= _LINE_LIMIT)
-        if too_big.any():
-            gross_inexact[d_sorted[starts[too_big]]] = True
-            group_net = np.where(too_big, 0, group_net)
-        # net (10^-4) × rate (10^-4) / 100 = VAT in 10^-10; pennies are 10^-2.
-        pennies = _round_half_up(group_net * r_sorted[starts], 10**8)
-        np.add.at(vat_computed, d_sorted[starts], pennies * 100)
+        _vat_per_document(ln_doc, t.ln_rate, t.ln_net, vat_computed, gross_inexact)
     stated = (t.doc_net != 0) | (t.doc_tax != 0) | (t.doc_inclusive != 0) | (t.doc_payable != 0)
     consistent = (
         (t.doc_net == net_sum)
@@ -958,7 +973,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     # -- 5. duplicates: shared keys are the reference engine's (sequential) business -----
     # Normalised numbers by their hash: equal numbers share it; a rare collision only
     # makes a group look larger (reference engine), never changes a decision.
-    number_code = np.fromiter(map(hash, _number_keys(t.doc_numbers)), dtype=np.int64, count=docs)
+    number_code = t.doc_number_key
     fy = _financial_years(t.doc_date)
     kind = t.doc_credit.astype(np.int64)
     sequential |= _group_sizes(doc_key_code, kind, number_code, fy) > 1
@@ -1022,6 +1037,96 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         gross=gross,
         core_counts=core_counts,
     )
+
+
+def _vat_per_document(
+    ln_doc: Int64Array, rate: Int64Array, net: Int64Array, vat: Int64Array, inexact: BoolArray
+) -> None:
+    """Add to ``vat`` each document's VAT: per (document, rate) group, net × rate rounded
+    half up to the penny (in 10^-4 units). Groups too large for int64 products mark the
+    document ``inexact`` instead.
+
+    With few distinct rates (the usual case) the groups are cells of a document × rate
+    grid filled in one pass; otherwise they are found by sorting.
+    """
+    docs = len(vat)
+    rates = np.unique(rate[: 1 << 12])
+    slot = np.minimum(np.searchsorted(rates, rate), len(rates) - 1)
+    missing = rates[slot] != rate
+    if missing.any():
+        rates = np.union1d(rates, rate[missing])
+        slot = np.searchsorted(rates, rate)
+    if len(rates) * docs <= 8 * len(rate) + _DIRECT_SLACK:
+        grid = np.zeros(docs * len(rates), dtype=np.int64)
+        np.add.at(grid, ln_doc * len(rates) + slot, net)
+        cells = grid.reshape(docs, len(rates))
+        too_big = (np.abs(cells) >= _AMOUNT_LIMIT) | (np.abs(rates) >= _LINE_LIMIT)[None, :]
+        # Only groups that have lines count (an empty cell is not a group).
+        present = np.zeros(docs * len(rates), dtype=np.bool_)
+        present[ln_doc * len(rates) + slot] = True
+        too_big &= present.reshape(docs, len(rates))
+        if too_big.any():
+            inexact[np.flatnonzero(too_big.any(axis=1))] = True
+            cells = np.where(too_big, 0, cells)
+        # net (10^-4) × rate (10^-4) / 100 = VAT in 10^-10; pennies are 10^-2.
+        safe_rates = np.where(np.abs(rates) >= _LINE_LIMIT, 0, rates)
+        vat += _round_half_up(cells * safe_rates[None, :], 10**8).sum(axis=1) * 100
+        return
+    order = np.lexsort((rate, ln_doc))
+    d_sorted, r_sorted = ln_doc[order], rate[order]
+    starts = np.flatnonzero(np.r_[True, (d_sorted[1:] != d_sorted[:-1]) | (r_sorted[1:] != r_sorted[:-1])])
+    group_net = np.add.reduceat(net[order], starts)
+    too_big = (np.abs(group_net) >= _AMOUNT_LIMIT) | (np.abs(r_sorted[starts]) >= _LINE_LIMIT)
+    if too_big.any():
+        inexact[d_sorted[starts[too_big]]] = True
+        group_net = np.where(too_big, 0, group_net)
+    pennies = _round_half_up(group_net * r_sorted[starts], 10**8)
+    np.add.at(vat, d_sorted[starts], pennies * 100)
+
+
+def _take(values: npt.NDArray[Any], row: Int64Array) -> npt.NDArray[Any]:
+    """``values[row]``, or zeros when there is nothing to take from (no order lines:
+    every lookup missed, and the zeros are masked by ``found``)."""
+    return values[row] if len(values) else np.zeros(len(row), dtype=values.dtype)
+
+
+class _LineLookup:
+    """The order-book row of a (PO code, line number), for many at once.
+
+    Order lines the columns cannot hold exactly (``bad``) are never found. A direct table
+    (one slot per PO and line number) when that is at most a few slots per order line,
+    which makes each lookup constant time; otherwise a sorted key search.
+    """
+
+    def __init__(self, po: Int64Array, line: Int64Array, bad: BoolArray, po_count: int) -> None:
+        valid = ~bad
+        self.rows_valid = np.flatnonzero(valid)
+        self.width = int(line[valid].max()) + 1 if len(self.rows_valid) else 1
+        self.direct = po_count * self.width <= 4 * len(po) + _DIRECT_SLACK
+        if self.direct:
+            self.table = np.full(po_count * self.width, -1, dtype=np.int64)
+            self.table[po[valid] * self.width + line[valid]] = self.rows_valid
+        else:
+            keys = po[valid] * _LINE_LIMIT + line[valid]
+            order = np.argsort(keys, kind="stable")
+            self.sorted_keys, self.sorted_rows = keys[order], self.rows_valid[order]
+
+    def rows(self, po: Int64Array, line: Int64Array) -> tuple[BoolArray, Int64Array]:
+        """Per query: found, and the row (0 where not found)."""
+        if self.direct:
+            inside = (po >= 0) & (line >= 0) & (line < self.width) & (po * self.width < len(self.table))
+            if not len(self.table):
+                return inside, np.zeros(len(po), dtype=np.int64)
+            row = self.table[np.where(inside, po * self.width + line, 0)]
+            found = inside & (row >= 0)
+            return found, np.where(found, row, 0)
+        inside = (po >= 0) & (line >= 0) & (line < _LINE_LIMIT)
+        if not len(self.sorted_keys):
+            return inside & False, np.zeros(len(po), dtype=np.int64)
+        key = po * _LINE_LIMIT + np.where(inside, line, 0)
+        where = np.minimum(np.searchsorted(self.sorted_keys, key), len(self.sorted_keys) - 1)
+        found = inside & (self.sorted_keys[where] == key)
+        return found, np.where(found, self.sorted_rows[where], 0)
 
 
 _EPOCH = dt.date(1970, 1, 1).toordinal()

@@ -10,11 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from bots.match_tables import MatchTables, match_tables
 from bots.matching import match_invoices
 from bots.models import GoodsReceipt, Invoice, ReceiptLine
 from tests.matching_builders import invoice, order, receipt
+from tests.test_match_tables_adversarial import Run, runs
+from tests.test_match_tables_adversarial import _same as adversarial_same
 
 
 def _outcome(call: Any) -> Any:
@@ -105,3 +108,40 @@ def test_bulk_columns_with_a_po_line_twice_are_two_orders_with_one_number() -> N
         lines[name].insert(1, lines[name][0])  # PO-0000000 line 1 again, adjacent
     with pytest.raises(ValueError, match="purchase order PO-0000000 appears more than once"):
         MatchTables.from_columns(**columns)
+
+
+def test_an_empty_order_book_holds_every_invoice_as_the_reference_engine_does() -> None:
+    """No order lines at all: every lookup misses (once an IndexError in the columns)."""
+    _same([], [receipt()], [invoice(), invoice("INV-2", lines=[("1", "2", "10.00", "20")])])
+
+
+def test_the_sorted_paths_decide_as_the_direct_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Line lookup, group sizes and VAT groups use direct tables while the keys are dense
+    (always, at test sizes); with the tables switched off the sorted fallbacks must give
+    the same decisions on every named scenario."""
+    import bots.match_tables as module
+    from tests.test_matching import SCENARIOS, Scenario
+
+    monkeypatch.setattr(module, "_DIRECT_SLACK", -(10**12))
+    for param in SCENARIOS:
+        scenario = param.values[0]
+        assert isinstance(scenario, Scenario)
+        expected = _outcome(lambda s=scenario: match_invoices(s.orders, s.receipts, s.invoices, s.policy))
+        got = _outcome(
+            lambda s=scenario: match_tables(
+                MatchTables.from_models(s.orders, s.receipts, s.invoices), s.policy
+            ).decisions()
+        )
+        assert got == expected, scenario
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(runs())
+def test_the_sorted_paths_decide_as_the_reference_engine_on_adversarial_runs(run: Run) -> None:
+    import bots.match_tables as module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "_DIRECT_SLACK", -(10**12))
+        adversarial_same(run)
