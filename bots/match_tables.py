@@ -59,6 +59,7 @@ from bots.matching import (
     normalise_invoice_number,
     normalise_vat,
 )
+from bots.memory import paused_gc
 from bots.models import (
     DocumentTotals,
     GoodsReceipt,
@@ -189,14 +190,15 @@ def _sizes(key: Int64Array, span: int | None) -> Int64Array:
     """How many rows share ``key`` with each row, in time linear in the rows.
 
     A key in ``0..span-1`` with ``span`` at most a few times the rows is counted
-    directly. Otherwise keys are spread over at least four buckets per row by a
+    directly. Otherwise keys are spread over two to four buckets per row by a
     multiplicative hash; a row alone in its bucket is alone in its group, and only the
-    crowded rows (about a fifth, plus the real groups) are counted exactly by sorting.
+    crowded rows (a fifth to a third, plus the real groups) are counted exactly by
+    sorting.
     """
     count = len(key)
     if span is not None and span <= 4 * count + _DIRECT_SLACK:
         return np.bincount(key, minlength=span)[key]
-    bits = max(10, (4 * count).bit_length())
+    bits = max(10, (2 * count).bit_length())
     bucket = ((key.view(np.uint64) * _GOLDEN) >> np.uint64(64 - bits)).astype(np.int64)
     crowded = np.bincount(bucket, minlength=1 << bits)[bucket] > 1
     sizes = np.ones(count, dtype=np.int64)
@@ -402,6 +404,7 @@ class MatchTables:
         return tables
 
     @classmethod
+    @paused_gc()  # holds millions of values: see bots.memory.paused_gc
     def _encode(
         cls,
         ol: dict[str, list[Any]],
@@ -745,6 +748,7 @@ class MatchResult:
         """How many documents the reference engine decided (not independent)."""
         return len(self.reference)
 
+    @paused_gc()
     def decisions(self) -> list[Decision]:
         """Every decision with its reasons and messages, in the order
         :func:`~bots.matching.match_invoices` returns them (equal to its list)."""
@@ -821,6 +825,7 @@ def _money(scaled: int) -> Decimal:
 # --- the engine ------------------------------------------------------------------------
 
 
+@paused_gc()
 def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> MatchResult:
     """Decide every document of ``tables``; see the module docstring for how.
 
@@ -898,10 +903,16 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         sequential[:] = True
     if policy.price_tolerance_pct.scaleb(_SCALE) != pct:
         sequential[:] = True
-    billed_key = np.where(found, row, -1)
-    keyed = billed_key >= 0
-    per_doc_line = _group_sizes(np.where(keyed, ln_doc, -1 - np.arange(len(ln_doc))), billed_key)
-    sequential |= _segment_any(keyed & (per_doc_line > 1), ln_doc, docs)  # one PO line billed twice
+    keyed = found
+    # One PO line billed twice by one document: only PO lines billed more than once at
+    # all (a split delivery, a second invoice) can be, so only their lines are grouped.
+    billed_more = np.zeros(len(ln_doc), dtype=np.bool_)
+    if keyed.any():
+        billed_more[keyed] = np.bincount(row[keyed], minlength=len(t.ol_po))[row[keyed]] > 1
+    if billed_more.any():
+        twice = np.zeros(len(ln_doc), dtype=np.bool_)
+        twice[billed_more] = _group_sizes(ln_doc[billed_more], row[billed_more]) > 1
+        sequential |= _segment_any(twice, ln_doc, docs)
     total_qty = np.zeros(len(t.ol_po), dtype=np.int64)
     if len(row):
         np.add.at(total_qty, row[keyed], t.ln_qty[keyed])
@@ -1008,12 +1019,9 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
             pair = number_code * np.int64(1_000_003) + doc_key_code
         sequential |= np.isin(pair, credited)
     if po_count:
-        while True:
-            pos = np.unique(t.doc_po[sequential & has_po])
-            grown = sequential | (has_po & np.isin(t.doc_po, pos))
-            if int(grown.sum()) == int(sequential.sum()):
-                break
-            sequential = grown
+        # Each document has one PO, so one pass reaches the closure.
+        po_sequential = np.bincount(t.doc_po[sequential & has_po], minlength=po_count) > 0
+        sequential |= has_po & po_sequential[po_index]
 
     # -- 8. decide -------------------------------------------------------------------------
     decision = np.where(reason, _HOLD, _APPROVE).astype(np.int8)

@@ -37,11 +37,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import gc
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
@@ -50,6 +49,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
+
+from bots.memory import paused_gc
 
 __all__ = [
     "BOOL",
@@ -999,24 +1000,6 @@ class RowSchema(Generic[T]):
 
 
 _BATCH_ROWS = 2048
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many acyclic objects.
-
-    Reading 100,000 rows allocates millions of objects (rows, Decimals, models), none in a
-    reference cycle; the collector's repeated full passes over them took a third of the
-    read. Reference counting still frees everything; the collector resumes afterwards.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class _FastBatches(Generic[T]):
