@@ -9,7 +9,8 @@ put it on Hold with a reason. This bot does that round for every open document:
    PEPPOL UBL XML, and the portal's CSV exports of the order book and goods
    receipts. The files are kept in the run's work folder, so
    ``procbots match --orders ... --receipts ... --invoices ...`` replays the run.
-2. **Match** with :func:`bots.matching.match_invoices` (policy from settings).
+2. **Match** with :func:`bots.match_tables.match_documents` (the decisions of
+   :func:`bots.matching.match_invoices`, column-wise for a large inbox; policy from settings).
 3. **Decide in the portal**, as work items of the ledger (idempotency key: supplier
    VAT number + invoice number, see :func:`idempotency_key`), N browser contexts
    at once: for each *open* (``received``) document, read its current status on
@@ -45,7 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from bots.errors import ApplicationError, BusinessError, classify
-from bots.matching import Decision, MatchingPolicy, match_invoices, normalise_invoice_number, normalise_vat
+from bots.match_tables import match_documents
+from bots.matching import Decision, MatchingPolicy, normalise_invoice_number, normalise_vat
 from bots.models import GoodsReceipt, Invoice, PurchaseOrder
 from bots.portal_bot import PortalBot, PortalWorker
 from bots.workitems import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
@@ -446,7 +448,7 @@ class InvoiceInboxBot(PortalBot):
     def match(self, snapshot: InboxSnapshot) -> dict[int, Decision]:
         """The engine's decision for every readable document, by portal id."""
         by_source = {str(doc.source): summary.portal_id for summary, doc in snapshot.documents}
-        decisions = match_invoices(
+        decisions = match_documents(
             snapshot.orders, snapshot.receipts, [doc for _, doc in snapshot.documents], self.policy
         )
         return {by_source[str(d.source)]: d for d in decisions}

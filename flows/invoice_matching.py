@@ -158,7 +158,7 @@ def _hold_reasons(decisions: list[Decision]) -> list[dict[str, Any]]:
 def _match_files(params: InvoiceMatchingParameters) -> MatchingOutcome:
     """File mode: the :mod:`connectors.match_inputs` loaders and engine, and the report workbook."""
     from bots.match_report import write_match_report
-    from bots.matching import match_invoices
+    from bots.match_tables import match_documents
     from config.settings import get_settings
     from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
 
@@ -167,7 +167,7 @@ def _match_files(params: InvoiceMatchingParameters) -> MatchingOutcome:
     orders = load_orders(Path(params.orders))
     receipts = load_receipts(Path(params.receipts)) if params.receipts else []
     documents = load_invoices([Path(p) for p in params.invoices])
-    decisions = match_invoices(orders, receipts, documents, policy)
+    decisions = match_documents(orders, receipts, documents, policy)
     out = Path(params.out) if params.out else None
     if out is None:
         out = get_settings().paths.resolve("outbox") / f"invoice-matching-{_run_stamp()}.xlsx"

@@ -53,7 +53,8 @@ def match(
 ) -> None:
     """Match invoices and credit notes to orders and goods receipts (2/3-way), and say
     why each one is held or rejected. Exit 0 all approved, 1 some held or rejected, 2 bad input."""
-    from bots.matching import match_invoices, summarise
+    from bots.match_tables import match_documents
+    from bots.matching import summarise
     from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
 
     try:
@@ -61,7 +62,7 @@ def match(
         order_book = load_orders(orders)
         grns = load_receipts(receipts) if receipts is not None else []
         documents = load_invoices([*invoices, *(more_invoices or [])])
-        decisions = match_invoices(order_book, grns, documents, policy)
+        decisions = match_documents(order_book, grns, documents, policy)
         if out is not None and out.suffix.lower() not in {".xlsx", ".xlsm"}:
             raise MatchInputError(f"--out {out}: the report is a workbook; give a .xlsx path")
     except (MatchInputError, ValueError) as exc:
