@@ -562,18 +562,7 @@ class MatchTables:
         models = []
         for i in indices:
             totals = DocumentTotals.model_construct(
-                **{
-                    k: docs[k][i]
-                    for k in (
-                        "line_extension",
-                        "tax_exclusive",
-                        "tax",
-                        "tax_inclusive",
-                        "payable",
-                        "allowances",
-                        "charges",
-                    )
-                },
+                **{k: docs[k][i] for k in _TOTAL_COLUMNS},
                 prepaid=Decimal(0),
                 rounding=Decimal(0),
             )
@@ -690,6 +679,8 @@ _DOCUMENT_COLUMNS = (
     "charges",
     "source",
 )
+_TOTAL_COLUMNS = _DOCUMENT_COLUMNS[7:14]
+"""line_extension, tax_exclusive, tax, tax_inclusive, payable, allowances, charges."""
 _LINE_COLUMNS = (
     "document",
     "order_line_reference",
