@@ -174,3 +174,14 @@ def test_financial_years_column_wise_equal_the_date_by_date_rule() -> None:
     days += [dt.date(2025, 3, 31), dt.date(2025, 4, 1), dt.date(1969, 12, 31), dt.date(1970, 1, 1)]
     ordinals = np.array([d.toordinal() for d in days], dtype=np.int64)
     assert _financial_years(ordinals).tolist() == [financial_year(d) for d in days]
+
+
+def test_match_documents_is_match_invoices_on_every_named_scenario() -> None:
+    """What procbots match, the flow and the inbox bot call returns the reference list."""
+    from bots.match_tables import match_documents
+
+    for param in SCENARIOS:
+        scenario = param.values[0]
+        assert isinstance(scenario, Scenario)
+        args = (scenario.orders, scenario.receipts, scenario.invoices, scenario.policy)
+        assert match_documents(*args) == match_invoices(*args)
