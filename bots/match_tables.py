@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -132,8 +133,14 @@ def _scaled(values: Sequence[Decimal], limit: int) -> tuple[Int64Array, BoolArra
 
 
 def _codes(values: Iterable[Any], book: dict[Any, int]) -> Int64Array:
-    """Dictionary codes of ``values`` (new values get the next code)."""
-    return np.array([book.setdefault(v, len(book)) for v in values], dtype=np.int64)
+    """Dictionary codes of ``values`` (new values get the next code, in first-seen
+    order). The distinct values are found by ``dict.fromkeys`` and the codes looked up
+    by ``map``: both loops run in C."""
+    values = values if isinstance(values, list) else list(values)
+    for value in dict.fromkeys(values):
+        if value not in book:
+            book[value] = len(book)
+    return np.fromiter(map(book.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _segment_any(mask: BoolArray, owner: Int64Array, size: int) -> BoolArray:
@@ -453,7 +460,9 @@ class MatchTables:
             code = int(ol_po[ol_valid][np.argmax(sizes > 1)])
             raise ValueError(f"purchase order {list(po_book)[code]} appears more than once in the orders")
 
-        rc_po = np.array([po_book.get(p, -1) for p in rl["po_number"]], dtype=np.int64)
+        rc_po = np.fromiter(
+            map(po_book.get, rl["po_number"], repeat(-1)), dtype=np.int64, count=len(rl["po_number"])
+        )
         rc_line = _line_numbers(rl["line_no"])
         rc_qty, rc_bad = _scaled(rl["quantity_received"], _UNIT_LIMIT)
 
@@ -475,7 +484,9 @@ class MatchTables:
 
         ln_doc = np.array(il["document"], dtype=np.int64)
         refs: list[str | None] = il["order_line_reference"]
-        ln_line = np.array([_line_number(r) for r in refs], dtype=np.int64)
+        # Few distinct references (usually "1", "2", ...): each is read once.
+        known = {ref: _line_number(ref) for ref in dict.fromkeys(refs)}
+        ln_line = np.fromiter(map(known.__getitem__, refs), dtype=np.int64, count=len(refs))
         ln_qty, c1 = _scaled(il["quantity"], _UNIT_LIMIT)
         ln_price, c2 = _scaled(il["unit_price"], _UNIT_LIMIT)
         ln_net, c3 = _scaled(il["net_amount"], _AMOUNT_LIMIT)
