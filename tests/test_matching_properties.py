@@ -89,6 +89,11 @@ def test_input_order_never_changes_decisions(world: World, data: st.DataObject) 
         data.draw(st.permutations(world.invoices)),
     )
     assert _run(shuffled) == expected
+    # procbots' own path (the column-wise engine) on the shuffled inputs: the same list.
+    from bots.match_tables import match_documents
+
+    bulk = match_documents(shuffled.orders, shuffled.receipts, shuffled.invoices)
+    assert [d.to_dict() for d in bulk] == expected
 
 
 def _scale(world: World, qty_factor: int, price_factor: Decimal) -> World:
