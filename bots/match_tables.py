@@ -343,28 +343,13 @@ class MatchTables:
         docs["source"] = list(map(attrgetter("source"), invoices))
         docs["supplier_vat"] = list(map(attrgetter("supplier.vat_number"), invoices))
         totals = list(map(attrgetter("totals"), invoices))
-        for name in (
-            "line_extension",
-            "tax_exclusive",
-            "tax",
-            "tax_inclusive",
-            "payable",
-            "allowances",
-            "charges",
-        ):
+        for name in _TOTAL_COLUMNS:
             docs[name] = list(map(attrgetter(name), totals))
         invoice_lines = [line for doc in invoices for line in doc.lines]
         il: dict[str, list[Any]] = {
             "document": [index for index, doc in enumerate(invoices) for _ in doc.lines],
         }
-        for name in (
-            "order_line_reference",
-            "quantity",
-            "unit_price",
-            "net_amount",
-            "vat_rate",
-            "vat_category",
-        ):
+        for name in _LINE_COLUMNS[1:]:  # all but "document"
             il[name] = list(map(attrgetter(name), invoice_lines))
         tables = cls._encode(ol, rl, docs, il)
         tables._orders = {str(o.po_number): o for o in orders}
@@ -881,8 +866,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     vat_bad = ~np.isin(t.ln_rate, rate_set) | ((t.ln_rate == 0) != t.ln_zero_category)
     arithmetic_off = t.ln_net * 10**_SCALE != t.ln_qty * t.ln_price
     checked = check_doc[ln_doc] if docs else np.zeros(0, np.bool_)
-    # PO line of each invoice line: search the (po, line) keys of the order book.
-    # Keys of bad order lines are negative and distinct: no invoice line can hit them.
+    # PO line of each invoice line (order lines the columns cannot hold are never found).
     lookup = _LineLookup(t.ol_po, t.ol_line, t.ol_bad, po_count)
     found, row = lookup.rows(po_index[ln_doc], t.ln_line)
     found &= checked
