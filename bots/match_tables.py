@@ -540,7 +540,7 @@ class MatchTables:
         docs, il = self._columns["documents"], self._columns["invoice_lines"]
         wanted = set(indices)
         lines: dict[int, list[InvoiceLine]] = {i: [] for i in indices}
-        for row in np.flatnonzero(np.isin(self.ln_doc, np.array(sorted(wanted), dtype=np.int64))).tolist():
+        for row in np.flatnonzero(_member(self.ln_doc, sorted(wanted), self.documents)).tolist():
             owner = il["document"][row]
             net = il["net_amount"][row]
             lines[owner].append(
@@ -586,7 +586,7 @@ class MatchTables:
             return [self._orders[n] for n in numbers]
         assert self._columns is not None
         ol = self._columns["order_lines"]
-        rows = np.flatnonzero(np.isin(self.ol_po, np.array(sorted(set(po_codes)), dtype=np.int64)))
+        rows = np.flatnonzero(_member(self.ol_po, sorted(set(po_codes)), len(self.po_numbers)))
         by_po: dict[str, list[int]] = {}
         for row in rows.tolist():
             by_po.setdefault(ol["po_number"][row], []).append(row)
@@ -617,7 +617,7 @@ class MatchTables:
             return [r for c in codes for r in self._receipts.get(self.po_numbers[c], [])]
         assert self._columns is not None
         rl = self._columns["receipt_lines"]
-        rows = np.flatnonzero(np.isin(self.rc_po, np.array(codes, dtype=np.int64)))
+        rows = np.flatnonzero(_member(self.rc_po, codes, len(self.po_numbers)))
         return [
             ReceiptLine.model_construct(
                 po_number=rl["po_number"][r],
@@ -863,74 +863,56 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     rate_set = np.array(sorted({int(r.scaleb(_SCALE)) for r in policy.vat_rates}), dtype=np.int64)
     if any(r.scaleb(_SCALE) != int(r.scaleb(_SCALE)) for r in policy.vat_rates):
         sequential[:] = True
-    vat_bad = ~np.isin(t.ln_rate, rate_set) | ((t.ln_rate == 0) != t.ln_zero_category)
-    arithmetic_off = t.ln_net * 10**_SCALE != t.ln_qty * t.ln_price
-    checked = check_doc[ln_doc] if docs else np.zeros(0, np.bool_)
-    # PO line of each invoice line (order lines the columns cannot hold are never found).
+    # PO line of each invoice line (order lines the columns cannot hold are never found),
+    # block by block (see _LineRules) ...
     lookup = _LineLookup(t.ol_po, t.ol_line, t.ol_bad, po_count)
-    found, row = lookup.rows(po_index[ln_doc], t.ln_line)
-    found &= checked
-    not_on_po = checked & ~found
+    # ... and, in the same blocks, the total quantity billed per PO line and how many
+    # invoice lines bill it.
+    found = np.zeros(len(ln_doc), dtype=np.bool_)
+    row = np.zeros(len(ln_doc), dtype=np.int64)
+    total_qty = np.zeros(len(t.ol_po), dtype=np.int64)
+    billed = np.zeros(len(t.ol_po), dtype=np.int64)
+    for start in range(0, len(ln_doc), _CHUNK_LINES):
+        end = min(start + _CHUNK_LINES, len(ln_doc))
+        doc = ln_doc[start:end]
+        block_found, block_row = lookup.rows(po_index[doc], t.ln_line[start:end])
+        block_found &= check_doc[doc]
+        found[start:end], row[start:end] = block_found, block_row
+        hit = block_row[block_found]
+        np.add.at(total_qty, hit, t.ln_qty[start:end][block_found])
+        np.add.at(billed, hit, 1)
     # A PO with a line the columns cannot hold exactly: its documents go to the
     # reference engine (their lines would not find that PO line here).
     if po_count:
         po_has_bad = np.bincount(t.ol_po[t.ol_bad], minlength=po_count) > 0
         sequential |= has_po & po_has_bad[po_index]
 
-    po_price = _take(t.ol_price, row)
-    over = t.ln_price - po_price
     pct = int(policy.price_tolerance_pct.scaleb(_SCALE))
     absolute = int(policy.price_tolerance_abs.scaleb(_SCALE))
     if max(pct, absolute) >= _UNIT_LIMIT or policy.price_tolerance_abs.scaleb(_SCALE) != absolute:
         sequential[:] = True  # tolerances beyond the integer columns: all by the reference engine
-    price_differs = found & (over != 0)
-    price_over = price_differs & (over > 0) & ((over * 10**6 > po_price * pct) | (over > absolute))
-    rate_differs = found & (t.ln_rate != _take(t.ol_rate, row))
-
-    # Quantities: the total per PO line over the documents billing it.
     qty_pct = int(policy.qty_tolerance_pct.scaleb(_SCALE))
     if qty_pct >= _UNIT_LIMIT or policy.qty_tolerance_pct.scaleb(_SCALE) != qty_pct:
         sequential[:] = True
     if policy.price_tolerance_pct.scaleb(_SCALE) != pct:
         sequential[:] = True
-    keyed = found
-    # One PO line billed twice by one document: only PO lines billed more than once at
-    # all (a split delivery, a second invoice) can be, so only their lines are grouped.
-    billed_more = np.zeros(len(ln_doc), dtype=np.bool_)
-    if keyed.any():
-        billed_more[keyed] = np.bincount(row[keyed], minlength=len(t.ol_po))[row[keyed]] > 1
-    if billed_more.any():
-        twice = np.zeros(len(ln_doc), dtype=np.bool_)
-        twice[billed_more] = _group_sizes(ln_doc[billed_more], row[billed_more]) > 1
-        sequential |= _segment_any(twice, ln_doc, docs)
-    total_qty = np.zeros(len(t.ol_po), dtype=np.int64)
-    if len(row):
-        np.add.at(total_qty, row[keyed], t.ln_qty[keyed])
+
     received = np.zeros(len(t.ol_po), dtype=np.int64)
+    receipt_bad = np.zeros(len(t.ol_po), dtype=np.bool_)
     if len(t.rc_po):
         rc_found, rc_row = lookup.rows(t.rc_po, t.rc_line)
         np.add.at(received, rc_row[rc_found], t.rc_qty[rc_found])
         # A receipt too large for the columns: those PO lines go to the reference engine.
-        rc_bad_rows = rc_row[rc_found & t.rc_bad]
-    else:
-        rc_bad_rows = np.zeros(0, dtype=np.int64)
-    factor = 10**6 + qty_pct
-    line_total = _take(total_qty, row)
-    line_qty = t.ln_qty
-    ordered = _take(t.ol_qty, row)
-    got = _take(received, row)
-    needs_receipt = found & _take(t.ol_receipt, row)
-    # For a document alone on its PO line, its own quantity is the running total.
-    over_ordered_own = found & (line_qty * 10**6 > ordered * factor)
-    not_received = needs_receipt & (got <= 0)
-    over_received_own = needs_receipt & (got > 0) & (line_qty * 10**6 > got * factor)
-    over_ordered_all = found & (line_total * 10**6 > ordered * factor)
-    over_received_all = needs_receipt & (line_total * 10**6 > got * factor)
-    if len(rc_bad_rows):
-        sequential |= _segment_any(found & np.isin(row, rc_bad_rows), ln_doc, docs)
-    sequential |= _segment_any(
-        found & ((line_total >= _UNIT_LIMIT) | (np.abs(got) >= _UNIT_LIMIT)), ln_doc, docs
-    )
+        receipt_bad[rc_row[rc_found & t.rc_bad]] = True
+    rules = _LineRules(t, found, row, check_doc, total_qty, billed, received, receipt_bad)
+    rules.run(rate_set, pct, absolute, 10**6 + qty_pct)
+    # One PO line billed twice by one document: only lines of PO lines billed more than
+    # once at all (a split delivery, a second invoice) can be, so only they are grouped.
+    shared_lines = rules.shared_lines()
+    if len(shared_lines):
+        twice = _group_sizes(ln_doc[shared_lines], row[shared_lines]) > 1
+        sequential |= _docs_with(ln_doc[shared_lines[twice]], docs)
+    sequential |= _docs_with(rules.docs["sequential"], docs)
 
     # -- 4. totals and gross ----------------------------------------------------------------
     net_sum = np.zeros(docs, dtype=np.int64)
@@ -981,18 +963,13 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     sequential |= _group_sizes(doc_key_code, kind, gross) > 1
 
     # -- 6. per document: reasons and notes --------------------------------------------------
-    line_reason = (
-        vat_bad | not_on_po | price_over | rate_differs | over_ordered_own | not_received | over_received_own
-    )
-    line_note = arithmetic_off | (price_differs & ~price_over)
-    reason = header_hold | _segment_any(line_reason, ln_doc, docs)
-    note = _segment_any(line_note, ln_doc, docs)
-    sequential |= _segment_any(arithmetic_off, ln_doc, docs)
+    reason = header_hold | _docs_with(rules.docs["reason"], docs)
+    note = _docs_with(rules.docs["note"], docs)
     # A PO with several documents is independent only when all of them are clean and
     # their totals stay within what was ordered and received: any order then approves all.
     docs_on_po = np.bincount(t.doc_po[has_po], minlength=po_count) if po_count else np.zeros(0, np.int64)
     shared = has_po & (docs_on_po[po_index] > 1) if po_count else np.zeros(docs, np.bool_)
-    busy = _segment_any(found & (over_ordered_all | over_received_all), ln_doc, docs)
+    busy = _docs_with(rules.docs["busy"], docs)
     sequential |= shared & (reason | note | busy)
 
     # -- 7. close over shared state: credited invoices, then POs --------------------------
@@ -1015,14 +992,8 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
 
     # -- 8. decide -------------------------------------------------------------------------
     decision = np.where(reason, _HOLD, _APPROVE).astype(np.int8)
-    independent_lines = ~sequential[ln_doc] if docs else np.zeros(0, np.bool_)
-    core_counts = {
-        "PRICE_OVER_TOLERANCE": int((price_over & independent_lines).sum()),
-        "QTY_OVER_ORDERED": int((over_ordered_own & independent_lines).sum()),
-        "QTY_OVER_RECEIVED": int((over_received_own & independent_lines).sum()),
-        "NOT_RECEIVED": int((not_received & independent_lines).sum()),
-        "LINE_NOT_ON_PO": int((not_on_po & independent_lines).sum()),
-    }
+    # Lines with each core exception, counted on the documents decided column-wise.
+    core_counts = {code: int((~sequential[rules.docs[code]]).sum()) for code in CORE_CODES}
     reference = t.reference_match(np.flatnonzero(sequential).tolist(), policy)
     for i, found_decision in reference.items():
         decision[i] = _KINDS.index(found_decision.decision)
@@ -1035,6 +1006,126 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         gross=gross,
         core_counts=core_counts,
     )
+
+
+_CHUNK_LINES = 1 << 15
+"""Invoice lines per block in :class:`_LineRules`: a block's columns stay in the CPU
+cache through the two dozen passes the rules make over them."""
+
+
+def _member(values: Int64Array, wanted: Sequence[int], size: int) -> BoolArray:
+    """``np.isin(values, wanted)`` for codes in ``0..size-1`` (negative codes are never
+    wanted), by one lookup table: linear, where ``isin`` sorts or tables per call."""
+    table = np.zeros(size + 1, dtype=np.bool_)
+    table[np.array(wanted, dtype=np.int64)] = True
+    return table[np.where(values >= 0, values, size)]
+
+
+def _docs_with(documents: Int64Array, docs: int) -> BoolArray:
+    """A per-document mask: true for the documents listed (repeats allowed)."""
+    mask = np.zeros(docs, dtype=np.bool_)
+    mask[documents] = True
+    return mask
+
+
+class _LineRules:
+    """The line rules, block by block over the invoice lines.
+
+    Each block of :data:`_CHUNK_LINES` lines is checked against its PO lines (price
+    tolerance, VAT rate and category, arithmetic, quantity against ordered, received and
+    the total billed); what comes out is sparse: the documents (repeats allowed) with a
+    reason, a note, a busy PO line, or a line only the reference engine may decide, and
+    per core code the documents of the lines that have it. Done whole-column, a million
+    lines made every pass a trip to memory; in blocks the passes stay in cache.
+    """
+
+    def __init__(
+        self,
+        t: MatchTables,
+        found: BoolArray,
+        row: Int64Array,
+        check_doc: BoolArray,
+        total_qty: Int64Array,
+        billed: Int64Array,
+        received: Int64Array,
+        receipt_bad: BoolArray,
+    ) -> None:
+        self.t, self.found, self.row, self.check_doc = t, found, row, check_doc
+        self.total_qty, self.billed, self.received, self.receipt_bad = (
+            total_qty,
+            billed,
+            received,
+            receipt_bad,
+        )
+        self.parts: dict[str, list[Int64Array]] = {
+            key: [] for key in ("reason", "note", "busy", "sequential", "shared", *CORE_CODES)
+        }
+        self.docs: dict[str, Int64Array] = {}
+
+    def run(self, rate_set: Int64Array, pct: int, absolute: int, factor: int) -> None:
+        t, lines = self.t, len(self.t.ln_doc)
+        has_orders = len(t.ol_po) > 0
+        for start in range(0, lines, _CHUNK_LINES):
+            end = min(start + _CHUNK_LINES, lines)
+            doc = t.ln_doc[start:end]
+            found, row = self.found[start:end], self.row[start:end]
+            qty, price, rate = t.ln_qty[start:end], t.ln_price[start:end], t.ln_rate[start:end]
+            vat_bad = (rate == 0) != t.ln_zero_category[start:end]
+            allowed = np.zeros(len(rate), dtype=np.bool_)
+            for allowed_rate in rate_set.tolist():  # a handful of rates: a pass each
+                allowed |= rate == allowed_rate
+            vat_bad |= ~allowed
+            arithmetic_off = t.ln_net[start:end] * 10**_SCALE != qty * price
+            not_on_po = self.check_doc[doc] & ~found
+            if has_orders:
+                po_price, po_rate = t.ol_price[row], t.ol_rate[row]
+                ordered, got, line_total = t.ol_qty[row], self.received[row], self.total_qty[row]
+                needs_receipt = found & t.ol_receipt[row]
+                receipt_bad, shared = self.receipt_bad[row], self.billed[row] > 1
+            else:  # nothing found: every value below is masked by ``found``
+                po_price = po_rate = ordered = got = line_total = np.zeros(len(doc), dtype=np.int64)
+                needs_receipt = receipt_bad = shared = np.zeros(len(doc), dtype=np.bool_)
+            over = price - po_price
+            price_differs = found & (over != 0)
+            price_over = price_differs & (over > 0) & ((over * 10**6 > po_price * pct) | (over > absolute))
+            rate_differs = found & (rate != po_rate)
+            # For a document alone on its PO line, its own quantity is the running total.
+            over_ordered = found & (qty * 10**6 > ordered * factor)
+            not_received = needs_receipt & (got <= 0)
+            over_received = needs_receipt & (got > 0) & (qty * 10**6 > got * factor)
+            busy = found & (
+                (line_total * 10**6 > ordered * factor)
+                | (needs_receipt & (line_total * 10**6 > got * factor))
+            )
+            sequential = arithmetic_off | (
+                found & (receipt_bad | (line_total >= _UNIT_LIMIT) | (np.abs(got) >= _UNIT_LIMIT))
+            )
+            reason = (
+                vat_bad | not_on_po | price_over | rate_differs | over_ordered | not_received | over_received
+            )
+            note = arithmetic_off | (price_differs & ~price_over)
+            for key, mask in (
+                ("reason", reason),
+                ("note", note),
+                ("busy", busy),
+                ("sequential", sequential),
+                ("PRICE_OVER_TOLERANCE", price_over),
+                ("QTY_OVER_ORDERED", over_ordered),
+                ("QTY_OVER_RECEIVED", over_received),
+                ("NOT_RECEIVED", not_received),
+                ("LINE_NOT_ON_PO", not_on_po),
+            ):
+                self.parts[key].append(doc[mask])
+            self.parts["shared"].append(np.flatnonzero(found & shared) + start)
+        empty = np.zeros(0, dtype=np.int64)
+        self.docs = {
+            key: np.concatenate(found_parts) if found_parts else empty
+            for key, found_parts in self.parts.items()
+        }
+
+    def shared_lines(self) -> Int64Array:
+        """Lines whose PO line is billed by more than one invoice line."""
+        return self.docs["shared"]
 
 
 def _vat_per_document(
