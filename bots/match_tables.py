@@ -1,6 +1,6 @@
 """Invoice matching in bulk: the same decisions as :func:`bots.matching.match_invoices`,
 computed column-wise with numpy so a region's month (a million invoice lines) is
-decided in about a quarter of a second (messages for the holds take longer; see
+decided in about a fifth of a second (messages for the holds take longer; see
 docs/matching.md).
 
 Pure domain logic, no I/O. :class:`MatchTables` holds orders, receipts and documents
