@@ -192,6 +192,13 @@ _DIRECT_SLACK = 1024
 """Direct tables (one slot per possible key) are used while they hold at most a few slots
 per row plus this many; beyond that, sorting. Tests set it negative to check the sorted
 paths give the same decisions."""
+
+
+def _direct(slots: int, rows: int, per_row: int = 4) -> bool:
+    """Whether a direct table of ``slots`` is small enough for ``rows`` rows."""
+    return slots <= per_row * rows + _DIRECT_SLACK
+
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -205,7 +212,7 @@ def _sizes(key: Int64Array, span: int | None) -> Int64Array:
     sorting.
     """
     count = len(key)
-    if span is not None and span <= 4 * count + _DIRECT_SLACK:
+    if span is not None and _direct(span, count):
         return np.bincount(key, minlength=span)[key]
     bits = max(10, (2 * count).bit_length())
     bucket = ((key.view(np.uint64) * _GOLDEN) >> np.uint64(64 - bits)).astype(np.int64)
@@ -864,7 +871,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     if any(r.scaleb(_SCALE) != int(r.scaleb(_SCALE)) for r in policy.vat_rates):
         sequential[:] = True
     # PO line of each invoice line (order lines the columns cannot hold are never found),
-    # block by block (see _LineRules) ...
+    # block by block (see _line_rules) ...
     lookup = _LineLookup(t.ol_po, t.ol_line, t.ol_bad, po_count)
     # ... and, in the same blocks, the total quantity billed per PO line and how many
     # invoice lines bill it.
@@ -872,8 +879,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     row = np.zeros(len(ln_doc), dtype=np.int64)
     total_qty = np.zeros(len(t.ol_po), dtype=np.int64)
     billed = np.zeros(len(t.ol_po), dtype=np.int64)
-    for start in range(0, len(ln_doc), _CHUNK_LINES):
-        end = min(start + _CHUNK_LINES, len(ln_doc))
+    for start, end in _blocks(len(ln_doc)):
         doc = ln_doc[start:end]
         block_found, block_row = lookup.rows(po_index[doc], t.ln_line[start:end])
         block_found &= check_doc[doc]
@@ -904,15 +910,26 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         np.add.at(received, rc_row[rc_found], t.rc_qty[rc_found])
         # A receipt too large for the columns: those PO lines go to the reference engine.
         receipt_bad[rc_row[rc_found & t.rc_bad]] = True
-    rules = _LineRules(t, found, row, check_doc, total_qty, billed, received, receipt_bad)
-    rules.run(rate_set, pct, absolute, 10**6 + qty_pct)
+    line_docs, shared_lines = _line_rules(
+        t,
+        found,
+        row,
+        check_doc,
+        total_qty,
+        billed,
+        received,
+        receipt_bad,
+        rate_set,
+        pct,
+        absolute,
+        10**6 + qty_pct,
+    )
     # One PO line billed twice by one document: only lines of PO lines billed more than
     # once at all (a split delivery, a second invoice) can be, so only they are grouped.
-    shared_lines = rules.shared_lines()
     if len(shared_lines):
         twice = _group_sizes(ln_doc[shared_lines], row[shared_lines]) > 1
         sequential |= _docs_with(ln_doc[shared_lines[twice]], docs)
-    sequential |= _docs_with(rules.docs["sequential"], docs)
+    sequential |= _docs_with(line_docs["sequential"], docs)
 
     # -- 4. totals and gross ----------------------------------------------------------------
     net_sum = np.zeros(docs, dtype=np.int64)
@@ -963,13 +980,13 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     sequential |= _group_sizes(doc_key_code, kind, gross) > 1
 
     # -- 6. per document: reasons and notes --------------------------------------------------
-    reason = header_hold | _docs_with(rules.docs["reason"], docs)
-    note = _docs_with(rules.docs["note"], docs)
+    reason = header_hold | _docs_with(line_docs["reason"], docs)
+    note = _docs_with(line_docs["note"], docs)
     # A PO with several documents is independent only when all of them are clean and
     # their totals stay within what was ordered and received: any order then approves all.
     docs_on_po = np.bincount(t.doc_po[has_po], minlength=po_count) if po_count else np.zeros(0, np.int64)
     shared = has_po & (docs_on_po[po_index] > 1) if po_count else np.zeros(docs, np.bool_)
-    busy = _docs_with(rules.docs["busy"], docs)
+    busy = _docs_with(line_docs["busy"], docs)
     sequential |= shared & (reason | note | busy)
 
     # -- 7. close over shared state: credited invoices, then POs --------------------------
@@ -993,7 +1010,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     # -- 8. decide -------------------------------------------------------------------------
     decision = np.where(reason, _HOLD, _APPROVE).astype(np.int8)
     # Lines with each core exception, counted on the documents decided column-wise.
-    core_counts = {code: int((~sequential[rules.docs[code]]).sum()) for code in CORE_CODES}
+    core_counts = {code: int((~sequential[line_docs[code]]).sum()) for code in CORE_CODES}
     reference = t.reference_match(np.flatnonzero(sequential).tolist(), policy)
     for i, found_decision in reference.items():
         decision[i] = _KINDS.index(found_decision.decision)
@@ -1009,7 +1026,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
 
 
 _CHUNK_LINES = 1 << 15
-"""Invoice lines per block in :class:`_LineRules`: a block's columns stay in the CPU
+"""Invoice lines per block in :func:`_line_rules`: a block's columns stay in the CPU
 cache through the two dozen passes the rules make over them."""
 
 
@@ -1028,104 +1045,97 @@ def _docs_with(documents: Int64Array, docs: int) -> BoolArray:
     return mask
 
 
-class _LineRules:
+def _blocks(lines: int) -> Iterable[tuple[int, int]]:
+    """(start, end) of each block of :data:`_CHUNK_LINES` invoice lines."""
+    for start in range(0, lines, _CHUNK_LINES):
+        yield start, min(start + _CHUNK_LINES, lines)
+
+
+def _line_rules(
+    t: MatchTables,
+    found: BoolArray,
+    row: Int64Array,
+    check_doc: BoolArray,
+    total_qty: Int64Array,
+    billed: Int64Array,
+    received: Int64Array,
+    receipt_bad: BoolArray,
+    rate_set: Int64Array,
+    pct: int,
+    absolute: int,
+    factor: int,
+) -> tuple[dict[str, Int64Array], Int64Array]:
     """The line rules, block by block over the invoice lines.
 
     Each block of :data:`_CHUNK_LINES` lines is checked against its PO lines (price
     tolerance, VAT rate and category, arithmetic, quantity against ordered, received and
-    the total billed); what comes out is sparse: the documents (repeats allowed) with a
-    reason, a note, a busy PO line, or a line only the reference engine may decide, and
-    per core code the documents of the lines that have it. Done whole-column, a million
-    lines made every pass a trip to memory; in blocks the passes stay in cache.
+    the total billed). Done whole-column, a million lines made every pass a trip to
+    memory; in blocks the passes stay in cache.
+
+    Returns:
+        What comes out is sparse. Per key, the documents (repeats allowed) with a
+        ``reason``, a ``note``, a ``busy`` PO line (over what was ordered or received
+        all together), or a line only the reference engine may decide (``sequential``),
+        and per core code the documents of the lines that have it; and the lines whose
+        PO line is billed by more than one invoice line.
     """
-
-    def __init__(
-        self,
-        t: MatchTables,
-        found: BoolArray,
-        row: Int64Array,
-        check_doc: BoolArray,
-        total_qty: Int64Array,
-        billed: Int64Array,
-        received: Int64Array,
-        receipt_bad: BoolArray,
-    ) -> None:
-        self.t, self.found, self.row, self.check_doc = t, found, row, check_doc
-        self.total_qty, self.billed, self.received, self.receipt_bad = (
-            total_qty,
-            billed,
-            received,
-            receipt_bad,
+    parts: dict[str, list[Int64Array]] = {
+        key: [] for key in ("reason", "note", "busy", "sequential", *CORE_CODES)
+    }
+    shared_parts: list[Int64Array] = []
+    has_orders = len(t.ol_po) > 0
+    for start, end in _blocks(len(t.ln_doc)):
+        doc = t.ln_doc[start:end]
+        block_found, block_row = found[start:end], row[start:end]
+        qty, price, rate = t.ln_qty[start:end], t.ln_price[start:end], t.ln_rate[start:end]
+        allowed = np.zeros(len(rate), dtype=np.bool_)
+        for allowed_rate in rate_set.tolist():  # a handful of rates: a pass each
+            allowed |= rate == allowed_rate
+        vat_bad = ~allowed | ((rate == 0) != t.ln_zero_category[start:end])
+        arithmetic_off = t.ln_net[start:end] * 10**_SCALE != qty * price
+        not_on_po = check_doc[doc] & ~block_found
+        if has_orders:
+            po_price, po_rate = t.ol_price[block_row], t.ol_rate[block_row]
+            ordered, got, line_total = t.ol_qty[block_row], received[block_row], total_qty[block_row]
+            needs_receipt = block_found & t.ol_receipt[block_row]
+            bad_receipt, shared = receipt_bad[block_row], billed[block_row] > 1
+        else:  # nothing found: every value below is masked by ``block_found``
+            po_price = po_rate = ordered = got = line_total = np.zeros(len(doc), dtype=np.int64)
+            needs_receipt = bad_receipt = shared = np.zeros(len(doc), dtype=np.bool_)
+        over = price - po_price
+        price_differs = block_found & (over != 0)
+        price_over = price_differs & (over > 0) & ((over * 10**6 > po_price * pct) | (over > absolute))
+        rate_differs = block_found & (rate != po_rate)
+        # For a document alone on its PO line, its own quantity is the running total.
+        over_ordered = block_found & (qty * 10**6 > ordered * factor)
+        not_received = needs_receipt & (got <= 0)
+        over_received = needs_receipt & (got > 0) & (qty * 10**6 > got * factor)
+        busy = block_found & (
+            (line_total * 10**6 > ordered * factor) | (needs_receipt & (line_total * 10**6 > got * factor))
         )
-        self.parts: dict[str, list[Int64Array]] = {
-            key: [] for key in ("reason", "note", "busy", "sequential", "shared", *CORE_CODES)
-        }
-        self.docs: dict[str, Int64Array] = {}
-
-    def run(self, rate_set: Int64Array, pct: int, absolute: int, factor: int) -> None:
-        t, lines = self.t, len(self.t.ln_doc)
-        has_orders = len(t.ol_po) > 0
-        for start in range(0, lines, _CHUNK_LINES):
-            end = min(start + _CHUNK_LINES, lines)
-            doc = t.ln_doc[start:end]
-            found, row = self.found[start:end], self.row[start:end]
-            qty, price, rate = t.ln_qty[start:end], t.ln_price[start:end], t.ln_rate[start:end]
-            vat_bad = (rate == 0) != t.ln_zero_category[start:end]
-            allowed = np.zeros(len(rate), dtype=np.bool_)
-            for allowed_rate in rate_set.tolist():  # a handful of rates: a pass each
-                allowed |= rate == allowed_rate
-            vat_bad |= ~allowed
-            arithmetic_off = t.ln_net[start:end] * 10**_SCALE != qty * price
-            not_on_po = self.check_doc[doc] & ~found
-            if has_orders:
-                po_price, po_rate = t.ol_price[row], t.ol_rate[row]
-                ordered, got, line_total = t.ol_qty[row], self.received[row], self.total_qty[row]
-                needs_receipt = found & t.ol_receipt[row]
-                receipt_bad, shared = self.receipt_bad[row], self.billed[row] > 1
-            else:  # nothing found: every value below is masked by ``found``
-                po_price = po_rate = ordered = got = line_total = np.zeros(len(doc), dtype=np.int64)
-                needs_receipt = receipt_bad = shared = np.zeros(len(doc), dtype=np.bool_)
-            over = price - po_price
-            price_differs = found & (over != 0)
-            price_over = price_differs & (over > 0) & ((over * 10**6 > po_price * pct) | (over > absolute))
-            rate_differs = found & (rate != po_rate)
-            # For a document alone on its PO line, its own quantity is the running total.
-            over_ordered = found & (qty * 10**6 > ordered * factor)
-            not_received = needs_receipt & (got <= 0)
-            over_received = needs_receipt & (got > 0) & (qty * 10**6 > got * factor)
-            busy = found & (
-                (line_total * 10**6 > ordered * factor)
-                | (needs_receipt & (line_total * 10**6 > got * factor))
-            )
-            sequential = arithmetic_off | (
-                found & (receipt_bad | (line_total >= _UNIT_LIMIT) | (np.abs(got) >= _UNIT_LIMIT))
-            )
-            reason = (
-                vat_bad | not_on_po | price_over | rate_differs | over_ordered | not_received | over_received
-            )
-            note = arithmetic_off | (price_differs & ~price_over)
-            for key, mask in (
-                ("reason", reason),
-                ("note", note),
-                ("busy", busy),
-                ("sequential", sequential),
-                ("PRICE_OVER_TOLERANCE", price_over),
-                ("QTY_OVER_ORDERED", over_ordered),
-                ("QTY_OVER_RECEIVED", over_received),
-                ("NOT_RECEIVED", not_received),
-                ("LINE_NOT_ON_PO", not_on_po),
-            ):
-                self.parts[key].append(doc[mask])
-            self.parts["shared"].append(np.flatnonzero(found & shared) + start)
-        empty = np.zeros(0, dtype=np.int64)
-        self.docs = {
-            key: np.concatenate(found_parts) if found_parts else empty
-            for key, found_parts in self.parts.items()
-        }
-
-    def shared_lines(self) -> Int64Array:
-        """Lines whose PO line is billed by more than one invoice line."""
-        return self.docs["shared"]
+        sequential = arithmetic_off | (
+            block_found & (bad_receipt | (line_total >= _UNIT_LIMIT) | (np.abs(got) >= _UNIT_LIMIT))
+        )
+        reason = vat_bad | not_on_po | price_over | rate_differs | over_ordered | not_received | over_received
+        note = arithmetic_off | (price_differs & ~price_over)
+        for key, mask in (
+            ("reason", reason),
+            ("note", note),
+            ("busy", busy),
+            ("sequential", sequential),
+            ("PRICE_OVER_TOLERANCE", price_over),
+            ("QTY_OVER_ORDERED", over_ordered),
+            ("QTY_OVER_RECEIVED", over_received),
+            ("NOT_RECEIVED", not_received),
+            ("LINE_NOT_ON_PO", not_on_po),
+        ):
+            parts[key].append(doc[mask])
+        shared_parts.append(np.flatnonzero(block_found & shared) + start)
+    empty = np.zeros(0, dtype=np.int64)
+    return (
+        {key: np.concatenate(found_parts) if found_parts else empty for key, found_parts in parts.items()},
+        np.concatenate(shared_parts) if shared_parts else empty,
+    )
 
 
 def _vat_per_document(
@@ -1145,7 +1155,7 @@ def _vat_per_document(
     if missing.any():
         rates = np.union1d(rates, rate[missing])
         slot = np.searchsorted(rates, rate)
-    if len(rates) * docs <= 8 * len(rate) + _DIRECT_SLACK:
+    if _direct(len(rates) * docs, len(rate), per_row=8):
         grid = np.zeros(docs * len(rates), dtype=np.int64)
         np.add.at(grid, ln_doc * len(rates) + slot, net)
         cells = grid.reshape(docs, len(rates))
@@ -1173,12 +1183,6 @@ def _vat_per_document(
     np.add.at(vat, d_sorted[starts], pennies * 100)
 
 
-def _take(values: npt.NDArray[Any], row: Int64Array) -> npt.NDArray[Any]:
-    """``values[row]``, or zeros when there is nothing to take from (no order lines:
-    every lookup missed, and the zeros are masked by ``found``)."""
-    return values[row] if len(values) else np.zeros(len(row), dtype=values.dtype)
-
-
 class _LineLookup:
     """The order-book row of a (PO code, line number), for many at once.
 
@@ -1191,7 +1195,7 @@ class _LineLookup:
         valid = ~bad
         self.rows_valid = np.flatnonzero(valid)
         self.width = int(line[valid].max()) + 1 if len(self.rows_valid) else 1
-        self.direct = po_count * self.width <= 4 * len(po) + _DIRECT_SLACK
+        self.direct = _direct(po_count * self.width, len(po))
         if self.direct:
             self.table = np.full(po_count * self.width, -1, dtype=np.int64)
             self.table[po[valid] * self.width + line[valid]] = self.rows_valid
