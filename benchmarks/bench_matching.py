@@ -137,7 +137,7 @@ def generate(lines: int, seed: int = 7) -> dict[str, dict[str, list[Any]]]:
 
 def to_models(data: dict[str, dict[str, list[Any]]]) -> tuple[list[Any], list[Any], list[Any]]:
     """Domain models without re-validation (``model_construct``)."""
-    from bots.models import (
+    from bots.domain.models import (
         DocumentTotals,
         Invoice,
         InvoiceLine,
@@ -220,7 +220,7 @@ def to_models(data: dict[str, dict[str, list[Any]]]) -> tuple[list[Any], list[An
 
 def match_columns(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
     """The same data as ``to_models``, as the columns of ``MatchTables.from_columns``."""
-    from bots.models import money
+    from bots.domain.models import money
 
     ol, rl, il, ih = data["order_lines"], data["receipt_lines"], data["invoice_lines"], data["invoices"]
     n_orders = len(ol["po"])
@@ -317,9 +317,9 @@ def engine_worker(lines: int) -> dict[str, Any]:
     """The engine as it runs on bulk data: columns loaded into ``MatchTables`` (timed
     apart, like DuckDB's load), then ``match_tables``; then the full decisions with
     their messages (``MatchResult.decisions()``), timed apart too."""
-    from bots.match_tables import CORE_CODES as TABLE_CODES
-    from bots.match_tables import MatchTables, match_tables
-    from bots.matching import MatchingPolicy
+    from bots.domain.match_tables import CORE_CODES as TABLE_CODES
+    from bots.domain.match_tables import MatchTables, match_tables
+    from bots.domain.matching import MatchingPolicy
 
     # A small warm-up loads the modules the engine imports on first use (as DuckDB's
     # are loaded by connect); the first run on the real data is still reported apart.
@@ -386,7 +386,7 @@ def engine_worker(lines: int) -> dict[str, Any]:
 def reference_worker(lines: int) -> dict[str, Any]:
     """The reference engine (``match_invoices``) on domain models: the readable
     statement of every rule, and what ``match_tables`` must equal."""
-    from bots.matching import MatchingPolicy, match_invoices
+    from bots.domain.matching import MatchingPolicy, match_invoices
 
     t0 = time.perf_counter()
     data = generate(lines)
@@ -401,7 +401,7 @@ def reference_worker(lines: int) -> dict[str, Any]:
     # What procbots match, the flow and the inbox bot run on the same models:
     # match_documents (tables of the models, match_tables, then every decision with its
     # messages). Its list must be the reference engine's.
-    from bots.match_tables import match_documents
+    from bots.domain.match_tables import match_documents
 
     t0 = time.perf_counter()
     product = match_documents(orders, receipts, invoices, MatchingPolicy())

@@ -43,8 +43,8 @@ def _bare(payloads: list[dict[str, Any]]) -> float:
 
 
 def _runner(items: int, folder: Path, *, audit: bool) -> tuple[float, int]:
-    from bots.runner import Runner
-    from bots.workitems import Ledger, WorkItem
+    from bots.runtime.ledger import Ledger, WorkItem
+    from bots.runtime.runner import Runner
     from config.logging import configure_logging
     from config.settings import Settings
     from connectors.audit import AuditLog

@@ -62,9 +62,9 @@ from typing import Any, Final, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bots.errors import BusinessError
-from bots.identifiers import check_companies_house, check_cpv, check_gb_vat, check_ods_code
-from bots.models import Contract, Procedure, money
+from bots.domain.errors import BusinessError
+from bots.domain.identifiers import check_companies_house, check_cpv, check_gb_vat, check_ods_code
+from bots.domain.models import Contract, Procedure, money
 
 __all__ = [
     "BOT",
@@ -289,7 +289,7 @@ def validate_contract(
     high_value_threshold: Decimal = HIGH_VALUE_THRESHOLD,
     extra_problems: Iterable[ContractProblem] = (),
 ) -> Contract:
-    """The :class:`~bots.models.Contract` the metadata describes, or every reason it cannot be.
+    """The :class:`~bots.domain.models.Contract` the metadata describes, or every reason it cannot be.
 
     Args:
         metadata: field -> cell value (a :class:`ContractRow` dump, or a JSON sidecar).
@@ -1178,7 +1178,7 @@ def run_contract_uploads(
         result.quarantined_metadata.append(f"{claims[path].original_name}: {problem.message}")
 
     if ledger is None:
-        from bots.workitems import Ledger
+        from bots.runtime.ledger import Ledger
 
         ledger = Ledger.from_settings(settings)
     jobs: dict[str, ContractJob] = {}
@@ -1341,8 +1341,8 @@ def _run_portal(
     import concurrent.futures
     import contextlib
 
-    from bots.errors import SessionExpired
-    from bots.runner import Runner
+    from bots.domain.errors import SessionExpired
+    from bots.runtime.runner import Runner
     from connectors.portal.pages.base import PortalSession
 
     runner = Runner(ledger, BOT, settings=settings, run_id=run_id)
@@ -1355,7 +1355,7 @@ def _run_portal(
             and not Path(job.document_path).exists()
             and not item.done_step("uploaded")
         ):
-            from bots.errors import ApplicationError
+            from bots.domain.errors import ApplicationError
 
             raise ApplicationError(
                 "DOCUMENT_NOT_AVAILABLE",
@@ -1363,7 +1363,7 @@ def _run_portal(
             )
         contract, sha256 = check_job(job, max_document_bytes=max_document_bytes)
         if worker is None:
-            from bots.errors import ApplicationError
+            from bots.domain.errors import ApplicationError
 
             raise ApplicationError(
                 "NO_BROWSER", f"{job.source}: planned without a browser, yet it passed its checks"

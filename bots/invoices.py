@@ -9,8 +9,8 @@ put it on Hold with a reason. This bot does that round for every open document:
    PEPPOL UBL XML, and the portal's CSV exports of the order book and goods
    receipts. The files are kept in the run's work folder, so
    ``procbots match --orders ... --receipts ... --invoices ...`` replays the run.
-2. **Match** with :func:`bots.match_tables.match_documents` (the decisions of
-   :func:`bots.matching.match_invoices`, column-wise for a large inbox; policy from settings).
+2. **Match** with :func:`bots.domain.match_tables.match_documents` (the decisions of
+   :func:`bots.domain.matching.match_invoices`, column-wise for a large inbox; policy from settings).
 3. **Decide in the portal**, as work items of the ledger (idempotency key: supplier
    VAT number + invoice number, see :func:`idempotency_key`), N browser contexts
    at once: for each *open* (``received``) document, read its current status on
@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from bots.errors import ApplicationError, BusinessError, classify
-from bots.match_tables import match_documents
-from bots.matching import Decision, MatchingPolicy, normalise_invoice_number, normalise_vat
-from bots.models import GoodsReceipt, Invoice, PurchaseOrder
-from bots.portal_bot import PortalBot, PortalWorker
-from bots.workitems import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
+from bots.domain.errors import ApplicationError, BusinessError, classify
+from bots.domain.match_tables import match_documents
+from bots.domain.matching import Decision, MatchingPolicy, normalise_invoice_number, normalise_vat
+from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
+from bots.runtime.ledger import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
+from bots.runtime.portal_bot import PortalBot, PortalWorker
 from config.logging import get_logger
 from connectors.audit import audit_event
 from connectors.portal.pages.base import LoginRejected, PortalCredentials
@@ -65,7 +65,7 @@ from connectors.portal.pages.login import LoginPage
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-    from bots.runner import RunSummary as RunnerSummary
+    from bots.runtime.runner import RunSummary as RunnerSummary
     from config.settings import Settings
     from connectors.peppol import PeppolDocument
 
@@ -151,7 +151,7 @@ def hold_note(decision: Decision, limit: int = NOTE_LIMIT) -> str:
     """The note a clerk reads in the portal: every reason with the line it concerns.
 
     Example:
-        >>> from bots.matching import Reason
+        >>> from bots.domain.matching import Reason
         >>> d = Decision("INV-1", "GB980780684", "invoice", "hold",
         ...              (Reason("NOT_RECEIVED", 2, "Line 2: nothing received yet"),))
         >>> hold_note(d)
@@ -597,7 +597,7 @@ class InvoiceInboxBot(PortalBot):
 
     async def run(self, browser: Browser, *, workers: int | None = None) -> InboxRunResult:
         """Collect, match, decide every open document, write the report."""
-        from bots.runner import Runner
+        from bots.runtime.runner import Runner
 
         async with self.worker(browser) as collector:
             snapshot = await self.collect(collector)

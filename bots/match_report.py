@@ -11,7 +11,7 @@ Sheets, written through :func:`connectors.excel.write_report`:
 * **By supplier** and **Notes** (facts that did not change a decision, such as an
   under-priced line or a rounding difference accepted).
 
-The decisions come from :mod:`bots.matching`; this module only lays them out.
+The decisions come from :mod:`bots.domain.matching`; this module only lays them out.
 
 Example:
     >>> decisions = match_invoices(orders, receipts, invoices)  # doctest: +SKIP
@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bots.matching import Decision, summarise
+from bots.domain.matching import Decision, summarise
 from connectors.excel import ChartSpec, Column, Sheet, Summary, write_report
 
 __all__ = ["write_match_report"]

@@ -48,11 +48,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bots.errors import BusinessError, SessionExpired
-from bots.identifiers import check_gb_vat, check_gtin, check_ods_code
-from bots.models import Party, POLine, PurchaseOrder, Supplier, money
-from bots.portal_bot import PortalBot, PortalWorker
-from bots.workitems import Evidence, Ledger, WorkItem
+from bots.domain.errors import BusinessError, SessionExpired
+from bots.domain.identifiers import check_gb_vat, check_gtin, check_ods_code
+from bots.domain.models import Party, POLine, PurchaseOrder, Supplier, money
+from bots.runtime.ledger import Evidence, Ledger, WorkItem
+from bots.runtime.portal_bot import PortalBot, PortalWorker
 from config.logging import get_logger
 from connectors.audit import audit_event
 from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
@@ -1072,7 +1072,7 @@ async def raise_purchase_orders(
 
     from playwright.async_api import async_playwright
 
-    from bots.runner import Runner
+    from bots.runtime.runner import Runner
     from connectors.portal.browser import launch_chromium_async
 
     if settings is None:

@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bots.identifiers import check_gb_vat
-from bots.models import (
+from bots.domain.identifiers import check_gb_vat
+from bots.domain.models import (
     CreditNote,
     DocumentTotals,
     GoodsReceipt,
@@ -470,7 +470,7 @@ def load_invoice_rows(
 
     Totals are computed from the lines (net to the penny; VAT as stated per line where the
     ``vat_amount`` column is filled, else per rate group); credit notes come back as
-    :class:`~bots.models.CreditNote`.
+    :class:`~bots.domain.models.CreditNote`.
     """
     result = read_table(path, InvoiceRow, aliases=aliases, sheet=sheet)
     if warnings is not None:

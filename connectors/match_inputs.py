@@ -2,7 +2,7 @@
 
 ``procbots match`` and the ``invoice-matching`` flow's file mode read the same files
 the same way through these functions. Each returns models ready for
-:func:`bots.matching.match_invoices`, or raises :class:`MatchInputError` whose message
+:func:`bots.domain.matching.match_invoices`, or raises :class:`MatchInputError` whose message
 names every bad file, row and field (the first 50 of them). Nothing is returned half
 read: a half-read order book would turn good invoices into ``PO_NOT_FOUND`` holds.
 
@@ -17,7 +17,7 @@ option a file came in by (``--orders``, ``--invoices``, ...), as both callers ta
 files through options of those names.
 
 Example:
-    >>> from bots.matching import match_invoices
+    >>> from bots.domain.matching import match_invoices
     >>> from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
     >>> decisions = match_invoices(  # doctest: +SKIP
     ...     load_orders(Path("orders.csv")),
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from bots.matching import MatchingPolicy
-    from bots.models import GoodsReceipt, Invoice, PurchaseOrder
+    from bots.domain.matching import MatchingPolicy
+    from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 
 __all__ = ["MatchInputError", "load_invoices", "load_orders", "load_policy", "load_receipts"]
 
@@ -54,7 +54,7 @@ class MatchInputError(Exception):
 def load_policy(path: Path | None) -> MatchingPolicy:
     """The configured matching policy (settings), with a policy TOML file layered over it.
 
-    The file holds :class:`~bots.matching.MatchingPolicy` fields, with per-supplier
+    The file holds :class:`~bots.domain.matching.MatchingPolicy` fields, with per-supplier
     overrides in ``[suppliers."GB..."]`` tables (added to the configured ones); a whole
     procbots config with just a ``[matching]`` table is accepted too.
 
@@ -68,7 +68,7 @@ def load_policy(path: Path | None) -> MatchingPolicy:
     """
     from pydantic import ValidationError
 
-    from bots.matching import MatchingPolicy
+    from bots.domain.matching import MatchingPolicy
     from config.settings import get_settings
 
     base = MatchingPolicy.from_settings(get_settings().matching)
@@ -136,7 +136,7 @@ def load_invoices(paths: Iterable[Path]) -> list[Invoice]:
     """The invoices and credit notes of UBL XML and CSV/XLSX files and folders, all or none.
 
     A folder stands for its ``.xml``, ``.csv``, ``.xlsx`` and ``.xlsm`` files, in name
-    order. Credit notes come back as :class:`~bots.models.CreditNote`.
+    order. Credit notes come back as :class:`~bots.domain.models.CreditNote`.
 
     Raises:
         MatchInputError: no file given, a file or folder missing or of another kind, a UBL
@@ -146,7 +146,7 @@ def load_invoices(paths: Iterable[Path]) -> list[Invoice]:
     Example:
         >>> documents = load_invoices([Path("inbox/"), Path("extra/INV-1001.xml")])  # doctest: +SKIP
     """
-    from bots.models import Invoice
+    from bots.domain.models import Invoice
     from connectors.formats import load_invoice_rows
     from connectors.peppol import PeppolError, read_document
     from connectors.rows import SpreadsheetError

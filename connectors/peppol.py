@@ -1,6 +1,6 @@
 """PEPPOL BIS 3 documents (UBL 2.1): read invoices, credit notes, orders and despatch
 advices into the domain models, check their EN 16931 arithmetic, and write a PEPPOL
-BIS Order 3 from a :class:`~bots.models.PurchaseOrder`.
+BIS Order 3 from a :class:`~bots.domain.models.PurchaseOrder`.
 
 Suppliers send what they send. Parsing goes through :mod:`defusedxml` with DTDs
 refused, so no XXE, no entity expansion ("billion laughs") and no external fetches,
@@ -43,8 +43,8 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 from defusedxml import ElementTree as DefusedET
 from pydantic import BaseModel, ValidationError
 
-from bots.identifiers import check_companies_house, check_gb_vat, check_gln, check_gtin, check_ods_code
-from bots.models import (
+from bots.domain.identifiers import check_companies_house, check_gb_vat, check_gln, check_gtin, check_ods_code
+from bots.domain.models import (
     CreditNote,
     DespatchAdvice,
     DespatchLine,
@@ -210,8 +210,8 @@ DomainDocument: TypeAlias = Invoice | CreditNote | PurchaseOrder | DespatchAdvic
 class PeppolDocument:
     """A PEPPOL document as read: what it states, the domain model, and findings.
 
-    ``model`` is an :class:`~bots.models.Invoice`, :class:`~bots.models.CreditNote`,
-    :class:`~bots.models.PurchaseOrder` or :class:`~bots.models.DespatchAdvice`.
+    ``model`` is an :class:`~bots.domain.models.Invoice`, :class:`~bots.domain.models.CreditNote`,
+    :class:`~bots.domain.models.PurchaseOrder` or :class:`~bots.domain.models.DespatchAdvice`.
     """
 
     document_type: DocumentType

@@ -50,7 +50,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from bots.memory import paused_gc
+from bots.domain.memory import paused_gc
 
 __all__ = [
     "BOOL",

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from bots.workitems import Ledger
+    from bots.runtime.ledger import Ledger
     from config.settings import Settings
 
 __all__ = [
@@ -650,7 +650,7 @@ class Demo:
         for name in ("outbox", "evidence", "audit", "quarantine"):
             settings.paths.resolve(name).mkdir(parents=True, exist_ok=True)
 
-        from bots.workitems import Ledger
+        from bots.runtime.ledger import Ledger
 
         # Made here, before any flow, so the schema exists when the flows and the progress
         # bars open it at once; read-only from here on (no audit hook).

@@ -45,7 +45,7 @@ from flows.common import (
 )
 
 if TYPE_CHECKING:
-    from bots.matching import Decision
+    from bots.domain.matching import Decision
 
 __all__ = [
     "InvoiceMatchingParameters",
@@ -157,8 +157,8 @@ def _hold_reasons(decisions: list[Decision]) -> list[dict[str, Any]]:
 
 def _match_files(params: InvoiceMatchingParameters) -> MatchingOutcome:
     """File mode: the :mod:`connectors.match_inputs` loaders and engine, and the report workbook."""
+    from bots.domain.match_tables import match_documents
     from bots.match_report import write_match_report
-    from bots.match_tables import match_documents
     from config.settings import get_settings
     from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
 

@@ -122,7 +122,7 @@ def result_rows(runs: list[PurchaseOrderRun]) -> list[dict[str, Any]]:
 @task(name="raise-purchase-orders")
 def raise_purchase_orders_task(source: str, params: PurchaseOrdersParameters) -> PurchaseOrderRun:
     """One requisition file through the bot (its runner loops over the requisitions)."""
-    from bots.models import Party
+    from bots.domain.models import Party
     from bots.purchase_orders import run_purchase_orders
 
     run_id = current_flow_run_id()

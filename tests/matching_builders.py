@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from bots.models import (
+from bots.domain.models import (
     DocumentTotals,
     GoodsReceipt,
     Invoice,

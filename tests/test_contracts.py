@@ -32,7 +32,7 @@ from bots.contracts import (
     validate_contract,
     write_contracts_report,
 )
-from bots.identifiers import gb_vat_check_digits
+from bots.domain.identifiers import gb_vat_check_digits
 from sandbox.pdf import text_pdf
 
 TODAY = dt.date(2026, 5, 1)

@@ -18,7 +18,7 @@ import pytest
 from openpyxl import load_workbook
 
 from bots.contracts import run_contract_uploads
-from bots.workitems import Ledger
+from bots.runtime.ledger import Ledger
 from sandbox.server import SandboxServer
 from tests.plugins.sandbox import SANDBOX_PASSWORD
 from tests.test_contracts import TODAY, Drop, build_drop

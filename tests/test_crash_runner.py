@@ -48,8 +48,8 @@ def worker_main(argv: list[str]) -> int:
 
     ``--plain`` processes without side effects (it only notes which items it got).
     """
-    from bots.runner import Runner
-    from bots.workitems import Ledger, WorkItem
+    from bots.runtime.ledger import Ledger, WorkItem
+    from bots.runtime.runner import Runner
     from config.settings import Settings
 
     ledger_url, target_path, owner = argv[:3]
@@ -147,7 +147,7 @@ def done_count(ledger_path: Path) -> int:
 
 @pytest.mark.slow
 def test_sigkilled_worker_leaves_every_purchase_order_created_exactly_once(tmp_path: Path) -> None:
-    from bots.workitems import ItemState, Ledger
+    from bots.runtime.ledger import ItemState, Ledger
 
     ledger_path = tmp_path / "ledger.db"
     url = f"sqlite:///{ledger_path}"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.errors import BusinessError, PortalTimeout
-from bots.runner import Runner
-from bots.workitems import ItemState, Ledger, WorkItem
+from bots.domain.errors import BusinessError, PortalTimeout
+from bots.runtime.ledger import ItemState, Ledger, WorkItem
+from bots.runtime.runner import Runner
 from config.settings import Settings
 
 PASSWORD = "Kn0wn-Pa55word-7731"

@@ -13,7 +13,7 @@ import pytest
 from openpyxl import Workbook
 from pydantic import ValidationError
 
-from bots.models import POLine, PurchaseOrder
+from bots.domain.models import POLine, PurchaseOrder
 from connectors.formats import InvoiceRow, OrderRow, ReceiptRow, load_orders
 from connectors.rows import CellProblem, RowSchema, build_validated, paused_gc, to_decimal
 

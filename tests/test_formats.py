@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.models import CreditNote, Invoice
+from bots.domain.models import CreditNote, Invoice
 from connectors.formats import load_invoice_rows, load_orders, load_receipts
 from connectors.rows import HeaderError, RowError, SpreadsheetError
 

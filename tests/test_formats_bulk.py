@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.models import POLine, PurchaseOrder
+from bots.domain.models import POLine, PurchaseOrder
 from connectors.formats import OrderRow, _bulk_load_gc, _po_line, load_orders
 
 

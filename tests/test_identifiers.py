@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.identifiers import (
+from bots.domain.identifiers import (
     IdentifierError,
     check_companies_house,
     check_cpv,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE_MODULES = ["bots/models.py", "bots/identifiers.py", "bots/matching.py"]
+PURE_MODULES = ["bots/domain/models.py", "bots/domain/identifiers.py", "bots/domain/matching.py"]
 FORBIDDEN = {"prefect", "playwright", "openpyxl", "python_calamine", "sqlalchemy", "httpx", "requests",
              "socket", "subprocess", "connectors", "flows", "sandbox", "structlog", "defusedxml", "os", "io",
              "pathlib", "shutil", "sqlite3", "urllib"}

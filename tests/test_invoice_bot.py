@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from bots.domain.matching import Decision, Reason, match_invoices, normalise_vat
+from bots.domain.models import Invoice
 from bots.invoices import (
     BOT,
     DECIDED,
@@ -32,9 +34,7 @@ from bots.invoices import (
     plan_tasks,
     run_inbox,
 )
-from bots.matching import Decision, Reason, match_invoices, normalise_vat
-from bots.models import Invoice
-from bots.workitems import ItemState, Ledger
+from bots.runtime.ledger import ItemState, Ledger
 from connectors.portal.pages.base import PortalCredentials
 from connectors.portal.pages.invoices import InvoiceDetailPage
 from sandbox.server import SandboxServer

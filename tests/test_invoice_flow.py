@@ -34,7 +34,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _engine_counts(sample: Path) -> Counter[str]:
-    from bots.matching import match_invoices
+    from bots.domain.matching import match_invoices
     from connectors.match_inputs import load_invoices, load_orders, load_receipts
 
     decisions = match_invoices(

@@ -10,7 +10,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from bots.models import CreditNote, Invoice
+from bots.domain.models import CreditNote, Invoice
 from connectors.match_inputs import (
     MatchInputError,
     load_invoices,

@@ -1,5 +1,5 @@
-"""The column-wise matcher (``bots.match_tables``) gives exactly the decisions of the
-reference engine (``bots.matching.match_invoices``), messages and order included: on
+"""The column-wise matcher (``bots.domain.match_tables``) gives exactly the decisions of the
+reference engine (``bots.domain.matching.match_invoices``), messages and order included: on
 every named scenario, on generated order books and invoice runs, on bulk columns, and
 on values too large or too fine for its integer columns."""
 
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from benchmarks.bench_matching import generate, to_models
-from bots.match_tables import MatchResult, MatchTables, match_tables
-from bots.matching import MatchingPolicy, match_invoices
-from bots.models import Invoice
+from bots.domain.match_tables import MatchResult, MatchTables, match_tables
+from bots.domain.matching import MatchingPolicy, match_invoices
+from bots.domain.models import Invoice
 from tests.matching_builders import SUPPLIER_B, invoice, order, receipt
 from tests.test_matching import SCENARIOS, Scenario
 from tests.test_matching_properties import World, worlds
@@ -167,8 +167,8 @@ def test_the_same_invoice_object_twice_is_two_documents_as_in_the_reference_engi
 def test_financial_years_column_wise_equal_the_date_by_date_rule() -> None:
     import numpy as np
 
-    from bots.match_tables import _financial_years
-    from bots.matching import financial_year
+    from bots.domain.match_tables import _financial_years
+    from bots.domain.matching import financial_year
 
     days = [dt.date(1899, 3, 31) + dt.timedelta(days=k) for k in range(0, 80_000, 7)]
     days += [dt.date(2025, 3, 31), dt.date(2025, 4, 1), dt.date(1969, 12, 31), dt.date(1970, 1, 1)]
@@ -178,7 +178,7 @@ def test_financial_years_column_wise_equal_the_date_by_date_rule() -> None:
 
 def test_match_documents_is_match_invoices_on_every_named_scenario() -> None:
     """What procbots match, the flow and the inbox bot call returns the reference list."""
-    from bots.match_tables import match_documents
+    from bots.domain.match_tables import match_documents
 
     for param in SCENARIOS:
         scenario = param.values[0]

@@ -1,5 +1,5 @@
-"""Adversarial equality of the column-wise matcher (``bots.match_tables``) and the
-reference engine (``bots.matching.match_invoices``).
+"""Adversarial equality of the column-wise matcher (``bots.domain.match_tables``) and the
+reference engine (``bots.domain.matching.match_invoices``).
 
 The generated order books are built to sit on the edges of the rules the column-wise
 path decides itself: prices exactly at, a ten-thousandth under and over the stricter of
@@ -27,9 +27,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bots.match_tables import MatchResult, MatchTables, match_tables
-from bots.matching import MatchingPolicy, match_invoices
-from bots.models import GoodsReceipt, Invoice, PurchaseOrder
+from bots.domain.match_tables import MatchResult, MatchTables, match_tables
+from bots.domain.matching import MatchingPolicy, match_invoices
+from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 from tests.matching_builders import invoice, order, receipt
 
 D = Decimal

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bots.match_tables import MatchTables, match_tables
-from bots.matching import match_invoices
-from bots.models import GoodsReceipt, Invoice, ReceiptLine
+from bots.domain.match_tables import MatchTables, match_tables
+from bots.domain.matching import match_invoices
+from bots.domain.models import GoodsReceipt, Invoice, ReceiptLine
 from tests.matching_builders import invoice, order, receipt
 from tests.test_match_tables_adversarial import Run, runs
 from tests.test_match_tables_adversarial import _same as adversarial_same
@@ -130,7 +130,7 @@ KNOBS = {
 def test_every_path_decides_as_the_reference_engine_on_the_named_scenarios(
     knobs: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bots.match_tables as module
+    import bots.domain.match_tables as module
     from tests.test_matching import SCENARIOS, Scenario
 
     for name, value in knobs.items():
@@ -154,7 +154,7 @@ def test_every_path_decides_as_the_reference_engine_on_the_named_scenarios(
 def test_every_path_decides_as_the_reference_engine_on_adversarial_runs(
     run: Run, knobs: dict[str, int]
 ) -> None:
-    import bots.match_tables as module
+    import bots.domain.match_tables as module
 
     with pytest.MonkeyPatch.context() as patch:
         for name, value in knobs.items():
@@ -170,7 +170,7 @@ def test_one_po_line_billed_twice_by_one_invoice_is_the_reference_engines(
     over it: the reference engine counts them cumulatively (over-billed); the column-wise
     rules see each line alone, so such a document must go to the reference engine, also
     when its lines sit in a later block of lines than the first."""
-    import bots.match_tables as module
+    import bots.domain.match_tables as module
 
     monkeypatch.setattr(module, "_CHUNK_LINES", block)
     orders = [

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bots.matching import (
+from bots.domain.matching import (
     Decision,
     MatchingPolicy,
     financial_year,
@@ -22,7 +22,7 @@ from bots.matching import (
     one_edit_apart,
     summarise,
 )
-from bots.models import GoodsReceipt, Invoice, PurchaseOrder
+from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 from tests.matching_builders import DAY, SUPPLIER_A, SUPPLIER_B, invoice, order, receipt
 
 D = Decimal

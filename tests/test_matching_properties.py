@@ -11,8 +11,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bots.matching import MatchingPolicy, match_invoices
-from bots.models import GoodsReceipt, Invoice, PurchaseOrder
+from bots.domain.matching import MatchingPolicy, match_invoices
+from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 from tests.matching_builders import SUPPLIER_A, SUPPLIER_B, invoice, order, receipt
 
 D = Decimal
@@ -90,7 +90,7 @@ def test_input_order_never_changes_decisions(world: World, data: st.DataObject) 
     )
     assert _run(shuffled) == expected
     # procbots' own path (the column-wise engine) on the shuffled inputs: the same list.
-    from bots.match_tables import match_documents
+    from bots.domain.match_tables import match_documents
 
     bulk = match_documents(shuffled.orders, shuffled.receipts, shuffled.invoices)
     assert [d.to_dict() for d in bulk] == expected

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.models import CreditNote, DespatchAdvice, Invoice, PurchaseOrder
+from bots.domain.models import CreditNote, DespatchAdvice, Invoice, PurchaseOrder
 from connectors.peppol import (
     NAMESPACES,
     PeppolDocument,

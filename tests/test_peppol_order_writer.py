@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bots.identifiers import gtin_check_digit
-from bots.models import Party, POLine, PurchaseOrder
+from bots.domain.identifiers import gtin_check_digit
+from bots.domain.models import Party, POLine, PurchaseOrder
 from connectors.peppol import (
     NAMESPACES,
     ORDER_CUSTOMIZATION_ID,

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import SecretStr
 
-from bots.errors import BusinessError, PortalUnavailable
-from bots.models import POLine, PurchaseOrder
+from bots.domain.errors import BusinessError, PortalUnavailable
+from bots.domain.models import POLine, PurchaseOrder
 from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
 from connectors.portal.pages.login import LoginPage
 from connectors.portal.pages.new_po import NewPurchaseOrderPage

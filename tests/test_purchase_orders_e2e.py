@@ -27,7 +27,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from bots.models import POLine, PurchaseOrder
+from bots.domain.models import POLine, PurchaseOrder
 from bots.purchase_orders import (
     BOT,
     STATUS_BUSINESS,
@@ -280,7 +280,7 @@ def test_under_chaos_every_valid_requisition_gets_exactly_one_po_and_errors_keep
 ) -> None:
     """error_rate=0.1, 20 s sessions, shuffled forms, 100 ms latency: still one PO per valid
     requisition with the right lines, and every system error recorded with evidence files."""
-    from bots.workitems import Ledger
+    from bots.runtime.ledger import Ledger
 
     server = sandbox_factory(seed=SEED, orders=SEEDED_ORDERS, chaos=CHAOS)
     source = write_requisitions(tmp_path / "requisitions.xlsx", 50, INVALID)
@@ -331,7 +331,7 @@ def test_a_run_killed_after_the_portal_created_the_po_does_not_raise_it_twice(
 ) -> None:
     """SIGKILL between the portal's confirmation and the checkpoint; the rerun takes the
     item back when its lease expires, finds the PO by requisition reference, and records it."""
-    from bots.workitems import Ledger
+    from bots.runtime.ledger import Ledger
 
     server, prefix = po_portal, "C-"
     source = write_requisitions(tmp_path / "requisitions.xlsx", 2, prefix=prefix)

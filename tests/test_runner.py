@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bots.errors import BusinessError, PortalUnavailable, SessionExpired, as_bot_error, classify
-from bots.runner import Runner
-from bots.workitems import Evidence, ItemState, Ledger, WorkItem
+from bots.domain.errors import BusinessError, PortalUnavailable, SessionExpired, as_bot_error, classify
+from bots.runtime.ledger import Evidence, ItemState, Ledger, WorkItem
+from bots.runtime.runner import Runner
 from config.settings import Settings
 
 BOT = "purchase_orders"

@@ -15,7 +15,7 @@ ITEMS = 1000
 
 
 def _run_two_workers(url: str, tmp_path: Path) -> None:
-    from bots.workitems import ItemState, Ledger
+    from bots.runtime.ledger import ItemState, Ledger
 
     ledger = Ledger(url, audit=False)
     ledger.add_many(BOT, [(f"REQ-{n:05d}", {"n": n}) for n in range(ITEMS)])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.identifiers import check_gb_vat, check_gtin
+from bots.domain.identifiers import check_gb_vat, check_gtin
 from sandbox.chaos import ChaosError, ChaosSpec
 from sandbox.datafiles import ORDER_COLUMNS, RECEIPT_COLUMNS, REQUISITION_COLUMNS, write_input_files
 from sandbox.seed import SCENARIOS, gb_vat, generate, gtin13, vat_is_valid

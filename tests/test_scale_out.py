@@ -131,7 +131,7 @@ def test_two_workers_share_one_batch_on_postgresql_each_invoice_decided_once(
     from sqlalchemy import text
 
     from bots.invoices import BOT, DECIDED, STATUS_OF
-    from bots.workitems import Ledger
+    from bots.runtime.ledger import Ledger
 
     server, ledger_url = scale_out_server
     portal, batch = batch_portal

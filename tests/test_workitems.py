@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from bots.errors import LeaseLost
-from bots.workitems import SCHEMA_VERSION, ItemState, Ledger
+from bots.domain.errors import LeaseLost
+from bots.runtime.ledger import SCHEMA_VERSION, ItemState, Ledger
 
 
 class Requisition(BaseModel):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bots.workitems import ItemState, Ledger
+from bots.runtime.ledger import ItemState, Ledger
 from flows.cli import app
 
 

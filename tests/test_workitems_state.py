@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from bots.errors import LeaseLost
-from bots.workitems import ACTIVE_STATES, ItemState, Ledger, WorkItem
+from bots.domain.errors import LeaseLost
+from bots.runtime.ledger import ACTIVE_STATES, ItemState, Ledger, WorkItem
 
 KEYS = [f"REQ-{n:04d}" for n in range(6)]
 WORKERS = ["w0", "w1", "w2"]

@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bots.workitems import Evidence
+from bots.domain.evidence import Evidence
 from config.logging import get_logger, redact, registered_secrets
 from connectors.portal.browser import TRACING_MARK
 
@@ -163,7 +163,7 @@ async def capture_evidence(page: Page, item_dir: Path) -> list[Evidence]:
     """Saves a masked full-page screenshot, the HTML and the trace chunk into ``item_dir``.
 
     Returns:
-        one :class:`~bots.workitems.Evidence` (path, SHA-256) per file written.
+        one :class:`~bots.runtime.ledger.Evidence` (path, SHA-256) per file written.
     """
     item_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -1,6 +1,6 @@
 """Browser worker sessions: one traced context and page per runner worker.
 
-:func:`browser_worker` is the ``worker_setup`` of :meth:`bots.runner.Runner.run_async`
+:func:`browser_worker` is the ``worker_setup`` of :meth:`bots.runtime.runner.Runner.run_async`
 for browser bots: it opens a context (tracing on, timeouts from settings) and a
 page on the shared Chromium, runs the bot's login once, and yields a
 :class:`BrowserWorker` whose ``page`` the runner uses for evidence.

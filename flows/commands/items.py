@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from bots.workitems import Ledger
+    from bots.runtime.ledger import Ledger
 
 app = typer.Typer(help="Work items in the ledger: list, show, retry, release.", no_args_is_help=True)
 
@@ -30,7 +30,7 @@ STATES = [
 
 
 def _ledger() -> Ledger:
-    from bots.workitems import Ledger
+    from bots.runtime.ledger import Ledger
     from config.settings import get_settings
 
     return Ledger.from_settings(get_settings())

@@ -2,7 +2,7 @@
 
 Reads orders and goods receipts (CSV/XLSX) and invoices and credit notes (PEPPOL UBL
 2.1 XML, or CSV/XLSX rows; a folder means every such file in it) through
-:mod:`connectors.match_inputs`, matches them with :mod:`bots.matching` and prints the
+:mod:`connectors.match_inputs`, matches them with :mod:`bots.domain.matching` and prints the
 decisions as a table or, with ``--json``, as
 
     {"invoices": [{"invoice_number", "supplier_vat", "decision", "reasons": [...], ...}],
@@ -25,7 +25,7 @@ import typer
 from connectors.match_inputs import MatchInputError
 
 if TYPE_CHECKING:
-    from bots.matching import Decision
+    from bots.domain.matching import Decision
 
 InputError = MatchInputError
 """The old name of :class:`connectors.match_inputs.MatchInputError` (``flows.commands.run`` uses it)."""
@@ -53,8 +53,8 @@ def match(
 ) -> None:
     """Match invoices and credit notes to orders and goods receipts (2/3-way), and say
     why each one is held or rejected. Exit 0 all approved, 1 some held or rejected, 2 bad input."""
-    from bots.match_tables import match_documents
-    from bots.matching import summarise
+    from bots.domain.match_tables import match_documents
+    from bots.domain.matching import summarise
     from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
 
     try:

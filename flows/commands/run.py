@@ -40,7 +40,7 @@ def invoice_matching(
 
     from pydantic import ValidationError
 
-    from bots.errors import ApplicationError
+    from bots.domain.errors import ApplicationError
     from connectors.portal.pages.base import LoginRejected
     from flows.commands.match import InputError
     from flows.invoice_matching import InvoiceMatchingParameters, run_invoice_matching

@@ -5,7 +5,7 @@ Page objects (``LoginPage``, ``PurchaseOrderListPage`` ...) navigate through it,
 every page gets the same behaviour:
 
 * **5xx pages**: a GET that answers HTTP 5xx is asked again (reading is safe to
-  repeat) a few times, then :class:`~bots.errors.PortalUnavailable` is raised, a
+  repeat) a few times, then :class:`~bots.domain.errors.PortalUnavailable` is raised, a
   system error the runner retries with backoff. A POST that answers 5xx is never
   repeated here: the portal may have saved it, so the caller must look first.
 * **Session expiry**: when the portal sends the page to its sign-in form, the
@@ -40,7 +40,7 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import SecretStr
 
-from bots.errors import ApplicationError, PortalTimeout, PortalUnavailable, SessionExpired
+from bots.domain.errors import ApplicationError, PortalTimeout, PortalUnavailable, SessionExpired
 from connectors.portal.browser import TRACING_MARK
 from connectors.portal.evidence import secret_entry
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
-from bots.errors import ApplicationError, PortalUnavailable, SessionExpired
+from bots.domain.errors import ApplicationError, PortalUnavailable, SessionExpired
 from connectors.portal.pages.base import LOGIN_PATH, PortalPage
 
 __all__ = [
@@ -161,8 +161,8 @@ class ContractUploadPage(PortalPage):
         Raises:
             AlreadyInRegister: the portal has a contract with this ID (nothing was saved).
             ContractRefused: the portal refused a field (its messages in ``errors``).
-            bots.errors.PortalUnavailable: the portal answered 5xx; the upload may be saved.
-            bots.errors.SessionExpired: the session ended; the upload was not applied.
+            bots.domain.errors.PortalUnavailable: the portal answered 5xx; the upload may be saved.
+            bots.domain.errors.SessionExpired: the session ended; the upload was not applied.
         """
         await self.open()
         await self.fill(form, document)
@@ -222,8 +222,8 @@ class ContractDetailPage(PortalPage):
         Fetched with the browser context's own session cookie (no second sign-in).
 
         Raises:
-            bots.errors.PortalUnavailable: the download answered 5xx every time.
-            bots.errors.SessionExpired: the session ended and signing in again did not help.
+            bots.domain.errors.PortalUnavailable: the download answered 5xx every time.
+            bots.domain.errors.SessionExpired: the session ended and signing in again did not help.
         """
         link = self.page.get_by_role("link", name="Download contract document")
         href = await link.get_attribute("href")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from bots.errors import ApplicationError, PortalUnavailable, SessionExpired
+from bots.domain.errors import ApplicationError, PortalUnavailable, SessionExpired
 from connectors.portal.pages.base import LOGIN_PATH, TOTP_PATH, PortalSession
 
 __all__ = ["FETCH_ATTEMPTS", "PortalExports", "fetch_file"]

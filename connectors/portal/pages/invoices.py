@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from bots.errors import ApplicationError
+from bots.domain.errors import ApplicationError
 from connectors.portal.pages.base import PortalPage, parse_gbp
 from connectors.portal.pages.exports import fetch_file
 
@@ -260,9 +260,9 @@ class InvoiceDetailPage(PortalPage):
         """Posts one decision form once.
 
         Raises:
-            bots.errors.PortalUnavailable: the post answered 5xx (it may have been saved:
+            bots.domain.errors.PortalUnavailable: the post answered 5xx (it may have been saved:
                 read the status before posting again).
-            bots.errors.SessionExpired: the session ended; the post was not applied.
+            bots.domain.errors.SessionExpired: the session ended; the post was not applied.
             ApplicationError: the portal shows no such form (the document is decided).
         """
         form_name, button_name, _target = _ACTION_FORMS[action]

@@ -25,7 +25,7 @@ class LoginPage(PortalPage):
 
         Raises:
             connectors.portal.pages.base.LoginRejected: wrong credentials or a locked account.
-            bots.errors.PortalUnavailable: the sign-in pages kept answering 5xx.
+            bots.domain.errors.PortalUnavailable: the sign-in pages kept answering 5xx.
         """
         session = self.session
         await session.page.goto(session.url("/login"), wait_until="domcontentloaded")

@@ -1,6 +1,6 @@
 """The portal's New purchase order form: supplier by autocomplete, header fields, dynamic lines.
 
-:meth:`NewPurchaseOrderPage.create` keys one :class:`~bots.models.PurchaseOrder` and
+:meth:`NewPurchaseOrderPage.create` keys one :class:`~bots.domain.models.PurchaseOrder` and
 returns the PO number the portal gave it. It clicks "Create purchase order" exactly
 once: the portal does not deduplicate, so a second click would raise a second order.
 If the answer is lost (HTTP 5xx, session expiry) it raises a system error and the
@@ -16,13 +16,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from bots.errors import BusinessError, PortalUnavailable, SessionExpired
+from bots.domain.errors import BusinessError, PortalUnavailable, SessionExpired
 from connectors.portal.pages.base import PortalPage
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Response
 
-    from bots.models import POLine, PurchaseOrder
+    from bots.domain.models import POLine, PurchaseOrder
 
 __all__ = ["CONFIRMATION_URL", "NewPurchaseOrderPage", "PortalRejectedOrder"]
 

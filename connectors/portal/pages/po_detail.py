@@ -1,4 +1,4 @@
-"""The portal's purchase-order detail page, read back into a :class:`~bots.models.PurchaseOrder`.
+"""The portal's purchase-order detail page, read back into a :class:`~bots.domain.models.PurchaseOrder`.
 
 The bot compares what the portal stored with what it meant to key (supplier, lines,
 totals), so a silently mangled field becomes a business exception, not a wrong order.
@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bots.errors import PortalUnavailable
-from bots.models import POLine, PurchaseOrder
+from bots.domain.errors import PortalUnavailable
+from bots.domain.models import POLine, PurchaseOrder
 from connectors.portal.pages.base import PortalPage, parse_gbp
 
 __all__ = ["PurchaseOrderDetailPage", "PurchaseOrderView"]
@@ -70,7 +70,7 @@ class PurchaseOrderDetailPage(PortalPage):
         """Opens the order's page and reads it.
 
         Raises:
-            bots.errors.PortalUnavailable: the page is not a purchase order (``PO_PAGE_UNREADABLE``).
+            bots.domain.errors.PortalUnavailable: the page is not a purchase order (``PO_PAGE_UNREADABLE``).
         """
         session = self.session
         heading = session.heading(f"Purchase order {po_number}")

@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from bots.models import Supplier
+from bots.domain.models import Supplier
 from connectors.portal.pages.base import PortalPage
 
 __all__ = ["SupplierDirectoryPage"]

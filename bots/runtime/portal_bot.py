@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bots.workitems import Evidence, Ledger, WorkItem
+from bots.runtime.ledger import Evidence, Ledger, WorkItem
 from config.logging import bind_context
 from connectors.portal.browser import new_context_async
 from connectors.portal.evidence import capture_evidence, restart_trace

@@ -21,7 +21,7 @@ Guarantees:
 * A claim hands an item to one worker with a lease (owner, token, expiry).
   Every write by a worker is fenced by the lease token: once a lease expired and
   the item was taken back, the old worker's ``complete`` raises
-  :class:`~bots.errors.LeaseLost` instead of completing the item twice.
+  :class:`~bots.domain.errors.LeaseLost` instead of completing the item twice.
 * An expired lease returns the item to ``pending`` (the worker crashed or hung),
   or to ``needs_review`` after ``max_lease_expiries`` expiries, so one poisonous
   item cannot crash workers forever; ``max_attempts`` bounds claims the same way.
@@ -52,7 +52,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 from sqlalchemy import (
     JSON,
     Column,
@@ -83,7 +83,8 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeDecorator
 
-from bots.errors import LeaseLost
+from bots.domain.errors import LeaseLost
+from bots.domain.evidence import Evidence
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -128,15 +129,6 @@ TERMINAL_STATES = frozenset(
 _RETRYABLE_BY_OPERATOR = frozenset(
     {ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW, ItemState.SYSTEM_EXCEPTION}
 )
-
-
-class Evidence(BaseModel):
-    """One evidence file kept for an item (screenshot, HTML, trace) and its SHA-256."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    sha256: str
 
 
 class Transition(BaseModel):

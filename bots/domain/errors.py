@@ -21,7 +21,7 @@ Example:
     >>> raise BusinessError("UNKNOWN_SUPPLIER", "Supplier SUP-9 is not on the vendor master")
     Traceback (most recent call last):
     ...
-    bots.errors.BusinessError: UNKNOWN_SUPPLIER: Supplier SUP-9 is not on the vendor master
+    bots.domain.errors.BusinessError: UNKNOWN_SUPPLIER: Supplier SUP-9 is not on the vendor master
 """
 
 from __future__ import annotations

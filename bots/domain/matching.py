@@ -1,8 +1,8 @@
 """Invoice matching: decide ``approve | hold | reject`` for supplier invoices and
 credit notes against purchase orders and goods receipts, and say why.
 
-Pure domain logic, no I/O: the inputs are models (:class:`~bots.models.PurchaseOrder`,
-:class:`~bots.models.GoodsReceipt`, :class:`~bots.models.Invoice`), the output one
+Pure domain logic, no I/O: the inputs are models (:class:`~bots.domain.models.PurchaseOrder`,
+:class:`~bots.domain.models.GoodsReceipt`, :class:`~bots.domain.models.Invoice`), the output one
 :class:`Decision` per document with :class:`Reason` entries a payables clerk can act
 on. The rules (defaults in ``config/procbots.toml``, overridable per supplier):
 
@@ -28,7 +28,7 @@ lines take time linear in their number.
 Example:
     >>> from decimal import Decimal as D
     >>> import datetime as dt
-    >>> from bots.models import Invoice, InvoiceLine, Party, POLine, PurchaseOrder
+    >>> from bots.domain.models import Invoice, InvoiceLine, Party, POLine, PurchaseOrder
     >>> order = PurchaseOrder(po_number="PO-1", supplier_vat="GB980780684", lines=[
     ...     POLine(line_no=1, quantity=D("10"), unit_price=D("4.50"), receipt_required=False)])
     >>> invoice = Invoice(invoice_number="INV-1", issue_date=dt.date(2025, 5, 1),
@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bots.models import GoodsReceipt, Invoice, InvoiceLine, POLine, PurchaseOrder, ReceiptLine
+from bots.domain.models import GoodsReceipt, Invoice, InvoiceLine, POLine, PurchaseOrder, ReceiptLine
 
 __all__ = [
     "HOLD_CODES",

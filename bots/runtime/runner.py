@@ -1,11 +1,11 @@
 """The transaction loop of procbots: claim an item, process it, record the outcome.
 
 One worker handles one item at a time: it claims the item from the
-:class:`~bots.workitems.Ledger` with a lease, keeps the lease alive with
+:class:`~bots.runtime.ledger.Ledger` with a lease, keeps the lease alive with
 heartbeats while the bot works, and records the outcome:
 
 * the bot returns (optionally a result mapping): ``done``;
-* the bot raises :class:`~bots.errors.BusinessError`: ``business_exception``,
+* the bot raises :class:`~bots.domain.errors.BusinessError`: ``business_exception``,
   never retried, evidence kept;
 * anything else (``ApplicationError``, a Playwright timeout, a bug): recorded as a
   ``system_exception`` and retried with tenacity (exponential backoff with
@@ -60,8 +60,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from bots.errors import BusinessError, LeaseLost, as_bot_error, classify
-from bots.workitems import Evidence, ItemState, Ledger, WorkItem
+from bots.domain.errors import BusinessError, LeaseLost, as_bot_error, classify
+from bots.runtime.ledger import Evidence, ItemState, Ledger, WorkItem
 
 if TYPE_CHECKING:
     from config.settings import Settings

@@ -1,4 +1,4 @@
-"""Invoice matching in bulk: the same decisions as :func:`bots.matching.match_invoices`,
+"""Invoice matching in bulk: the same decisions as :func:`bots.domain.matching.match_invoices`,
 computed column-wise with numpy so a region's month (a million invoice lines) is
 decided in about a fifth of a second (messages for the holds take longer; see
 docs/matching.md).
@@ -7,7 +7,7 @@ Pure domain logic, no I/O. :class:`MatchTables` holds orders, receipts and docum
 as columns (money as exact integers of 1/10,000 of a pound, strings as dictionary
 codes); :func:`match_tables` decides every document and returns a
 :class:`MatchResult`, whose :meth:`MatchResult.decisions` gives the very
-:class:`~bots.matching.Decision` list ``match_invoices`` would, messages included.
+:class:`~bots.domain.matching.Decision` list ``match_invoices`` would, messages included.
 
 How it stays identical to the reference engine:
 
@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bots.matching import (
+from bots.domain.matching import (
     _ZERO_CATEGORIES,
     Decision,
     MatchingPolicy,
@@ -62,8 +62,8 @@ from bots.matching import (
     normalise_invoice_number,
     normalise_vat,
 )
-from bots.memory import paused_gc
-from bots.models import (
+from bots.domain.memory import paused_gc
+from bots.domain.models import (
     DocumentTotals,
     GoodsReceipt,
     Invoice,
@@ -407,7 +407,7 @@ class MatchTables:
         return tables
 
     @classmethod
-    @paused_gc()  # holds millions of values: see bots.memory.paused_gc
+    @paused_gc()  # holds millions of values: see bots.domain.memory.paused_gc
     def _encode(
         cls,
         ol: dict[str, list[Any]],
@@ -749,7 +749,7 @@ class MatchResult:
     @paused_gc()
     def decisions(self) -> list[Decision]:
         """Every decision with its reasons and messages, in the order
-        :func:`~bots.matching.match_invoices` returns them (equal to its list)."""
+        :func:`~bots.domain.matching.match_invoices` returns them (equal to its list)."""
         t = self.tables
         explained = self.tables.reference_match(np.flatnonzero(self.explain).tolist(), self.policy)
         vat_keys = [normalise_vat(v) for v in t.vat_numbers]
@@ -1228,7 +1228,7 @@ def match_documents(
     invoices: Iterable[Invoice],
     policy: MatchingPolicy | None = None,
 ) -> list[Decision]:
-    """:func:`~bots.matching.match_invoices`, the very same list, computed column-wise
+    """:func:`~bots.domain.matching.match_invoices`, the very same list, computed column-wise
     (:class:`MatchTables` of the models, :func:`match_tables`, then
     :meth:`MatchResult.decisions`). What ``procbots match``, the invoice-matching flow
     and the inbox bot call: one path at every size, the reference engine deciding the
