@@ -21,15 +21,16 @@ from fastapi.responses import JSONResponse
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from sandbox.app import Portal
+    from sandbox.web import Web
 
-__all__ = ["register_state_routes"]
+__all__ = ["register"]
 
 SECTIONS = ("purchase_orders", "receipts", "invoices", "contracts", "logins")
 
 
-def register_state_routes(app: FastAPI, portal: Portal) -> None:
+def register(app: FastAPI, web: Web) -> None:
     """Add the ``/_sandbox`` routes to the portal app."""
+    portal = web.portal
 
     @app.get("/_sandbox/state")
     def state(request: Request) -> JSONResponse:
