@@ -1,8 +1,10 @@
 """The ``procbots`` command line.
 
-Each command group lives in its own module under ``flows/commands`` (or
-``sandbox/cli.py``) and keeps its heavy imports inside the command body, so
-``procbots --help`` stays fast.
+Each command group lives in its own module under ``flows/commands`` and keeps its heavy
+imports inside the command body, so ``procbots --help`` imports Typer and nothing of
+the product's heavy dependencies (``tests/test_cli_imports.py`` holds it to that;
+``benchmarks/bench_startup.py`` times it). The sandbox is imported only inside the
+``sandbox`` and ``demo`` commands.
 
 Exit codes: 0 success, 1 some items ended in exceptions, 2 bad usage or configuration.
 """
@@ -16,8 +18,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import audit, demo, items, match, peppol, run, serve
-from sandbox import cli as sandbox_cli
+from flows.commands import audit, demo, items, match, peppol, run, sandbox, serve
 
 app = typer.Typer(
     name="procbots",
@@ -40,13 +41,17 @@ def _root(
         if not config.is_file():
             raise ConfigError(f"--config {config}: no such file")
         os.environ["PROCBOTS_CONFIG"] = str(config)
+    if "--help" in sys.argv[1:]:
+        # A command's help does no work, so it neither needs nor pays for the settings.
+        # (Click hands the group callback no public view of the subcommand's arguments.)
+        return
     from config.settings import get_settings
 
     get_settings.cache_clear()
     get_settings()  # fail at start, before any work, when a setting is bad
 
 
-app.add_typer(sandbox_cli.app, name="sandbox")
+app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(audit.app, name="audit")
 app.add_typer(items.app, name="items")
 app.add_typer(peppol.app, name="peppol")
@@ -76,14 +81,25 @@ def describe_validation_error(exc: Exception) -> str:
     return "\n".join(lines)
 
 
+def _is_config_error(exc: BaseException) -> bool:
+    """A bad setting or ``--config``. Pydantic and the settings module are looked at only
+    when already imported (an exception of theirs implies they are), so ``--help`` does not
+    pay for them."""
+    if isinstance(exc, ConfigError):
+        return True
+    settings = sys.modules.get("config.settings")
+    if settings is not None and isinstance(exc, settings.SettingsError):
+        return True
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(exc, pydantic.ValidationError)
+
+
 def main() -> None:
     """Console-script entry point: settings errors become exit 2 without a traceback."""
-    from pydantic import ValidationError
-
-    from config.settings import SettingsError
-
     try:
         app()
-    except (ValidationError, ConfigError, SettingsError) as exc:
+    except Exception as exc:
+        if not _is_config_error(exc):
+            raise
         typer.echo(f"procbots: configuration error\n{describe_validation_error(exc)}", err=True)
         sys.exit(2)

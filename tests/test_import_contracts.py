@@ -21,6 +21,7 @@ def test_import_linter_contracts_pass() -> None:
     result = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Pure domain" in result.stdout
+    assert "imports the sandbox only inside the sandbox and demo commands KEPT" in result.stdout
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)

@@ -227,7 +227,7 @@ def test_cli_data_command_writes_files(tmp_path: Path) -> None:
     """`procbots sandbox data --out DIR` reports what it wrote."""
     from typer.testing import CliRunner
 
-    from sandbox.cli import app
+    from flows.commands.sandbox import app
 
     result = CliRunner().invoke(app, ["data", "--out", str(tmp_path), "--orders", "15", "--seed", "4"])
     assert result.exit_code == 0, result.output

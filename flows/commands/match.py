@@ -22,13 +22,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from connectors.match_inputs import MatchInputError
-
 if TYPE_CHECKING:
     from bots.domain.matching import Decision
 
-InputError = MatchInputError
-"""The old name of :class:`connectors.match_inputs.MatchInputError` (``flows.commands.run`` uses it)."""
+
+def __getattr__(name: str) -> Any:
+    # ``InputError`` is the old name of :class:`connectors.match_inputs.MatchInputError`
+    # (``flows.commands.run`` uses it); resolved on use so that loading the CLI does not
+    # import the input readers.
+    if name == "InputError":
+        from connectors.match_inputs import MatchInputError
+
+        return MatchInputError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def match(
@@ -55,7 +61,13 @@ def match(
     why each one is held or rejected. Exit 0 all approved, 1 some held or rejected, 2 bad input."""
     from bots.domain.match_tables import match_documents
     from bots.domain.matching import summarise
-    from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
+    from connectors.match_inputs import (
+        MatchInputError,
+        load_invoices,
+        load_orders,
+        load_policy,
+        load_receipts,
+    )
 
     try:
         policy = load_policy(policy_file)

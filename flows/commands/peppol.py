@@ -28,8 +28,10 @@ def read(
         bool, typer.Option("--json", help="Print the stable JSON shape instead of tables")
     ] = False,
 ) -> None:
-    """Reads one document: its parties, lines, totals and findings (arithmetic and
-    identifier warnings). Exit 2 when the file cannot be read, naming the element."""
+    """Read one document: its parties, lines, totals and findings (arithmetic and identifier warnings).
+
+    Exit 2 when the file cannot be read, naming the file and the element.
+    """
     from connectors.peppol import PeppolError, read_document, to_json_shape
 
     if not file.is_file():

@@ -1,6 +1,7 @@
 """`procbots sandbox` commands: serve the sandbox portal, write sample inputs.
 
-Heavy imports (FastAPI, uvicorn, openpyxl) stay inside the commands so
+The sandbox itself (FastAPI, uvicorn, openpyxl, the seeded portal) is imported only
+inside these commands: production code does not depend on the fake portal, and
 ``procbots --help`` stays fast.
 """
 

@@ -1,0 +1,102 @@
+"""Each `procbots` command imports only what it uses: `--help` none of the heavy libraries,
+the sandbox only inside the `sandbox` and `demo` commands.
+
+The modules a command imports are read from ``python -X importtime`` of the installed
+console script, so what is checked is what a user's shell runs. How fast start-up is,
+is measured by ``benchmarks/bench_startup.py``, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROCBOTS = Path(sys.executable).with_name("procbots")
+FIXTURES = ROOT / "tests" / "fixtures"
+
+HEAVY = ("prefect", "playwright", "polars", "numpy", "openpyxl", "sqlalchemy", "sandbox")
+"""Libraries (and the fake portal) that ``procbots --help`` must not load."""
+
+
+def imported_packages(*args: str, env: dict[str, str] | None = None) -> tuple[set[str], int]:
+    """The top-level packages a ``procbots`` run imported, and its exit code."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(PROCBOTS), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    packages = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    packages.discard("imported package")  # the header line
+    return packages, result.returncode
+
+
+def test_the_console_script_is_installed_where_the_tests_look() -> None:
+    assert PROCBOTS.is_file(), f"{PROCBOTS}: run `uv sync` so the console script exists"
+
+
+def test_procbots_help_imports_none_of_the_heavy_libraries_nor_the_sandbox() -> None:
+    packages, code = imported_packages("--help")
+    assert code == 0
+    assert "typer" in packages, "the importtime listing was not read (control)"
+    assert sorted(packages & set(HEAVY)) == []
+
+
+def test_procbots_help_does_not_load_the_settings_or_pydantic() -> None:
+    packages, code = imported_packages("--help")
+    assert code == 0
+    assert {"config", "pydantic", "pydantic_settings", "bots", "connectors"} & packages == set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["peppol", "--help"], id="peppol"),
+        pytest.param(["run", "purchase-orders", "--help"], id="run-purchase-orders"),
+        pytest.param(["match", "--help"], id="match"),
+    ],
+)
+def test_a_command_help_does_not_load_the_settings_nor_what_the_command_runs(args: list[str]) -> None:
+    packages, code = imported_packages(*args)
+    assert code == 0
+    # (Typer itself imports pydantic to convert a subcommand's parameters.)
+    assert sorted(packages & {"config", "pydantic_settings", "bots", "connectors", *HEAVY}) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needed"),
+    [
+        pytest.param(
+            ["peppol", "read", str(FIXTURES / "peppol" / "invoice" / "base-example.xml"), "--json"],
+            {"connectors", "defusedxml"},
+            id="peppol-read",
+        ),
+        pytest.param(["audit", "verify", "{tmp}/audit.jsonl"], {"connectors"}, id="audit-verify"),
+        pytest.param(["items", "list"], {"sqlalchemy"}, id="items-list"),
+    ],
+)
+def test_a_command_imports_what_it_uses_and_not_the_browser_orchestrator_or_sandbox(
+    args: list[str], needed: set[str], tmp_path: Path
+) -> None:
+    (tmp_path / "audit.jsonl").touch()
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    packages, _ = imported_packages(*argv, env={"PROCBOTS_PATHS__ROOT": str(tmp_path)})
+    assert needed <= packages, f"the command did not run as expected (control): {sorted(packages)}"
+    assert sorted(packages & {"prefect", "playwright", "sandbox", "polars", "numpy", "openpyxl"}) == []
+
+
+def test_the_sandbox_commands_do_load_the_sandbox(tmp_path: Path) -> None:
+    packages, code = imported_packages("sandbox", "data", "--out", str(tmp_path), "--orders", "10")
+    assert code == 0
+    assert "sandbox" in packages
