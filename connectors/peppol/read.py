@@ -1,27 +1,10 @@
-"""PEPPOL BIS 3 documents (UBL 2.1): read invoices, credit notes, orders and despatch
-advices into the domain models, check their EN 16931 arithmetic, and write a PEPPOL
-BIS Order 3 from a :class:`~bots.domain.models.PurchaseOrder`.
+"""Reading PEPPOL BIS 3 documents (UBL 2.1): Invoice, CreditNote, Order and DespatchAdvice
+into :class:`~connectors.peppol.document.PeppolDocument` and the domain models.
 
-Suppliers send what they send. Parsing goes through :mod:`defusedxml` with DTDs
-refused, so no XXE, no entity expansion ("billion laughs") and no external fetches,
-and it is bounded in bytes and elements. A document that cannot be read raises
-:class:`PeppolError` naming the file and the element (``base-example.xml:
-/Invoice/cac:InvoiceLine[2]/cbc:InvoicedQuantity: expected a number, got 'x'``).
-A document that reads but does not add up, or carries an identifier with a bad check
-digit, reads fine with :attr:`PeppolDocument.findings` (EN 16931 rule ids such as
-``BR-CO-10``, or ``INVALID_GB_VAT``): the official PEPPOL examples themselves carry
-invalid check digits, and deciding what to do with a finding is the matcher's job.
-
-Amounts stay :class:`~decimal.Decimal` exactly as the document states them.
-
-Example:
-    >>> doc = read_document("tests/fixtures/peppol/invoice/base-example.xml")
-    >>> doc.document_type, doc.totals.payable
-    ('invoice', Decimal('1656.25'))
-    >>> to_json_shape(doc)["lines"][1]["quantity"]
-    '-3'
-    >>> sorted(f.code for f in doc.findings)  # the official example's bad check digits
-    ['INVALID_GB_VAT', 'INVALID_GLN', 'INVALID_GLN']
+Parsing goes through :mod:`defusedxml` with DTDs refused (no XXE, no entity expansion, no
+external fetches) and is bounded in bytes and elements. Every error names the file and
+the element. Identifiers with a bad check digit and arithmetic that does not add up
+(:mod:`connectors.peppol.rules`) are findings, not errors.
 """
 
 from __future__ import annotations
@@ -30,14 +13,10 @@ import datetime as dt
 import io
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError  # types and errors only; parsing is defused
-from xml.sax.saxutils import escape, quoteattr
-from zoneinfo import ZoneInfo
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml import ElementTree as DefusedET
@@ -48,45 +27,30 @@ from bots.domain.models import (
     CreditNote,
     DespatchAdvice,
     DespatchLine,
-    DocumentTotals,
     Invoice,
     InvoiceLine,
     Party,
     POLine,
     PurchaseOrder,
-    money,
 )
+from connectors.peppol.document import (
+    CAC,
+    CBC,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ELEMENTS,
+    GLN_SCHEME,
+    GTIN_SCHEME,
+    NAMESPACES,
+    RECEIPT_PROPERTY,
+    DocumentType,
+    PeppolDocument,
+    PeppolError,
+    PeppolLine,
+    StatedTotals,
+)
+from connectors.peppol.rules import Findings, MoneyParts, TaxSubtotal, check_arithmetic
 
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_ELEMENTS",
-    "NAMESPACES",
-    "ORDER_CUSTOMIZATION_ID",
-    "ORDER_PROFILE_ID",
-    "DocumentType",
-    "Finding",
-    "PeppolDocument",
-    "PeppolError",
-    "PeppolLine",
-    "StatedTotals",
-    "read_document",
-    "to_json_shape",
-    "write_order",
-]
-
-CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-NAMESPACES = {
-    "cbc": CBC,
-    "cac": CAC,
-    "invoice": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
-    "credit_note": "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
-    "order": "urn:oasis:names:specification:ubl:schema:xsd:Order-2",
-    "despatch_advice": "urn:oasis:names:specification:ubl:schema:xsd:DespatchAdvice-2",
-}
-"""The UBL 2.1 namespaces this module reads, by prefix or document type."""
-
-DocumentType: TypeAlias = Literal["invoice", "credit_note", "order", "despatch_advice"]
+__all__ = ["read_document"]
 
 _ROOTS: dict[str, DocumentType] = {
     f"{{{NAMESPACES['invoice']}}}Invoice": "invoice",
@@ -95,141 +59,8 @@ _ROOTS: dict[str, DocumentType] = {
     f"{{{NAMESPACES['despatch_advice']}}}DespatchAdvice": "despatch_advice",
 }
 _PREFIX = {CBC: "cbc", CAC: "cac"}
-
-ORDER_CUSTOMIZATION_ID = "urn:fdc:peppol.eu:poacc:trns:order:3"
-ORDER_PROFILE_ID = "urn:fdc:peppol.eu:poacc:bis:order_only:3"
-
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-"""Largest document read (bytes); PEPPOL's own transport limit is 100 MB with
-attachments, invoices without attachments are far below this."""
-DEFAULT_MAX_ELEMENTS = 200_000
-"""Most XML elements read (about 6,000 invoice lines); bounds memory and time."""
-
-GTIN_SCHEME = "0160"  # ISO 6523 ICD of GS1 GTIN
-GLN_SCHEME = "0088"  # ISO 6523 ICD of GS1 GLN
-_RECEIPT_PROPERTY = "ReceiptRequired"
-
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_LONDON = ZoneInfo("Europe/London")
-_LINE_TOLERANCE = Decimal("0.01")
-_TAX_TOLERANCE = Decimal("0.01")
-
-
-class PeppolError(ValueError):
-    """A document that cannot be read: malformed, unsafe, the wrong kind, or missing or
-    bad in a mandatory element.
-
-    Attributes:
-        source: the file name (or ``<bytes>``).
-        path: the element, XPath-like with the document's prefixes
-            (``/Invoice/cac:InvoiceLine[2]/cbc:InvoicedQuantity``), or ``None`` when the
-            problem is the whole file.
-        reason: what is wrong, for a procurement officer.
-    """
-
-    def __init__(self, source: str, path: str | None, reason: str) -> None:
-        self.source = source
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{source}: {path}: {reason}" if path else f"{source}: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """Something a reader should know about a document that still reads: an EN 16931
-    arithmetic rule not met (``BR-CO-10`` ...) or an identifier with a bad check digit
-    (``INVALID_GB_VAT``, ``INVALID_GLN``, ``INVALID_GTIN``). Always a warning."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class PeppolLine:
-    """One document line as stated (invoice, credit note, order or despatch line).
-
-    ``price`` is the document's PriceAmount for ``base_quantity`` units (``None`` on a
-    despatch advice); ``allowances``/``charges`` are the line-level sums that make up
-    ``net_amount`` together with quantity and price.
-    """
-
-    line_id: str
-    quantity: Decimal
-    unit_code: str | None
-    price: Decimal | None
-    base_quantity: Decimal | None
-    net_amount: Decimal | None
-    item_name: str
-    gtin: str | None
-    seller_item_id: str | None
-    vat_category: str | None
-    vat_percent: Decimal | None
-    order_line_reference: str | None
-    allowances: Decimal = Decimal(0)
-    charges: Decimal = Decimal(0)
-    properties: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def unit_price(self) -> Decimal | None:
-        """Price of one unit: PriceAmount divided by BaseQuantity when one is given."""
-        if self.price is None:
-            return None
-        if self.base_quantity in (None, 0):
-            return self.price
-        assert self.base_quantity is not None
-        return self.price / self.base_quantity
-
-
-@dataclass(frozen=True, slots=True)
-class StatedTotals:
-    """Document totals exactly as stated; ``None`` where the document says nothing."""
-
-    line_extension: Decimal | None = None
-    allowances: Decimal | None = None
-    charges: Decimal | None = None
-    tax_exclusive: Decimal | None = None
-    tax: Decimal | None = None
-    tax_inclusive: Decimal | None = None
-    prepaid: Decimal | None = None
-    rounding: Decimal | None = None
-    payable: Decimal | None = None
-
-    def as_model(self) -> DocumentTotals:
-        """The domain model, with absent totals as zero."""
-        return DocumentTotals(
-            **{name: (getattr(self, name) or Decimal(0)) for name in DocumentTotals.model_fields}
-        )
-
-
-DomainDocument: TypeAlias = Invoice | CreditNote | PurchaseOrder | DespatchAdvice
-
-
-@dataclass(frozen=True)
-class PeppolDocument:
-    """A PEPPOL document as read: what it states, the domain model, and findings.
-
-    ``model`` is an :class:`~bots.domain.models.Invoice`, :class:`~bots.domain.models.CreditNote`,
-    :class:`~bots.domain.models.PurchaseOrder` or :class:`~bots.domain.models.DespatchAdvice`.
-    """
-
-    document_type: DocumentType
-    id: str
-    issue_date: dt.date
-    currency: str | None
-    supplier: Party
-    buyer: Party
-    order_reference: str | None
-    billing_reference: str | None
-    lines: tuple[PeppolLine, ...]
-    totals: StatedTotals
-    model: DomainDocument
-    findings: tuple[Finding, ...] = ()
-    type_code: str | None = None
-    customization_id: str | None = None
-    profile_id: str | None = None
-    source: str | None = None
 
 
 # --- reading: parse ---------------------------------------------------------------------------
@@ -445,22 +276,14 @@ def _build(model: type[BaseModel], node: _Node, fields: dict[str, str], **values
         raise PeppolError(node.name, where, f"{err['msg'].lower()} (got {shown!r})") from None
 
 
-# --- reading: parts ---------------------------------------------------------------------------------
-
-
-class _Findings(list[Finding]):
-    def add(self, code: str, message: str) -> None:
-        self.append(Finding(code, message))
-
-
-def _check_gln(node: _Node | None, findings: _Findings) -> None:
+def _check_gln(node: _Node | None, findings: Findings) -> None:
     if node is not None and node.attr("schemeID") == GLN_SCHEME and node.value:
         check = check_gln(node.value)
         if not check.valid:
             findings.add("INVALID_GLN", f"{node.path}: {check.message}")
 
 
-def _party(node: _Node | None, findings: _Findings) -> Party:
+def _party(node: _Node | None, findings: Findings) -> Party:
     if node is None:
         return Party()
     endpoint = node.get("cbc:EndpointID")
@@ -515,7 +338,7 @@ def _allowance_charges(parent: _Node) -> tuple[list[tuple[Decimal, _Node]], list
 
 
 def _line(
-    node: _Node, quantity_tag: str, findings: _Findings, *, priced: bool, mandatory_net: bool
+    node: _Node, quantity_tag: str, findings: Findings, *, priced: bool, mandatory_net: bool
 ) -> PeppolLine:
     line_id = node.need_text("cbc:ID")
     quantity_node = node.need(quantity_tag)
@@ -556,25 +379,6 @@ def _line(
     )
 
 
-@dataclass
-class _TaxSubtotal:
-    taxable: Decimal
-    tax: Decimal
-    category: str
-    percent: Decimal
-    path: str
-
-
-@dataclass
-class _Money:
-    """What the arithmetic checks need besides lines and stated totals."""
-
-    allowances: list[tuple[Decimal, str | None, Decimal | None]] = field(default_factory=list)
-    charges: list[tuple[Decimal, str | None, Decimal | None]] = field(default_factory=list)
-    subtotals: list[_TaxSubtotal] = field(default_factory=list)
-    total_path: str = ""
-
-
 def _tax_category(ac: _Node) -> tuple[str | None, Decimal | None]:
     cat = ac.get("cac:TaxCategory")
     if cat is None:
@@ -584,9 +388,9 @@ def _tax_category(ac: _Node) -> tuple[str | None, Decimal | None]:
 
 def _document_money(
     root: _Node, currency: str | None, total_tag: str, *, require_tax: bool
-) -> tuple[StatedTotals, _Money]:
+) -> tuple[StatedTotals, MoneyParts]:
     allowances, charges = _allowance_charges(root)
-    money_parts = _Money(
+    money_parts = MoneyParts(
         allowances=[(a, *_tax_category(n)) for a, n in allowances],
         charges=[(c, *_tax_category(n)) for c, n in charges],
     )
@@ -604,7 +408,7 @@ def _document_money(
         for sub in tax_total.all("cac:TaxSubtotal"):
             category = sub.need("cac:TaxCategory")
             money_parts.subtotals.append(
-                _TaxSubtotal(
+                TaxSubtotal(
                     taxable=sub.need_number("cbc:TaxableAmount"),
                     tax=sub.need_number("cbc:TaxAmount"),
                     category=category.need_text("cbc:ID"),
@@ -633,137 +437,6 @@ def _document_money(
     return stated, money_parts
 
 
-# --- reading: EN 16931 arithmetic -----------------------------------------------------------------
-
-
-def _fmt(value: Decimal) -> str:
-    return format(value, "f")
-
-
-def _arithmetic(
-    lines: Sequence[PeppolLine], totals: StatedTotals, parts: _Money, findings: _Findings, root: _Node
-) -> None:
-    """EN 16931 calculation rules (BR-CO-10 to -16, BR-x-08/09 per VAT category) and
-    the PEPPOL line rule (net = quantity x price / base quantity + charges - allowances)."""
-    where = parts.total_path or root.path
-    for line in lines:
-        unit_price = line.unit_price
-        if line.net_amount is None or unit_price is None:
-            continue
-        expected = line.quantity * unit_price + line.charges - line.allowances
-        if abs(expected - line.net_amount) > _LINE_TOLERANCE:
-            findings.add(
-                "PEPPOL-EN16931-R120",
-                f"line {line.line_id}: net amount {_fmt(line.net_amount)} is not quantity x price"
-                f"{' / base quantity' if line.base_quantity not in (None, 1) else ''}"
-                f"{' + charges - allowances' if line.charges or line.allowances else ''}"
-                f" = {_fmt(money(expected))}",
-            )
-    allowance_sum = sum((a for a, _, _ in parts.allowances), Decimal(0))
-    charge_sum = sum((c for c, _, _ in parts.charges), Decimal(0))
-    if totals.line_extension is not None and all(line.net_amount is not None for line in lines):
-        line_sum = sum((line.net_amount or Decimal(0) for line in lines), Decimal(0))
-        if line_sum != totals.line_extension:
-            findings.add(
-                "BR-CO-10",
-                f"{where}: sum of line net amounts {_fmt(line_sum)} differs from "
-                f"LineExtensionAmount {_fmt(totals.line_extension)}",
-            )
-    if parts.allowances or totals.allowances is not None:
-        stated = totals.allowances or Decimal(0)
-        if stated != allowance_sum:
-            findings.add(
-                "BR-CO-11",
-                f"{where}: sum of document allowances {_fmt(allowance_sum)} differs from "
-                f"AllowanceTotalAmount {_fmt(stated)}",
-            )
-    if parts.charges or totals.charges is not None:
-        stated = totals.charges or Decimal(0)
-        if stated != charge_sum:
-            findings.add(
-                "BR-CO-12",
-                f"{where}: sum of document charges {_fmt(charge_sum)} differs from "
-                f"ChargeTotalAmount {_fmt(stated)}",
-            )
-    zero = Decimal(0)
-    if totals.tax_exclusive is not None and totals.line_extension is not None:
-        expected = totals.line_extension - (totals.allowances or zero) + (totals.charges or zero)
-        if expected != totals.tax_exclusive:
-            findings.add(
-                "BR-CO-13",
-                f"{where}: TaxExclusiveAmount {_fmt(totals.tax_exclusive)} is not line total - allowances"
-                f" + charges = {_fmt(expected)}",
-            )
-    if parts.subtotals and totals.tax is not None:
-        sub_sum = sum((s.tax for s in parts.subtotals), zero)
-        if sub_sum != totals.tax:
-            findings.add(
-                "BR-CO-14",
-                f"{root.path}/cac:TaxTotal: TaxAmount {_fmt(totals.tax)} differs from the sum of "
-                f"the VAT category amounts {_fmt(sub_sum)}",
-            )
-    if totals.tax_inclusive is not None and totals.tax_exclusive is not None:
-        expected = totals.tax_exclusive + (totals.tax or zero)
-        if expected != totals.tax_inclusive:
-            findings.add(
-                "BR-CO-15",
-                f"{where}: TaxInclusiveAmount {_fmt(totals.tax_inclusive)} is not TaxExclusiveAmount"
-                f" + VAT = {_fmt(expected)}",
-            )
-    if totals.payable is not None:
-        base = totals.tax_inclusive
-        if base is None and totals.tax_exclusive is None and totals.line_extension is not None:
-            # Orders may state only the line total and the amount due.
-            base = totals.line_extension - (totals.allowances or zero) + (totals.charges or zero)
-            base += totals.tax or zero
-        if base is not None:
-            expected = base - (totals.prepaid or zero) + (totals.rounding or zero)
-            if expected != totals.payable:
-                findings.add(
-                    "BR-CO-16",
-                    f"{where}: PayableAmount {_fmt(totals.payable)} is not TaxInclusiveAmount - prepaid"
-                    f" + rounding = {_fmt(expected)}",
-                )
-    _vat_breakdown(lines, parts, findings)
-
-
-def _vat_breakdown(lines: Sequence[PeppolLine], parts: _Money, findings: _Findings) -> None:
-    if not parts.subtotals:
-        return
-    zero = Decimal(0)
-
-    def key(category: str | None, percent: Decimal | None) -> tuple[str, Decimal]:
-        return (category or "").upper(), percent if percent is not None else zero
-
-    base: dict[tuple[str, Decimal], Decimal] = {}
-    for line in lines:
-        k = key(line.vat_category, line.vat_percent)
-        base[k] = base.get(k, zero) + (line.net_amount or zero)
-    for amount, category, percent in parts.charges:
-        k = key(category, percent)
-        base[k] = base.get(k, zero) + amount
-    for amount, category, percent in parts.allowances:
-        k = key(category, percent)
-        base[k] = base.get(k, zero) - amount
-    for sub in parts.subtotals:
-        cat = sub.category.upper()
-        k = key(cat, sub.percent)
-        expected_base = base.get(k, zero)
-        if expected_base != sub.taxable:
-            findings.add(
-                f"BR-{cat}-08",
-                f"{sub.path}: taxable amount {_fmt(sub.taxable)} for VAT category {cat} at "
-                f"{_fmt(sub.percent)}% is not lines + charges - allowances = {_fmt(expected_base)}",
-            )
-        expected_tax = (sub.taxable * sub.percent / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        if abs(expected_tax - sub.tax) > _TAX_TOLERANCE:
-            findings.add(
-                f"BR-{cat}-09",
-                f"{sub.path}: VAT {_fmt(sub.tax)} for category {cat} is not taxable amount "
-                f"{_fmt(sub.taxable)} x {_fmt(sub.percent)}% = {_fmt(expected_tax)}",
-            )
-
-
 # --- reading: documents ---------------------------------------------------------------------------------
 
 
@@ -771,7 +444,7 @@ def _header(root: _Node) -> tuple[str, dt.date]:
     return root.need_text("cbc:ID"), root.need("cbc:IssueDate").date()
 
 
-def _invoice_lines(root: _Node, kind: DocumentType, findings: _Findings) -> list[tuple[_Node, PeppolLine]]:
+def _invoice_lines(root: _Node, kind: DocumentType, findings: Findings) -> list[tuple[_Node, PeppolLine]]:
     line_tag, quantity_tag = (
         ("cac:CreditNoteLine", "cbc:CreditedQuantity")
         if kind == "credit_note"
@@ -801,7 +474,7 @@ _PO_LINE_FIELDS = {
 
 
 def _read_invoice(root: _Node, kind: DocumentType, source: str | None) -> PeppolDocument:
-    findings = _Findings()
+    findings = Findings()
     number, issue_date = _header(root)
     currency = root.need_text("cbc:DocumentCurrencyCode")
     type_tag = "cbc:CreditNoteTypeCode" if kind == "credit_note" else "cbc:InvoiceTypeCode"
@@ -810,7 +483,7 @@ def _read_invoice(root: _Node, kind: DocumentType, source: str | None) -> Peppol
     _check_gln(root.get("cac:Delivery", "cac:DeliveryLocation", "cbc:ID"), findings)
     lines = _invoice_lines(root, kind, findings)
     totals, parts = _document_money(root, currency, "cac:LegalMonetaryTotal", require_tax=True)
-    _arithmetic([line for _, line in lines], totals, parts, findings, root)
+    check_arithmetic([line for _, line in lines], totals, parts, findings, root.path)
     order_reference = root.text("cac:OrderReference", "cbc:ID")
     billing_reference = root.text("cac:BillingReference", "cac:InvoiceDocumentReference", "cbc:ID")
     model_lines = [
@@ -869,7 +542,7 @@ def _read_invoice(root: _Node, kind: DocumentType, source: str | None) -> Peppol
 
 
 def _read_order(root: _Node, source: str | None) -> PeppolDocument:
-    findings = _Findings()
+    findings = Findings()
     number, issue_date = _header(root)
     currency = root.need_text("cbc:DocumentCurrencyCode")
     buyer_node = root.need("cac:BuyerCustomerParty", "cac:Party")
@@ -883,7 +556,7 @@ def _read_order(root: _Node, source: str | None) -> PeppolDocument:
         raise PeppolError(root.name, f"{root.path}/cac:OrderLine", "missing mandatory element (no lines)")
     lines = [(n, _line(n, "cbc:Quantity", findings, priced=False, mandatory_net=False)) for n in order_lines]
     totals, parts = _document_money(root, currency, "cac:AnticipatedMonetaryTotal", require_tax=False)
-    _arithmetic([line for _, line in lines], totals, parts, findings, root)
+    check_arithmetic([line for _, line in lines], totals, parts, findings, root.path)
     po_lines = []
     for node, line in lines:
         if not re.fullmatch(r"\d{1,9}", line.line_id) or int(line.line_id) < 1:
@@ -896,7 +569,7 @@ def _read_order(root: _Node, source: str | None) -> PeppolDocument:
             raise PeppolError(
                 root.name, f"{node.path}/cac:Price", "missing (a purchase order line needs a unit price)"
             )
-        receipt = dict(line.properties).get(_RECEIPT_PROPERTY, "true").strip().lower() != "false"
+        receipt = dict(line.properties).get(RECEIPT_PROPERTY, "true").strip().lower() != "false"
         extra: dict[str, Any] = {"vat_rate": line.vat_percent} if line.vat_percent is not None else {}
         if line.unit_code:
             extra["unit_code"] = line.unit_code
@@ -955,7 +628,7 @@ def _read_order(root: _Node, source: str | None) -> PeppolDocument:
 
 
 def _read_despatch(root: _Node, source: str | None) -> PeppolDocument:
-    findings = _Findings()
+    findings = Findings()
     number, issue_date = _header(root)
     supplier = _party(root.need("cac:DespatchSupplierParty", "cac:Party"), findings)
     delivery = root.need("cac:DeliveryCustomerParty", "cac:Party")
@@ -1071,276 +744,3 @@ def read_document(
     if kind == "despatch_advice":
         return _read_despatch(root, origin)
     return _read_invoice(root, kind, origin)
-
-
-# --- JSON -------------------------------------------------------------------------------------------------
-
-
-def _amount(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
-def _party_json(party: Party) -> dict[str, str | None]:
-    return {"name": party.name or None, "vat_number": party.vat_number, "endpoint_id": party.endpoint_id}
-
-
-def to_json_shape(doc: PeppolDocument) -> dict[str, Any]:
-    """The stable JSON shape of ``procbots peppol read --json`` (see ARCHITECTURE.md).
-
-    Amounts and quantities are decimal strings as the document states them; elements
-    the document does not carry are ``null``.
-    """
-    return {
-        "document_type": doc.document_type,
-        "id": doc.id,
-        "issue_date": doc.issue_date.isoformat(),
-        "currency": doc.currency,
-        "supplier": _party_json(doc.supplier),
-        "buyer": _party_json(doc.buyer),
-        "order_reference": doc.order_reference,
-        "billing_reference": doc.billing_reference,
-        "lines": [
-            {
-                "id": line.line_id,
-                "quantity": _amount(line.quantity),
-                "unit_code": line.unit_code,
-                "price": _amount(line.price),
-                "net_amount": _amount(line.net_amount),
-                "item": {
-                    "name": line.item_name or None,
-                    "gtin": line.gtin,
-                    "seller_item_id": line.seller_item_id,
-                },
-                "vat": {"category": line.vat_category, "percent": _amount(line.vat_percent)},
-                "order_line_reference": line.order_line_reference,
-            }
-            for line in doc.lines
-        ],
-        "totals": {
-            name: _amount(getattr(doc.totals, name))
-            for name in (
-                "line_extension",
-                "allowances",
-                "charges",
-                "tax_exclusive",
-                "tax",
-                "tax_inclusive",
-                "prepaid",
-                "rounding",
-                "payable",
-            )
-        },
-        "findings": [{"code": f.code, "message": f.message} for f in doc.findings],
-    }
-
-
-# --- writing: PEPPOL BIS Order 3 ------------------------------------------------------------------------
-
-
-class _Writer:
-    """A tiny XML writer: explicit prefixes, stable indentation, strict escaping."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>\n']
-        self.depth = 0
-
-    @staticmethod
-    def _clean(text: str, what: str) -> str:
-        if bad := _XML_ILLEGAL.search(text):
-            raise ValueError(f"{what}: character {bad.group()!r} cannot be written in XML")
-        # A carriage return would come back as a newline; the reference keeps it.
-        return escape(text).replace("\r", "&#13;")
-
-    def _attrs(self, tag: str, attrs: dict[str, str | None]) -> str:
-        return "".join(
-            f" {k}={quoteattr(self._clean(v, f'{tag}@{k}'))}" for k, v in attrs.items() if v is not None
-        )
-
-    def open(self, tag: str, **attrs: str | None) -> None:
-        self.parts.append(f"{'  ' * self.depth}<{tag}{self._attrs(tag, attrs)}>\n")
-        self.depth += 1
-
-    def close(self, tag: str) -> None:
-        self.depth -= 1
-        self.parts.append(f"{'  ' * self.depth}</{tag}>\n")
-
-    def leaf(self, tag: str, text: str | Decimal | None, **attrs: str | None) -> None:
-        if text is None:
-            return
-        value = format(text, "f") if isinstance(text, Decimal) else text
-        self.parts.append(
-            f"{'  ' * self.depth}<{tag}{self._attrs(tag, attrs)}>{self._clean(value, tag)}</{tag}>\n"
-        )
-
-    def result(self) -> bytes:
-        return "".join(self.parts).encode("utf-8")
-
-
-def _write_party(
-    w: _Writer,
-    party: Party,
-    *,
-    name: str,
-    vat: str | None,
-    identification: str | None,
-) -> None:
-    w.open("cac:Party")
-    if party.endpoint_id:
-        w.leaf("cbc:EndpointID", party.endpoint_id, schemeID=party.endpoint_scheme or GLN_SCHEME)
-    if identification:
-        w.open("cac:PartyIdentification")
-        # No schemeID: ODS codes and vendor-master ids have no ISO 6523 code.
-        w.leaf("cbc:ID", identification)
-        w.close("cac:PartyIdentification")
-    if name:
-        w.open("cac:PartyName")
-        w.leaf("cbc:Name", name)
-        w.close("cac:PartyName")
-    if vat:
-        w.open("cac:PartyTaxScheme")
-        w.leaf("cbc:CompanyID", vat)
-        w.open("cac:TaxScheme")
-        w.leaf("cbc:ID", "VAT")
-        w.close("cac:TaxScheme")
-        w.close("cac:PartyTaxScheme")
-    w.open("cac:PartyLegalEntity")
-    w.leaf("cbc:RegistrationName", name)
-    w.close("cac:PartyLegalEntity")
-    w.close("cac:Party")
-
-
-def _vat_category(rate: Decimal) -> str:
-    return "Z" if rate == 0 else "S"
-
-
-def write_order(
-    po: PurchaseOrder,
-    *,
-    buyer: Party,
-    supplier: Party,
-    issue_date: dt.date | None = None,
-    profile_id: str = ORDER_PROFILE_ID,
-) -> bytes:
-    """Writes a PEPPOL BIS Order 3 (UBL 2.1 Order) for a raised purchase order.
-
-    The order's own fields win over the parties' (``po.supplier_name`` before
-    ``supplier.name``). Where things go: ``requisition_ref`` -> CustomerReference,
-    ``cost_centre`` -> AccountingCost, ``supplier_id`` -> the seller's
-    PartyIdentification, ``buyer_ods`` -> the buyer's PartyIdentification (no scheme:
-    ODS has no ISO 6523 code), ``delivery_site`` -> Delivery/DeliveryLocation/ID,
-    ``need_by`` -> RequestedDeliveryPeriod/EndDate, ``item_code`` -> SellersItemIdentification
-    (and StandardItemIdentification, scheme 0160, when it is a valid GTIN), and
-    ``receipt_required`` -> an AdditionalItemProperty ``ReceiptRequired``.
-    :func:`read_document` reads the result back to an equal ``PurchaseOrder``.
-
-    Args:
-        po: the purchase order; it needs a ``po_number``.
-        buyer: the trust (endpoint, GLN, VAT number).
-        supplier: the supplier (endpoint, GLN, VAT number).
-        issue_date: defaults to ``po.issue_date``, else today in Europe/London.
-        profile_id: the BIS profile (order only by default).
-
-    Raises:
-        ValueError: no ``po_number``, or text that XML cannot carry.
-
-    Example:
-        >>> xml = write_order(po, buyer=Party(name="Example NHS Trust", endpoint_id="5000000000000"),
-        ...                   supplier=Party(name="Acme Medical Ltd"))  # doctest: +SKIP
-        >>> read_document(xml).model == po  # doctest: +SKIP
-        True
-    """
-    if not po.po_number:
-        raise ValueError("write_order: the purchase order has no po_number yet")
-    issued = issue_date or po.issue_date or dt.datetime.now(_LONDON).date()
-    currency = po.currency
-    w = _Writer()
-    w.open(
-        "Order",
-        xmlns=NAMESPACES["order"],
-        **{"xmlns:cac": CAC, "xmlns:cbc": CBC},
-    )
-    w.leaf("cbc:CustomizationID", ORDER_CUSTOMIZATION_ID)
-    w.leaf("cbc:ProfileID", profile_id)
-    w.leaf("cbc:ID", po.po_number)
-    w.leaf("cbc:IssueDate", issued.isoformat())
-    w.leaf("cbc:OrderTypeCode", "220")
-    w.leaf("cbc:DocumentCurrencyCode", currency)
-    w.leaf("cbc:CustomerReference", po.requisition_ref or None)
-    w.leaf("cbc:AccountingCost", po.cost_centre or None)
-
-    w.open("cac:BuyerCustomerParty")
-    _write_party(
-        w,
-        buyer,
-        name=po.buyer_name or buyer.name,
-        vat=buyer.vat_number,
-        identification=po.buyer_ods or buyer.ods_code,
-    )
-    w.close("cac:BuyerCustomerParty")
-    w.open("cac:SellerSupplierParty")
-    _write_party(
-        w,
-        supplier,
-        name=po.supplier_name or supplier.name,
-        vat=po.supplier_vat or supplier.vat_number,
-        identification=po.supplier_id,
-    )
-    w.close("cac:SellerSupplierParty")
-
-    if po.delivery_site or po.need_by:
-        w.open("cac:Delivery")
-        if po.delivery_site:
-            w.open("cac:DeliveryLocation")
-            w.leaf("cbc:ID", po.delivery_site)
-            w.close("cac:DeliveryLocation")
-        if po.need_by:
-            w.open("cac:RequestedDeliveryPeriod")
-            w.leaf("cbc:EndDate", po.need_by.isoformat())
-            w.close("cac:RequestedDeliveryPeriod")
-        w.close("cac:Delivery")
-
-    w.open("cac:TaxTotal")
-    w.leaf("cbc:TaxAmount", po.vat_total, currencyID=currency)
-    w.close("cac:TaxTotal")
-    w.open("cac:AnticipatedMonetaryTotal")
-    w.leaf("cbc:LineExtensionAmount", po.net_total, currencyID=currency)
-    w.leaf("cbc:TaxExclusiveAmount", po.net_total, currencyID=currency)
-    w.leaf("cbc:TaxInclusiveAmount", po.gross_total, currencyID=currency)
-    w.leaf("cbc:PayableAmount", po.gross_total, currencyID=currency)
-    w.close("cac:AnticipatedMonetaryTotal")
-
-    for line in po.lines:
-        w.open("cac:OrderLine")
-        w.open("cac:LineItem")
-        w.leaf("cbc:ID", str(line.line_no))
-        w.leaf("cbc:Quantity", line.quantity, unitCode=line.unit_code)
-        w.leaf("cbc:LineExtensionAmount", line.net_amount, currencyID=currency)
-        w.open("cac:Price")
-        w.leaf("cbc:PriceAmount", line.unit_price, currencyID=currency)
-        w.close("cac:Price")
-        w.open("cac:Item")
-        w.leaf("cbc:Name", line.description or line.item_code)
-        if line.item_code:
-            w.open("cac:SellersItemIdentification")
-            w.leaf("cbc:ID", line.item_code)
-            w.close("cac:SellersItemIdentification")
-            if check_gtin(line.item_code).valid:
-                w.open("cac:StandardItemIdentification")
-                w.leaf("cbc:ID", line.item_code, schemeID=GTIN_SCHEME)
-                w.close("cac:StandardItemIdentification")
-        w.open("cac:ClassifiedTaxCategory")
-        w.leaf("cbc:ID", _vat_category(line.vat_rate))
-        w.leaf("cbc:Percent", line.vat_rate)
-        w.open("cac:TaxScheme")
-        w.leaf("cbc:ID", "VAT")
-        w.close("cac:TaxScheme")
-        w.close("cac:ClassifiedTaxCategory")
-        w.open("cac:AdditionalItemProperty")
-        w.leaf("cbc:Name", _RECEIPT_PROPERTY)
-        w.leaf("cbc:Value", "true" if line.receipt_required else "false")
-        w.close("cac:AdditionalItemProperty")
-        w.close("cac:Item")
-        w.close("cac:LineItem")
-        w.close("cac:OrderLine")
-    w.close("Order")
-    return w.result()
