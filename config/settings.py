@@ -16,21 +16,31 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 __all__ = [
     "AlertSettings",
@@ -44,6 +54,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "get_settings",
+    "is_secret_setting",
     "portal_password",
 ]
 
@@ -192,13 +203,17 @@ class Settings(BaseSettings):
         """
         try:
             super().__init__(**values)
-        except ValidationError as exc:
+        except ValidationError as raw:
+            exc = _without_secret_inputs(raw)
             unknown = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
             if not unknown:
-                raise
+                raise exc from None
             lines = [_unknown_key_message(loc, values) for loc in unknown]
             lines += [_bad_value_line(e) for e in exc.errors() if e["type"] != "extra_forbidden"]
             raise SettingsError("\n".join(lines)) from None
+        except PydanticSettingsError as exc:
+            # e.g. a section's environment variable that is not JSON; its text is not shown.
+            raise SettingsError(f"{exc} (the value is not shown)") from None
 
     @property
     def ledger_url(self) -> str:
@@ -241,6 +256,78 @@ def _settings_files() -> list[tuple[str, Path]]:
     if secrets:
         files.append(("secrets file", _checked_toml(_private_file(Path(secrets)), what="secrets file")))
     return files
+
+
+#: Shown instead of the value of a secret setting in an error.
+HIDDEN = "<hidden>"
+# Setting names that hold a secret whatever their type (with config.logging's key pattern).
+_SECRET_NAMES = re.compile(r"webhook|hash", re.IGNORECASE)
+
+
+def _holds_secret(annotation: Any) -> bool:
+    """Whether a field's type is, or contains, ``SecretStr``/``SecretBytes``."""
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_holds_secret(arg) for arg in get_args(annotation))
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def is_secret_setting(loc: Sequence[str | int]) -> bool:
+    """Whether the setting at ``loc`` is, holds or lies inside a secret.
+
+    A secret is a ``SecretStr`` field (passwords, TOTP secret, audit key, webhook
+    URL, password hashes) or a key named like one; a section counts when it holds
+    any secret (its value given whole, e.g. as one environment variable of JSON).
+
+    Example:
+        >>> is_secret_setting(("portal", "password")), is_secret_setting(("portal", "url"))
+        (True, False)
+    """
+    from config.logging import SECRET_KEY_PATTERN
+
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        name = str(part)
+        if SECRET_KEY_PATTERN.search(name) or _SECRET_NAMES.search(name):
+            return True
+        field = model.model_fields.get(name) if model is not None else None
+        if field is None:
+            return False
+        if _holds_secret(field.annotation):
+            return True
+        model = _section_of(field.annotation)
+    return model is not None and any(
+        _holds_secret(f.annotation) or is_secret_setting((*loc, n)) for n, f in model.model_fields.items()
+    )
+
+
+def _without_secret_inputs(exc: ValidationError) -> ValidationError:
+    """The same errors with the value given for any secret setting replaced by :data:`HIDDEN`.
+
+    So neither ``str(exc)`` nor a message built from ``exc.errors()`` can show a
+    password given with the wrong type (``portal.password = 123456789012``).
+    """
+    details: list[Any] = []
+    changed = False
+    for error in exc.errors():
+        detail: dict[str, Any] = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        if is_secret_setting(error["loc"]):
+            detail["input"] = HIDDEN
+            changed = True
+        details.append(detail)
+    if not changed:
+        return exc
+    return ValidationError.from_exception_data(exc.title, details)
 
 
 def _dotted(loc: Sequence[str | int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -19,8 +20,12 @@ from config.logging import configure_logging, register_secret
 from config.settings import Settings, get_settings
 from connectors.audit import (
     GENESIS_HASH,
+    MAX_RECORD_BYTES,
+    AuditChainMismatch,
     AuditLog,
     audit_event,
+    canonical_json,
+    key_id,
     record_hash,
     reset_default_audit_log,
     verify_audit,
@@ -176,7 +181,9 @@ def test_hmac_chain_needs_the_key_and_resists_recomputed_hashes(tmp_path: Path) 
     for n in range(5):
         log.append("po_created", po_number=f"PO-{n}")
     assert verify_audit(path, hmac_key="audit-key-1").ok
-    assert verify_audit(path).first_broken_seq == 1  # plain SHA-256 does not match an HMAC chain
+    without_key = verify_audit(path)  # the header says keyed: not checked, and never "intact"
+    assert not without_key.ok
+    assert without_key.needs_key
     lines = path.read_text().splitlines()
     record = json.loads(lines[2])
     record["po_number"] = "PO-FORGED"
@@ -194,7 +201,7 @@ def test_cli_reads_the_hmac_key_from_the_named_environment_variable(
     AuditLog(path, hmac_key="k-123").append("po_created", po_number="PO-1")
     monkeypatch.setenv("AUDIT_KEY", "k-123")
     assert _verify_cli(str(path), "--hmac-key-env", "AUDIT_KEY")[0] == 0
-    assert _verify_cli(str(path))[0] == 1
+    assert _verify_cli(str(path))[0] == 2  # a keyed chain needs its key
     assert _verify_cli(str(path), "--hmac-key-env", "NOT_SET_ANYWHERE")[0] == 2
 
 
@@ -272,3 +279,167 @@ def test_audit_event_appends_to_the_configured_log_and_logs_it(
         assert audit_lines[-1]["hash"] == record["hash"]
     finally:
         reset_default_audit_log()
+
+
+def _rechain_without_key(lines: list[str], header: dict[str, object] | None = None) -> list[str]:
+    """What an editor without the key can do: recompute every hash with plain SHA-256."""
+    out, prev = [], GENESIS_HASH
+    for line in lines:
+        record = json.loads(line)
+        if record["seq"] == 1 and header is not None:
+            record["chain"] = header
+        record["prev_hash"] = prev
+        record["hash"] = record_hash(record)
+        prev = record["hash"]
+        out.append(canonical_json(record))
+    return out
+
+
+def test_the_first_record_states_whether_the_chain_is_keyed_and_a_key_id_not_the_key(tmp_path: Path) -> None:
+    keyed, plain = tmp_path / "keyed.jsonl", tmp_path / "plain.jsonl"
+    AuditLog(keyed, hmac_key="audit-key-secret-77").append("po_created", po_number="PO-1")
+    second = AuditLog(keyed, hmac_key="audit-key-secret-77").append("po_created", po_number="PO-2")
+    AuditLog(plain).append("po_created", po_number="PO-1")
+    first = json.loads(keyed.read_text().splitlines()[0])
+    assert first["chain"] == {"v": 2, "alg": "hmac-sha256", "key_id": key_id("audit-key-secret-77")}
+    assert "chain" not in second
+    assert "audit-key-secret-77" not in keyed.read_text()
+    assert json.loads(plain.read_text())["chain"] == {"v": 2, "alg": "sha256"}
+
+
+def test_a_keyed_chain_without_its_key_says_the_key_is_needed_with_exit_2(
+    tmp_path: Path, settings_env: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path, hmac_key="k-needed").append("po_created", po_number="PO-1")
+    code, output = _verify_cli(str(path))
+    assert code == 2
+    assert "key is needed" in output
+    assert "intact" not in output
+    assert "BROKEN" not in output
+
+
+def test_a_sha256_rechain_of_a_keyed_log_fails_with_the_key_and_is_not_intact_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, hmac_key="audit-key-1")
+    for n in range(5):
+        log.append("po_created", po_number=f"PO-{n}")
+    genuine = path.read_text().splitlines()
+    monkeypatch.setenv("AUDIT_KEY", "audit-key-1")
+    # Forgery keeping the keyed header: broken at seq 1 with the key, key needed without.
+    path.write_text("\n".join(_rechain_without_key(genuine)) + "\n")
+    assert verify_audit(path, hmac_key="audit-key-1").first_broken_seq == 1
+    assert _verify_cli(str(path), "--hmac-key-env", "AUDIT_KEY")[0] == 1
+    assert _verify_cli(str(path))[0] == 2
+    # Forgery downgrading the header to plain SHA-256: the configured key refuses it.
+    path.write_text("\n".join(_rechain_without_key(genuine, {"v": 2, "alg": "sha256"})) + "\n")
+    result = verify_audit(path, hmac_key="audit-key-1")
+    assert (result.ok, result.first_broken_seq) == (False, 1)
+    assert "not keyed" in result.message
+    code, output = _verify_cli(str(path), "--hmac-key-env", "AUDIT_KEY")
+    assert code == 1
+    assert "BROKEN at seq 1" in output
+    # Without a key the downgraded copy cannot be told apart, but it says it is not keyed.
+    assert "not keyed" in verify_audit(path).message
+    # The genuine log with its key is intact.
+    path.write_text("\n".join(genuine) + "\n")
+    assert verify_audit(path, hmac_key="audit-key-1").ok
+    assert _verify_cli(str(path), "--hmac-key-env", "AUDIT_KEY")[0] == 0
+
+
+def test_a_writer_with_another_key_refuses_to_extend_a_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path, hmac_key="key-a").append("po_created", po_number="PO-1")
+    with pytest.raises(AuditChainMismatch, match="keyed"):
+        AuditLog(path).append("po_created", po_number="PO-2")
+    with pytest.raises(AuditChainMismatch):
+        AuditLog(path, hmac_key="key-b").append("po_created", po_number="PO-2")
+    assert verify_audit(path, hmac_key="key-a").records == 1
+
+
+def test_a_line_with_a_duplicate_json_key_fails(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    for n in (200, 201, 202):
+        log.append("po_created", po_number=f"PO-000{n}")
+    lines = path.read_bytes().splitlines(keepends=True)
+    # A reader taking the first value sees the fake; the hash covers the last one.
+    lines[1] = lines[1].replace(
+        b'"po_number":"PO-000201"', b'"po_number":"PO-FAKE-666","po_number":"PO-000201"'
+    )
+    path.write_bytes(b"".join(lines))
+    result = verify_audit(path)
+    assert (result.ok, result.first_broken_seq) == (False, 2)
+    assert "duplicate key 'po_number'" in result.message
+    code, output = _verify_cli(str(path))
+    assert code == 1
+    assert "BROKEN at seq 2" in output
+
+
+@pytest.mark.parametrize(
+    "reformat",
+    [
+        pytest.param(lambda r: json.dumps(r, sort_keys=True) + "\n", id="spaces"),
+        pytest.param(
+            lambda r: json.dumps(dict(reversed(r.items())), separators=(",", ":")) + "\n", id="key-order"
+        ),
+        pytest.param(
+            lambda r: json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n", id="escaped-unicode"
+        ),
+    ],
+)
+def test_a_reformatted_line_with_the_same_content_fails(
+    reformat: Callable[[dict[str, object]], str], tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    for name in ("Café Supplies", "Hôpital", "Zoë Ltd"):
+        log.append("supplier_checked", supplier=name)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = reformat(json.loads(lines[1]))
+    path.write_text("".join(lines), encoding="utf-8")
+    result = verify_audit(path)
+    assert (result.ok, result.first_broken_seq) == (False, 2), result.message
+    assert "canonical" in result.message
+
+
+def test_an_oversized_field_is_stored_by_reference_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    item_ids = list(range(1, 30_001))  # ~170 KB of JSON
+    record = log.append("workitem.added", bot="purchase_orders", count=len(item_ids), item_ids=item_ids)
+    log.append("po_created", po_number="PO-1")
+    lines = path.read_bytes().splitlines()
+    assert max(len(line) for line in lines) <= MAX_RECORD_BYTES
+    ref = record["item_ids"]
+    assert record["count"] == 30_000
+    assert record["bot"] == "purchase_orders"
+    stored = path.parent / ref["audit_ref"]
+    assert stored.parent == log.blob_dir
+    assert json.loads(stored.read_bytes()) == item_ids  # nothing truncated
+    assert ref["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert verify_audit(path).ok
+    stored.write_bytes(stored.read_bytes().replace(b"29999", b"66666"))
+    result = verify_audit(path)
+    assert (result.ok, result.first_broken_seq) == (False, 1)
+    assert "altered" in result.message
+    stored.unlink()
+    assert "missing" in verify_audit(path).message
+
+
+def test_a_line_over_64_kib_fails_verification(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append("po_created", po_number="PO-1")
+    log.append("note", text="short")
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["text"] = "x" * MAX_RECORD_BYTES  # a writer without the limit
+    record["hash"] = record_hash(record)
+    lines[1] = canonical_json(record)
+    path.write_text("\n".join(lines) + "\n")
+    result = verify_audit(path)
+    assert (result.ok, result.first_broken_seq) == (False, 2)
+    assert "over the 65536-byte limit" in result.message

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from config.logging import registered_secrets
 from config.settings import Settings, SettingsError, portal_password
@@ -280,3 +281,86 @@ def test_bad_values_stop_the_cli_with_exit_2_and_no_traceback(tmp_path: Path) ->
         assert "Traceback" not in result.stderr
         for text in expected:
             assert text in result.stderr, (text, result.stderr)
+
+
+def _secret_fields() -> list[tuple[str, str]]:
+    """Every (section, key) of the settings typed as a secret: found, not listed, so new ones count."""
+    found = []
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            for key, sub in model.model_fields.items():
+                if "SecretStr" in str(sub.annotation):
+                    found.append((section, key))
+    return found
+
+
+SECRET_VALUE = 123456789012  # a TOML integer where a string is expected: a bad value
+
+
+def test_the_secret_fields_include_every_kind_the_issue_names() -> None:
+    names = {f"{section}.{key}" for section, key in _secret_fields()}
+    assert {"portal.password", "portal.totp_secret", "audit.hmac_key", "alerts.webhook_url"} <= names
+
+
+@pytest.mark.parametrize("source", ["secrets file", "--config file", "environment JSON", "keyword"])
+def test_a_bad_value_for_any_secret_setting_never_shows_the_value(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    from flows.cli import describe_validation_error
+
+    for section, key in _secret_fields():
+        for name in [n for n in os.environ if n.startswith("PROCBOTS_") and n != "PROCBOTS_PATHS__ROOT"]:
+            monkeypatch.delenv(name)
+        values: dict[str, object] = {}
+        if source == "secrets file":
+            monkeypatch.setenv(
+                "PROCBOTS_SECRETS_FILE",
+                str(_secrets_file(tmp_path, f"[{section}]\n{key} = {SECRET_VALUE}\n")),
+            )
+        elif source == "--config file":
+            config = tmp_path / "site.toml"
+            config.write_text(f"[{section}]\n{key} = {SECRET_VALUE}\n")
+            monkeypatch.setenv("PROCBOTS_CONFIG", str(config))
+        elif source == "environment JSON":
+            monkeypatch.setenv(f"PROCBOTS_{section.upper()}", json.dumps({key: SECRET_VALUE}))
+        else:
+            values = {section: {key: SECRET_VALUE}}
+        with pytest.raises(ValidationError) as caught:
+            Settings(**values)  # type: ignore[arg-type]
+        described = describe_validation_error(caught.value)
+        assert f"setting {section}.{key}=" in described
+        for text in (str(caught.value), described, repr(caught.value.errors())):
+            assert str(SECRET_VALUE) not in text, (section, key, source, text)
+
+
+def test_a_secret_section_given_whole_as_text_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(portal="hunter2-whole-section")  # type: ignore[arg-type]
+    assert "hunter2" not in str(caught.value)
+    monkeypatch.setenv("PROCBOTS_PORTAL", '{"password": "hunter2-not-json')
+    with pytest.raises(SettingsError) as not_json:
+        Settings()
+    assert "hunter2" not in str(not_json.value)
+
+
+def test_a_bad_non_secret_value_is_still_shown(settings_env: Path) -> None:
+    from flows.cli import describe_validation_error
+
+    with pytest.raises(ValidationError) as caught:
+        Settings(portal={"url": "ftp://portal", "password": 5})
+    described = describe_validation_error(caught.value)
+    assert "setting portal.url='ftp://portal'" in described
+    assert "setting portal.password='<hidden>'" in described
+
+
+def test_the_console_script_does_not_echo_a_mistyped_password_from_the_secrets_file(tmp_path: Path) -> None:
+    """The issue's example: `setting portal.password=123456789012: Input should be a valid string`."""
+    secrets = _secrets_file(tmp_path, f"[portal]\npassword = {SECRET_VALUE}\n")
+    result = _procbots(["audit", "verify", "x"], {"PROCBOTS_SECRETS_FILE": str(secrets)})
+    assert result.returncode == 2
+    assert "setting portal.password=" in result.stderr
+    assert "Input should be a valid string" in result.stderr
+    assert str(SECRET_VALUE) not in result.stderr + result.stdout

@@ -22,7 +22,11 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Checks every record of an audit log: exit 0 when intact, 1 naming the first broken seq."""
+    """Checks every record of an audit log.
+
+    Exit 0 when intact; 1 naming the first broken seq; 2 when the chain is keyed
+    and its key is needed (or another key was given), or on bad usage.
+    """
     from connectors.audit import verify_audit
 
     if hmac_key_env is not None:
@@ -39,6 +43,9 @@ def verify(
         typer.echo(f"procbots audit verify: {path}: no such file", err=True)
         raise typer.Exit(2)
     result = verify_audit(path, hmac_key=key)
+    if result.needs_key:
+        typer.echo(f"procbots audit verify: {result.message}", err=True)
+        raise typer.Exit(2)
     if result.ok:
         typer.echo(f"{path}: {result.message}")
         return
