@@ -46,6 +46,8 @@ __all__ = [
     "AlertSettings",
     "AuditSettings",
     "BrowserSettings",
+    "ConsoleSettings",
+    "ConsoleUser",
     "LedgerSettings",
     "MatchingPolicySettings",
     "PathSettings",
@@ -159,6 +161,34 @@ class AlertSettings(_Section):
     on_business_exceptions: bool = True
 
 
+class ConsoleUser(_Section):
+    """A person who may sign in to the console (``procbots console hash-password`` makes the hash)."""
+
+    name: str = Field(description="Full name, shown in the console and written to the audit log")
+    password_hash: SecretStr = Field(description="scrypt hash from `procbots console hash-password`")
+
+
+class ConsoleSettings(_Section):
+    """The work-queue console for people (``procbots console``)."""
+
+    host: str = Field("127.0.0.1", description="Address the console listens on (loopback by default)")
+    port: int = Field(8800, ge=1, le=65535)
+    public_url: str | None = Field(
+        None, description="Address people open (e.g. https://procbots.trust.nhs.uk); artifact links use it"
+    )
+    session_ttl_s: int = Field(8 * 3600, ge=60, description="Sign-in lasts this long")
+    users: dict[str, ConsoleUser] = Field(default_factory=dict, description="Sign-in name -> person")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_public_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class MatchingPolicySettings(_Section):
     """Invoice matching policy; ``suppliers`` maps a VAT number to overrides."""
 
@@ -191,6 +221,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     alerts: AlertSettings = AlertSettings()
     matching: MatchingPolicySettings = MatchingPolicySettings()
+    console: ConsoleSettings = ConsoleSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def __init__(self, **values: Any) -> None:

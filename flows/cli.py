@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import audit, demo, items, match, peppol, run, sandbox, serve
+from flows.commands import audit, console, demo, items, match, peppol, run, sandbox, serve
 
 app = typer.Typer(
     name="procbots",
@@ -56,6 +56,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(items.app, name="items")
 app.add_typer(peppol.app, name="peppol")
 app.add_typer(run.app, name="run")
+app.add_typer(console.app, name="console")
 app.command("match")(match.match)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

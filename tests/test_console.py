@@ -1,0 +1,330 @@
+"""The console's rules over HTTP (the real app in-process): sign-in, CSRF, downloads, actions, audit.
+
+The browser tests (tests/test_console_browser.py) walk a person's day; these pin the
+rules each page must keep, against a real SQLite ledger, real files and the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bots.purchase_orders import BOT, Requisition, RequisitionLine
+from bots.runtime.ledger import Evidence, Ledger
+from config.settings import Settings, get_settings
+from connectors.audit import reset_default_audit_log, verify_audit
+from connectors.console_links import console_link, download_path
+from flows.console.app import create_app
+from flows.console.auth import SessionStore, hash_password, verify_password
+
+PASSWORD = "Console-Test-Password-1"
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def settings(settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    users = {"jsmith": {"name": "Jane Smith", "password_hash": hash_password(PASSWORD)}}
+    monkeypatch.setenv("PROCBOTS_CONSOLE__USERS", json.dumps(users))
+    get_settings.cache_clear()
+    reset_default_audit_log()
+    yield get_settings()
+    reset_default_audit_log()
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[Ledger]:
+    ledger = Ledger.from_settings(settings)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def client(settings: Settings, ledger: Ledger) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, ledger), follow_redirects=False) as client:
+        yield client
+
+
+def requisition(ref: str, need_by: dt.date) -> Requisition:
+    return Requisition(
+        requisition_ref=ref,
+        supplier_id="SUP-00001",
+        supplier_vat="GB980780684",
+        cost_centre="CC-100",
+        delivery_site="RJ1",
+        need_by=need_by,
+        lines=[RequisitionLine(row=3, item_code="5000157024671", description="Gloves", quantity=2)],
+    )
+
+
+def business_exception(ledger: Ledger, ref: str, settings: Settings, *, screenshot: bool = False) -> int:
+    """A purchase-order item ended as a NEED_BY_IN_PAST business exception (optionally with a screenshot)."""
+    ledger.add(BOT, ref, requisition(ref, dt.date(2020, 1, 31)))
+    item = ledger.claim(BOT, owner="test-worker")
+    assert item is not None
+    if screenshot:
+        shot = settings.paths.resolve("evidence") / "run-1" / str(item.id) / "page.png"
+        shot.parent.mkdir(parents=True)
+        shot.write_bytes(PNG)
+        ledger.add_evidence(item, [Evidence(path=str(shot), sha256="0" * 64)])
+    ledger.business_exception(item, "NEED_BY_IN_PAST", f"Requisition {ref}: need-by date is before today")
+    return item.id
+
+
+def sign_in(client: TestClient, password: str = PASSWORD) -> int:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    form = {"csrf_token": token.group(1), "username": "jsmith", "password": password, "next": "/"}
+    return client.post("/login", data=form).status_code
+
+
+def csrf(client: TestClient, path: str = "/") -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert token is not None
+    return token.group(1)
+
+
+def audit_records(settings: Settings) -> list[dict[str, object]]:
+    return [json.loads(line) for line in settings.audit_path.read_text().splitlines()]
+
+
+def test_a_password_hash_verifies_its_own_password_only() -> None:
+    encoded = hash_password("correct horse battery staple")
+    assert encoded.startswith("scrypt$16384$8$1$")
+    assert verify_password("correct horse battery staple", encoded)
+    assert not verify_password("correct horse battery stapler", encoded)
+    assert not verify_password("anything", None)
+    assert not verify_password("anything", "md5$abc")
+    assert hash_password("same") != hash_password("same")  # salted
+
+
+def test_a_session_ends_when_its_time_is_up() -> None:
+    now = [1000.0]
+    store = SessionStore(ttl_s=60, clock=lambda: now[0])
+    token, session = store.start("jsmith", "Jane Smith")
+    assert store.get(token) is session
+    now[0] += 59
+    assert store.get(token) is session
+    now[0] += 2
+    assert store.get(token) is None
+
+
+def test_pages_need_a_sign_in_and_a_wrong_password_is_refused(client: TestClient, ledger: Ledger) -> None:
+    assert client.get("/").status_code == 303
+    assert client.get("/").headers["location"] == "/login?next=/"
+    assert sign_in(client, password="not-the-password") == 401
+    assert client.get("/").status_code == 303
+    assert sign_in(client) == 303
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Signed in as <strong>Jane Smith</strong>" in page.text
+
+
+def test_sign_in_without_the_forms_token_is_refused(client: TestClient) -> None:
+    refused = client.post("/login", data={"username": "jsmith", "password": PASSWORD, "next": "/"})
+    assert refused.status_code == 403
+    assert client.get("/").status_code == 303
+
+
+def test_an_action_without_the_csrf_token_is_refused_and_changes_nothing(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    item_id = business_exception(ledger, "REQ-CSRF-1", settings)
+    sign_in(client)
+    refused = client.post(f"/items/{item_id}/retry", data={"reason": "try again"})
+    assert refused.status_code == 403
+    wrong = client.post(f"/items/{item_id}/retry", data={"reason": "try again", "csrf_token": "forged"})
+    assert wrong.status_code == 403
+    assert str(ledger.get(item_id).state) == "business_exception"
+    done = client.post(f"/items/{item_id}/retry", data={"reason": "try again", "csrf_token": csrf(client)})
+    assert done.status_code == 303
+    assert str(ledger.get(item_id).state) == "pending"
+
+
+def test_the_queue_shows_exceptions_by_reason_code(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    for number in range(3):
+        business_exception(ledger, f"REQ-Q-{number}", settings)
+    sign_in(client)
+    overview = client.get("/").text
+    assert "NEED_BY_IN_PAST" in overview
+    assert f'<a href="/bots/{BOT}?state=business_exception&amp;reason=NEED_BY_IN_PAST">3</a>' in overview
+    queue = client.get(f"/bots/{BOT}", params={"state": "business_exception", "reason": "NEED_BY_IN_PAST"})
+    assert queue.status_code == 200
+    assert all(f"REQ-Q-{number}" in queue.text for number in range(3))
+
+
+def test_an_evidence_file_downloads_with_its_bytes_and_a_page_loads_with_scripts_off(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    item_id = business_exception(ledger, "REQ-EVIDENCE-1", settings, screenshot=True)
+    page_html = settings.paths.resolve("evidence") / "run-1" / str(item_id) / "page.html"
+    page_html.write_text("<html><script>alert(1)</script></html>")
+    report = settings.paths.resolve("outbox") / "purchase-orders-1.xlsx"
+    report.parent.mkdir(parents=True)
+    report.write_bytes(b"PK\x03\x04 a workbook")
+    sign_in(client)
+    item_page = client.get(f"/items/{item_id}").text
+    assert f'src="/files/evidence/run-1/{item_id}/page.png"' in item_page
+    shot = client.get(f"/files/evidence/run-1/{item_id}/page.png")
+    assert (shot.status_code, shot.headers["content-type"], shot.content) == (200, "image/png", PNG)
+    download = client.get("/files/outbox/purchase-orders-1.xlsx")
+    assert download.status_code == 200
+    assert download.content == report.read_bytes()
+    assert download.headers["content-disposition"].startswith("attachment")
+    html = client.get(f"/files/evidence/run-1/{item_id}/page.html")
+    assert html.status_code == 200
+    assert html.headers["content-security-policy"].startswith("sandbox")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/files/evidence/../ledger.db", id="dot-dot"),
+        pytest.param("/files/evidence/%2e%2e/ledger.db", id="encoded-dot-dot"),
+        pytest.param("/files/evidence/run-1/..%2f..%2fledger.db", id="encoded-slash"),
+        pytest.param("/files/evidence//etc/passwd", id="absolute"),
+        pytest.param("/files/inbox/requisitions.xlsx", id="unserved-folder"),
+        pytest.param("/files/evidence/link/ledger.db", id="symlink-out"),
+    ],
+)
+def test_a_path_outside_the_served_folders_is_refused(
+    client: TestClient, ledger: Ledger, settings: Settings, path: str
+) -> None:
+    evidence = settings.paths.resolve("evidence")
+    evidence.mkdir(parents=True, exist_ok=True)
+    (evidence / "link").symlink_to(settings.paths.root)
+    inbox = settings.paths.resolve("inbox")
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "requisitions.xlsx").write_bytes(b"secret rows")
+    sign_in(client)
+    response = client.get(path)
+    assert response.status_code in (403, 404), response.status_code
+    assert b"SQLite format" not in response.content
+    assert b"secret rows" not in response.content
+    assert b"root:" not in response.content
+
+
+def test_download_path_refuses_traversal_and_names_the_folder(settings: Settings) -> None:
+    with pytest.raises(PermissionError, match="is not a path inside evidence/"):
+        download_path("evidence", "../ledger.db", settings)
+    with pytest.raises(PermissionError, match="not a folder the console serves"):
+        download_path("quarantine", "x", settings)
+    with pytest.raises(FileNotFoundError, match=r"outbox/nothing\.xlsx: no such file"):
+        download_path("outbox", "nothing.xlsx", settings)
+
+
+def test_console_link_points_at_the_console_when_a_public_url_is_set(tmp_path: Path) -> None:
+    settings = Settings(paths={"root": str(tmp_path)}, console={"public_url": "https://pb.example.nhs.uk/"})
+    report = tmp_path / "outbox" / "run 1" / "purchase-orders.xlsx"
+    assert (
+        console_link(report, settings)
+        == "https://pb.example.nhs.uk/files/outbox/run%201/purchase-orders.xlsx"
+    )
+    outside = tmp_path / "inbox" / "requisitions.xlsx"
+    assert console_link(outside, settings) == outside.as_uri()
+    assert console_link(report, Settings(paths={"root": str(tmp_path)})) == report.as_uri()
+
+
+def test_replace_data_and_retry_stores_the_checked_payload_and_the_audit_names_the_person(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    item_id = business_exception(ledger, "REQ-REPLACE-1", settings)
+    sign_in(client)
+    form_page = client.get(f"/items/{item_id}/replace")
+    assert form_page.status_code == 200
+    assert 'name="field.need_by" value="2020-01-31"' in form_page.text
+    original = ledger.get(item_id).payload
+    form = {
+        f"field.{name}": (json.dumps(v) if isinstance(v, list | dict) else str(v))
+        for name, v in original.items()
+    }
+    form.update(
+        {
+            "field.need_by": "2031-03-31",
+            "reason": "need-by corrected with the ward",
+            "csrf_token": csrf(client),
+        }
+    )
+
+    bad = client.post(f"/items/{item_id}/replace", data={**form, "field.need_by": "31st of never"})
+    assert bad.status_code == 400
+    assert "need_by: Input should be a valid date" in bad.text
+    assert ledger.get(item_id).payload["need_by"] == "2020-01-31"
+
+    saved = client.post(f"/items/{item_id}/replace", data=form)
+    assert saved.status_code == 303
+    item = ledger.get(item_id)
+    assert str(item.state) == "pending"
+    assert item.payload == {**original, "need_by": "2031-03-31"}
+    history = ledger.history(item_id)
+    assert [t.event for t in history][-2:] == ["payload_replaced", "requeued"]
+    assert history[-2].owner == "console:jsmith"
+    assert 'need_by "2020-01-31" -> "2031-03-31"' in str(history[-2].detail)
+
+    records = {r["event"]: r for r in audit_records(settings)}
+    replaced = records["operator.replace_payload"]
+    assert (replaced["operator"], replaced["operator_name"]) == ("jsmith", "Jane Smith")
+    assert replaced["reason"] == "need-by corrected with the ward"
+    assert replaced["old_payload"]["need_by"] == "2020-01-31"  # type: ignore[index]
+    assert replaced["new_payload"]["need_by"] == "2031-03-31"  # type: ignore[index]
+    assert records["operator.retry"]["operator_name"] == "Jane Smith"
+    assert verify_audit(settings.audit_path).ok
+
+
+def test_resolve_needs_a_note_and_marks_the_item_done_by_the_person(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    item_id = business_exception(ledger, "REQ-RESOLVE-1", settings)
+    sign_in(client)
+    token = csrf(client)
+    empty = client.post(f"/items/{item_id}/resolve", data={"reason": " ", "csrf_token": token})
+    assert empty.status_code == 400
+    assert str(ledger.get(item_id).state) == "business_exception"
+    done = client.post(
+        f"/items/{item_id}/resolve", data={"reason": "raised by phone as PO-9", "csrf_token": token}
+    )
+    assert done.status_code == 303
+    item = ledger.get(item_id)
+    assert str(item.state) == "done"
+    assert item.result == {
+        "resolved_by": "Jane Smith",
+        "resolved_by_user": "jsmith",
+        "note": "raised by phone as PO-9",
+    }
+    again = client.post(f"/items/{item_id}/resolve", data={"reason": "twice", "csrf_token": token})
+    assert again.status_code == 409
+    (record,) = [r for r in audit_records(settings) if r["event"] == "operator.resolve"]
+    assert (record["operator"], record["reason"], record["to_state"]) == (
+        "jsmith",
+        "raised by phone as PO-9",
+        "done",
+    )
+
+
+def test_release_frees_a_stuck_item_and_names_its_holder(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    ledger.add(BOT, "REQ-STUCK-1", requisition("REQ-STUCK-1", dt.date(2031, 1, 1)))
+    item = ledger.claim(BOT, owner="dead-host:4242")
+    assert item is not None
+    sign_in(client)
+    page = client.get(f"/items/{item.id}").text
+    assert "dead-host:4242" in page
+    released = client.post(
+        f"/items/{item.id}/release", data={"reason": "host rebooted", "csrf_token": csrf(client)}
+    )
+    assert released.status_code == 303
+    assert str(ledger.get(item.id).state) == "pending"
+    (record,) = [r for r in audit_records(settings) if r["event"] == "operator.release"]
+    assert (record["operator_name"], record["lease_owner"]) == ("Jane Smith", "dead-host:4242")
