@@ -67,13 +67,17 @@ def test_adding_the_same_idempotency_key_twice_returns_the_first_item(
         "REQ-0001",
         Requisition(requisition_ref="REQ-0001", supplier_id="SUP-1", quantity=3),
     )
+    claimed = ledger.claim("purchase_orders", "w")
+    assert claimed is not None
+    ledger.complete(claimed)  # a done item keeps its payload (a pending one takes a corrected one)
     again = ledger.add(
         "purchase_orders", "REQ-0001", {"requisition_ref": "REQ-0001", "supplier_id": "SUP-2", "quantity": 9}
     )
     assert again.id == first.id
     assert again.payload_as(Requisition).supplier_id == "SUP-1"
     assert ledger.add_many("purchase_orders", [("REQ-0001", {}), ("REQ-0002", {}), ("REQ-0002", {})]) == 1
-    assert ledger.counts("purchase_orders")["pending"] == 2
+    assert ledger.counts("purchase_orders")["pending"] == 1
+    assert ledger.counts("purchase_orders")["done"] == 1
     # The same key under another bot is another item.
     assert ledger.add("invoice_matching", "REQ-0001", {}).id != first.id
 
@@ -345,7 +349,10 @@ def test_ledger_on_postgresql(postgres_url: str, clock: FakeClock) -> None:
     ledger = Ledger(postgres_url, clock=clock, audit=False)
     assert ledger.dialect == "postgresql"
     ledger.add_many("po", [(f"REQ-{n}", {"n": n}) for n in range(3)])
-    assert ledger.add("po", "REQ-0", {}).payload == {"n": 0}
+    again_0 = ledger.add("po", "REQ-0", {"n": 0})  # the same key and data: the same item, unchanged
+    assert again_0.payload == {"n": 0}
+    assert again_0.retry_requested_at is None
+    assert ledger.add("po", "REQ-1", {"n": 10}).payload == {"n": 10}  # pending: corrected data replaces
     first = ledger.claim("po", "w1", lease_s=10)
     assert first is not None
     first.checkpoint("po_created", "PO-1")

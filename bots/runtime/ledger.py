@@ -17,7 +17,17 @@ States::
 
 Guarantees:
 
-* Adding the same ``(bot, idempotency_key)`` twice returns the first item.
+* Adding the same ``(bot, idempotency_key)`` twice returns the first item. When
+  that item is not done and not being worked on, and the new payload differs (a
+  corrected file was dropped), its payload is replaced (the old one is kept in the
+  audit record) and an exception goes back to the queue.
+* Items an operator retried (or whose payload was replaced) are claimed before
+  the other pending items of their bot (``claim_rank`` 0, ``retry_requested_at``);
+  :meth:`Ledger.retried_since` lists those a run picked up, for its report.
+* Operator actions (:meth:`Ledger.retry`, :meth:`Ledger.release`,
+  :meth:`Ledger.resolve`, :meth:`Ledger.replace_payload_and_retry`) record the
+  operator (the OS user unless given, e.g. the console's signed-in person) and
+  their reason, in the history and the audit log; never the lease holder's id.
 * A claim hands an item to one worker with a lease (owner, token, expiry).
   Every write by a worker is fenced by the lease token: once a lease expired and
   the item was taken back, the old worker's ``complete`` raises
@@ -43,7 +53,10 @@ Example:
 from __future__ import annotations
 
 import builtins
+import getpass
+import hashlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -99,9 +112,11 @@ __all__ = [
     "Ledger",
     "Transition",
     "WorkItem",
+    "os_user",
+    "payload_sha256",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 M = TypeVar("M", bound=BaseModel)
 AuditHook = Callable[..., Any]
@@ -129,6 +144,33 @@ TERMINAL_STATES = frozenset(
 _RETRYABLE_BY_OPERATOR = frozenset(
     {ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW, ItemState.SYSTEM_EXCEPTION}
 )
+_RETRY_REFUSAL = (
+    "is {state}: only business_exception, failed, needs_review or abandoned system_exception "
+    "items can be retried"
+)
+
+
+def _retryable(row: RowMapping, now: datetime) -> bool:
+    """An item an operator may retry or resolve: an exception, or a system exception whose lease ran out."""
+    state = ItemState(row["state"])
+    if state not in _RETRYABLE_BY_OPERATOR:
+        return False
+    expires = row["lease_expires_at"]
+    return not (state is ItemState.SYSTEM_EXCEPTION and expires is not None and expires > now)
+
+
+# The columns an operator's retry sets: back to the queue, first in line, counts afresh.
+_REQUEUE: dict[str, Any] = {
+    "state": ItemState.PENDING.value,
+    "attempts": 0,
+    "lease_expiries": 0,
+    "lease_owner": None,
+    "lease_token": None,
+    "lease_expires_at": None,
+    "reason_code": None,
+    "reason_message": None,
+    "claim_rank": 0,
+}
 
 
 class Transition(BaseModel):
@@ -175,6 +217,8 @@ class WorkItem(BaseModel):
     evidence: list[Evidence] = []
     created_at: datetime
     updated_at: datetime
+    retry_requested_at: datetime | None = None
+    """When an operator last retried the item or replaced its payload (None: never)."""
 
     _ledger: Ledger | None = PrivateAttr(default=None)
 
@@ -261,8 +305,11 @@ work_items = Table(
     Column("evidence", JSON, nullable=False),
     Column("created_at", _UTCDateTime, nullable=False),
     Column("updated_at", _UTCDateTime, nullable=False),
+    # 0: an operator retried it (or its payload was replaced): claimed before the rest.
+    Column("claim_rank", Integer, nullable=False, default=1, server_default=text("1")),
+    Column("retry_requested_at", _UTCDateTime),
     UniqueConstraint("bot", "idempotency_key", name="uq_work_items_bot_key"),
-    Index("ix_work_items_claim", "bot", "state", "id"),
+    Index("ix_work_items_claim_rank", "bot", "state", "claim_rank", "id"),
     Index("ix_work_items_lease", "state", "lease_expires_at"),
 )
 
@@ -288,8 +335,26 @@ def _migration_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[work_items, item_transitions], checkfirst=True)
 
 
+def _migration_2(conn: Connection) -> None:
+    """Retried items first: ``claim_rank`` and ``retry_requested_at``, and the claim index over them."""
+    from sqlalchemy import inspect
+
+    present = {c["name"] for c in inspect(conn).get_columns("work_items")}
+    for name in ("claim_rank", "retry_requested_at"):
+        if name not in present:  # a database made by schema 1 (new ones have them from step 1)
+            column = work_items.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            extra = " NOT NULL DEFAULT 1" if name == "claim_rank" else ""
+            conn.exec_driver_sql(f"ALTER TABLE work_items ADD COLUMN {name} {kind}{extra}")
+    indexes = {i["name"] for i in inspect(conn).get_indexes("work_items")}
+    if "ix_work_items_claim" in indexes:
+        conn.exec_driver_sql("DROP INDEX ix_work_items_claim")
+    if "ix_work_items_claim_rank" not in indexes:
+        next(i for i in work_items.indexes if i.name == "ix_work_items_claim_rank").create(conn)
+
+
 #: Ordered schema steps; a ledger opened on an older database applies the missing ones.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
 
 
 # -- prebuilt statements ------------------------------------------------------------
@@ -341,7 +406,9 @@ _OUT_OF_ATTEMPTS = (
 
 
 def _claim_statement(bounded: bool) -> Update:
-    """One ``UPDATE ... RETURNING`` that leases the oldest pending item of a bot.
+    """One ``UPDATE ... RETURNING`` that leases the next pending item of a bot.
+
+    Next means: items an operator retried first (``claim_rank`` 0), then the oldest.
 
     On PostgreSQL the subselect is ``FOR UPDATE SKIP LOCKED``, so concurrent
     claimers take different rows without waiting; on SQLite the transaction
@@ -350,7 +417,7 @@ def _claim_statement(bounded: bool) -> Update:
     pick = (
         select(work_items.c.id)
         .where(work_items.c.bot == bindparam("w_bot"), work_items.c.state == ItemState.PENDING.value)
-        .order_by(work_items.c.id)
+        .order_by(work_items.c.claim_rank, work_items.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -430,6 +497,20 @@ def _redact(value: str | None) -> str | None:
 
     redacted: str = redact(value)
     return redacted
+
+
+def os_user() -> str:
+    """The operating-system user running this process: the operator of a CLI action."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return f"uid-{os.getuid()}"
+
+
+def payload_sha256(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a payload's canonical JSON (sorted keys, no spaces): names a version of it."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _payload_json(payload: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
@@ -609,6 +690,7 @@ class Ledger:
             evidence=[Evidence.model_construct(**e) for e in row["evidence"] or []],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            retry_requested_at=row["retry_requested_at"],
         )
         return item.bind(self)
 
@@ -731,20 +813,24 @@ class Ledger:
     ) -> int:
         now = self.clock()
         keys = [key for key, _ in bodies]
-        existing: set[str] = set()
+        existing: dict[str, RowMapping] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            existing.update(
-                conn.execute(
-                    select(work_items.c.idempotency_key).where(
-                        work_items.c.bot == bot, work_items.c.idempotency_key.in_(chunk)
-                    )
-                ).scalars()
-            )
+            for row in conn.execute(
+                select(work_items)
+                .where(work_items.c.bot == bot, work_items.c.idempotency_key.in_(chunk))
+                .with_for_update()
+            ).mappings():
+                existing[row["idempotency_key"]] = row
         fresh: dict[str, dict[str, Any]] = {}
+        latest: dict[str, dict[str, Any]] = {}  # the last payload given per existing key
         for key, body in bodies:
-            if key not in existing and key not in fresh:
+            if key in existing:
+                latest[key] = body
+            elif key not in fresh:
                 fresh[key] = body
+        if latest:
+            self._replace_changed(conn, events, bot, existing, latest, now)
         if not fresh:
             return 0
         rows = [
@@ -812,6 +898,82 @@ class Ledger:
                 )
             )
         return len(fresh)
+
+    def _replace_changed(
+        self,
+        conn: Connection,
+        events: builtins.list[tuple[str, dict[str, Any]]],
+        bot: str,
+        existing: Mapping[str, RowMapping],
+        latest: Mapping[str, dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Replaces the payload of existing items that are not done when it changed.
+
+        A pending item just takes the new payload; a business exception, failed or
+        needs-review item (or one whose lease ran out) also goes back to the queue,
+        first in line, as an operator's retry would. An item done, or being worked
+        on under a live lease, keeps its payload. One audit record lists every
+        replacement with the old and new payloads and their SHA-256.
+        """
+        replaced: builtins.list[dict[str, Any]] = []
+        for key, body in latest.items():
+            row = existing[key]
+            state = ItemState(row["state"])
+            if state is ItemState.DONE or row["payload"] == body:
+                continue
+            leased = (
+                state in ACTIVE_STATES
+                and row["lease_expires_at"] is not None
+                and row["lease_expires_at"] > now
+            )
+            if leased:
+                continue
+            values: dict[str, Any] = {"payload": body, "updated_at": now}
+            if state is not ItemState.PENDING:
+                values.update(_REQUEUE, retry_requested_at=now)
+            else:
+                values.update(claim_rank=0, retry_requested_at=now)
+            _set(conn, row["id"], values)
+            old_sha, new_sha = payload_sha256(row["payload"]), payload_sha256(body)
+            conn.execute(
+                _INSERT_TRANSITION,
+                {
+                    "item_id": row["id"],
+                    "at": now,
+                    "event": "payload_replaced",
+                    "from_state": state.value,
+                    "to_state": ItemState.PENDING.value,
+                    "owner": None,
+                    "attempt": 0 if state is not ItemState.PENDING else row["attempts"],
+                    "reason_code": row["reason_code"],
+                    "detail": f"new payload from the input (sha256 {old_sha[:12]} -> {new_sha[:12]})",
+                },
+            )
+            replaced.append(
+                {
+                    "item_id": row["id"],
+                    "idempotency_key": key,
+                    "from_state": state.value,
+                    "old_payload_sha256": old_sha,
+                    "new_payload_sha256": new_sha,
+                    "old_payload": row["payload"],
+                    "new_payload": body,
+                }
+            )
+        if replaced:
+            events.append(
+                (
+                    "workitem.payload_replaced",
+                    {
+                        "bot": bot,
+                        "source": "input",
+                        "to_state": "pending",
+                        "count": len(replaced),
+                        "items": replaced,
+                    },
+                )
+            )
 
     # -- claiming -----------------------------------------------------------
 
@@ -1153,85 +1315,202 @@ class Ledger:
         """Ends a claimed item as ``failed``: its system exceptions used up the attempts."""
         return self._finish(item, "failed", ItemState.FAILED, code=code, message=message)
 
-    def release(self, item: WorkItem | int, reason: str | None = None) -> WorkItem:
+    def release(
+        self, item: WorkItem | int, reason: str | None = None, *, operator: str | None = None
+    ) -> WorkItem:
         """Gives a leased item back to ``pending`` without counting an expiry.
 
         With a claimed :class:`WorkItem` the release is fenced by its lease (a
-        worker shutting down); with an id it is an operator's release of a stuck item.
+        worker shutting down); with an id it is an operator's release of a stuck
+        item, recorded under ``operator`` (default: the OS user) with ``reason``.
         """
         if isinstance(item, WorkItem):
             return self._finish(item, "released", ItemState.PENDING, message=reason)
-        with self._tx() as (conn, events):
-            now = self.clock()
-            row = self._row(conn, item, lock=True)
-            if ItemState(row["state"]) not in ACTIVE_STATES:
-                raise ValueError(f"work item {item} is {row['state']}, not leased: nothing to release")
-            fresh = _set(
-                conn,
-                item,
-                {
-                    "state": ItemState.PENDING.value,
-                    "lease_owner": None,
-                    "lease_token": None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                },
-            )
-            self._transition(
-                conn,
-                events,
-                row,
-                "released",
-                ItemState.PENDING.value,
-                now=now,
-                owner=row["lease_owner"],
-                detail=_redact(reason) or "released by an operator",
-            )
-            return self._item(fresh)
+        return self._operator_action(
+            item,
+            "released",
+            operator=operator,
+            reason=reason,
+            allowed=lambda row, now: ItemState(row["state"]) in ACTIVE_STATES,
+            refusal="is {state}, not leased: nothing to release",
+            values={
+                "state": ItemState.PENDING.value,
+                "lease_owner": None,
+                "lease_token": None,
+                "lease_expires_at": None,
+            },
+            default_reason="released by an operator",
+        )
 
-    def retry(self, item_id: int, reason: str | None = None) -> WorkItem:
-        """An operator's retry: back to ``pending`` with fresh attempt and expiry counts."""
+    def retry(self, item_id: int, reason: str | None = None, *, operator: str | None = None) -> WorkItem:
+        """An operator's retry: back to ``pending``, first in line, with fresh attempt and expiry counts.
+
+        The next run of the item's bot claims it before the other pending items
+        (whatever file that run was started for). Recorded under ``operator``
+        (default: the OS user) with ``reason``.
+        """
+        return self._operator_action(
+            item_id,
+            "requeued",
+            operator=operator,
+            reason=reason,
+            allowed=_retryable,
+            refusal=_RETRY_REFUSAL,
+            values=dict(_REQUEUE),
+            default_reason="retried by an operator",
+            requeue=True,
+        )
+
+    def resolve(self, item_id: int, note: str, *, operator: str | None = None) -> WorkItem:
+        """An operator's resolution: a person dealt with the item by hand; it is ``done``.
+
+        For a business exception, failed or needs-review item (or an abandoned
+        system exception). The result records who resolved it, their note and the
+        reason code it had; the history keeps the reason too.
+        """
+        if not note or not note.strip():
+            raise ValueError(f"work item {item_id}: resolving needs a note saying what was done")
+        name = operator or os_user()
+        return self._operator_action(
+            item_id,
+            "resolved",
+            operator=name,
+            reason=note,
+            allowed=_retryable,
+            refusal="is {state}: only business_exception, failed, needs_review or abandoned "
+            "system_exception items can be resolved",
+            values={
+                "state": ItemState.DONE.value,
+                "reason_code": None,
+                "reason_message": None,
+                "lease_owner": None,
+                "lease_token": None,
+                "lease_expires_at": None,
+            },
+            result=lambda row: {
+                "resolved_by": name,
+                "note": _redact(note),
+                "reason_code": row["reason_code"],
+                "reason_message": row["reason_message"],
+            },
+            default_reason=note,
+        )
+
+    def replace_payload_and_retry(
+        self,
+        item_id: int,
+        payload: BaseModel | Mapping[str, Any],
+        reason: str | None = None,
+        *,
+        operator: str | None = None,
+    ) -> WorkItem:
+        """An operator's correction: new payload, then a retry (first in line).
+
+        Allowed where :meth:`retry` is, and for a pending item. The audit record
+        keeps the old and the new payload with their SHA-256, the operator and the
+        reason. The ledger does not know the bot's model: validate ``payload``
+        before (the console validates it against the bot's payload type).
+        """
+        body = _payload_json(payload)
+        return self._operator_action(
+            item_id,
+            "payload_replaced",
+            operator=operator,
+            reason=reason,
+            allowed=lambda row, now: ItemState(row["state"]) is ItemState.PENDING or _retryable(row, now),
+            refusal=_RETRY_REFUSAL,
+            values={**_REQUEUE, "payload": body},
+            default_reason="payload replaced by an operator",
+            requeue=True,
+            audit=lambda row: {
+                "old_payload_sha256": payload_sha256(row["payload"]),
+                "new_payload_sha256": payload_sha256(body),
+                "old_payload": row["payload"],
+                "new_payload": body,
+            },
+        )
+
+    def _operator_action(
+        self,
+        item_id: int,
+        event_name: str,
+        *,
+        operator: str | None,
+        reason: str | None,
+        allowed: Callable[[RowMapping, datetime], bool],
+        refusal: str,
+        values: Mapping[str, Any],
+        default_reason: str,
+        requeue: bool = False,
+        result: Callable[[RowMapping], dict[str, Any]] | None = None,
+        audit: Callable[[RowMapping], dict[str, Any]] | None = None,
+    ) -> WorkItem:
+        """One audited change an operator makes to an item, under their name and with their reason."""
+        name = operator or os_user()
         with self._tx() as (conn, events):
             now = self.clock()
             row = self._row(conn, item_id, lock=True)
-            state = ItemState(row["state"])
-            if state not in _RETRYABLE_BY_OPERATOR or (
-                state is ItemState.SYSTEM_EXCEPTION
-                and row["lease_expires_at"]
-                and row["lease_expires_at"] > now
-            ):
+            if not allowed(row, now):
+                leased = requeue and ItemState(row["state"]) in ACTIVE_STATES
                 raise ValueError(
-                    f"work item {item_id} is {state.value}: only business_exception, failed, "
-                    "needs_review or abandoned system_exception items can be retried"
-                    + ("; release it first" if state in ACTIVE_STATES else "")
+                    f"work item {item_id} "
+                    + refusal.format(state=row["state"])
+                    + ("; release it first" if leased else "")
                 )
-            fresh = _set(
-                conn,
-                item_id,
-                {
-                    "state": ItemState.PENDING.value,
-                    "attempts": 0,
-                    "lease_expiries": 0,
-                    "lease_owner": None,
-                    "lease_token": None,
-                    "lease_expires_at": None,
-                    "reason_code": None,
-                    "reason_message": None,
-                    "updated_at": now,
-                },
-            )
+            changes: dict[str, Any] = {**values, "updated_at": now}
+            if requeue:
+                changes["retry_requested_at"] = now
+            if result is not None:
+                changes["result"] = result(row)
+            fresh = _set(conn, item_id, changes)
+            said = _redact(reason) or default_reason
+            fields: dict[str, Any] = {"operator": name, "reason": said}
+            if row["lease_owner"]:
+                fields["lease_owner_was"] = row["lease_owner"]
+            if audit is not None:
+                fields.update(audit(row))
             self._transition(
                 conn,
                 events,
                 row,
-                "requeued",
-                ItemState.PENDING.value,
+                event_name,
+                fresh["state"],
                 now=now,
-                attempt=0,
+                owner=name,
+                attempt=fresh["attempts"],
                 reason_code=row["reason_code"],
-                detail=_redact(reason) or "retried by an operator",
+                detail=said,
+                audit_fields=fields,
             )
             return self._item(fresh)
+
+    def retried_since(self, bot: str, since: datetime) -> builtins.list[WorkItem]:
+        """Items of ``bot`` an operator retried (or re-filed) that were claimed at or after ``since``.
+
+        A run passes its start time to list, in its report, the retried items it
+        processed, whatever input it was started for.
+
+        Example:
+            >>> ledger.retried_since("purchase_orders", run_started_at)  # doctest: +SKIP
+            [WorkItem(id=7, idempotency_key='REQ-0007', state=<ItemState.DONE: 'done'>, ...)]
+        """
+        claimed = (
+            select(item_transitions.c.item_id)
+            .where(
+                item_transitions.c.event == "claimed",
+                item_transitions.c.at >= bindparam("w_since", type_=_UTCDateTime),
+                item_transitions.c.at >= work_items.c.retry_requested_at,
+                item_transitions.c.item_id == work_items.c.id,
+            )
+            .exists()
+        )
+        query = (
+            select(work_items)
+            .where(work_items.c.bot == bot, work_items.c.retry_requested_at.is_not(None), claimed)
+            .order_by(work_items.c.retry_requested_at, work_items.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [self._item(row) for row in conn.execute(query, {"w_since": since}).mappings()]
 
     # -- reading ------------------------------------------------------------
 

@@ -1,0 +1,230 @@
+"""What people do to work items: retry, release, resolve, correct the data; each named and audited.
+
+A retried item is claimed first by the next run of its bot; dropping a corrected file
+replaces the payload of items that are not done; every operator action records the
+person (the OS user, or the name the console passes) and their reason, never the
+lease holder's id.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bots.runtime.ledger import SCHEMA_VERSION, ItemState, Ledger, payload_sha256
+from connectors.audit import AuditLog, verify_audit
+from tests.test_workitems import FakeClock
+
+Clock = FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def audit_path(tmp_path: Path) -> Path:
+    return tmp_path / "audit" / "audit.jsonl"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, clock: Clock, audit_path: Path) -> Ledger:
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock, audit=AuditLog(audit_path).append)
+
+
+def _records(audit_path: Path, event: str) -> list[dict[str, object]]:
+    lines = audit_path.read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def _business_exception(ledger: Ledger, key: str, code: str = "NEED_BY_IN_PAST") -> int:
+    item = ledger.claim("purchase_orders", "worker-1")
+    assert item is not None
+    assert item.idempotency_key == key
+    ledger.business_exception(item, code, f"{key}: need-by date is in the past")
+    return item.id
+
+
+def test_a_retried_item_is_claimed_before_older_pending_items(ledger: Ledger, clock: Clock) -> None:
+    ledger.add("purchase_orders", "REQ-1", {"need_by": "2026-01-01"})
+    failed = _business_exception(ledger, "REQ-1")
+    ledger.add_many("purchase_orders", [(f"REQ-{n}", {"n": n}) for n in range(2, 6)])
+    clock.advance(60)
+    ledger.retry(failed, operator="a.clerk", reason="supplier confirmed the date")
+    retried = ledger.get(failed)
+    assert retried.retry_requested_at == clock.now
+    first = ledger.claim("purchase_orders", "next-run")
+    assert first is not None
+    assert first.id == failed  # before REQ-2..5, although they waited longer in the queue
+    second = ledger.claim("purchase_orders", "next-run")
+    assert second is not None
+    assert second.idempotency_key == "REQ-2"
+
+
+def test_retried_since_lists_the_retried_items_a_run_claimed(ledger: Ledger, clock: Clock) -> None:
+    ledger.add("purchase_orders", "REQ-1", {})
+    failed = _business_exception(ledger, "REQ-1")
+    ledger.retry(failed, operator="a.clerk")
+    clock.advance(3600)
+    run_started = clock.now
+    assert ledger.retried_since("purchase_orders", run_started) == []  # not picked up yet
+    ledger.add("purchase_orders", "REQ-OTHER-FILE", {})
+    claimed = ledger.claim("purchase_orders", "run-2")
+    assert claimed is not None
+    ledger.complete(claimed)
+    listed = ledger.retried_since("purchase_orders", run_started)
+    assert [(i.id, i.state) for i in listed] == [(failed, ItemState.DONE)]
+    assert ledger.retried_since("invoice_matching", run_started) == []
+    assert ledger.retried_since("purchase_orders", clock.now + timedelta(seconds=1)) == []
+
+
+def test_a_corrected_file_replaces_the_payload_of_items_not_done(
+    ledger: Ledger, clock: Clock, audit_path: Path
+) -> None:
+    first_file = [(f"REQ-{n}", {"ref": f"REQ-{n}", "need_by": "2026-01-01"}) for n in range(1, 5)]
+    ledger.add_many("purchase_orders", first_file)
+    exception = _business_exception(ledger, "REQ-1")
+    done = ledger.claim("purchase_orders", "worker-1")
+    assert done is not None
+    ledger.complete(done, result={"po_number": "PO-000001"})
+    in_progress = ledger.claim("purchase_orders", "worker-2")
+    assert in_progress is not None
+    clock.advance(10)
+    corrected = [(key, {**body, "need_by": "2026-05-01"}) for key, body in first_file]
+    assert ledger.add_many("purchase_orders", corrected) == 0  # no new items, only new data
+    after = {i.idempotency_key: i for i in ledger.list(bot="purchase_orders")}
+    assert after["REQ-1"].payload["need_by"] == "2026-05-01"  # business exception: corrected...
+    assert after["REQ-1"].state is ItemState.PENDING  # ...and back in the queue
+    assert after["REQ-1"].reason_code is None
+    assert after["REQ-4"].payload["need_by"] == "2026-05-01"  # pending: takes the new data
+    assert after["REQ-2"].payload["need_by"] == "2026-01-01"  # done: what was done stays
+    assert after["REQ-3"].payload["need_by"] == "2026-01-01"  # a worker holds it: not under its feet
+    (record,) = _records(audit_path, "workitem.payload_replaced")
+    assert record["count"] == 2
+    items = {i["idempotency_key"]: i for i in record["items"]}  # type: ignore[attr-defined]
+    assert items["REQ-1"]["old_payload"] == {"ref": "REQ-1", "need_by": "2026-01-01"}
+    assert items["REQ-1"]["new_payload"] == {"ref": "REQ-1", "need_by": "2026-05-01"}
+    assert items["REQ-1"]["old_payload_sha256"] == payload_sha256(items["REQ-1"]["old_payload"])
+    assert items["REQ-1"]["new_payload_sha256"] == payload_sha256(items["REQ-1"]["new_payload"])
+    assert items["REQ-1"]["from_state"] == "business_exception"
+    assert any(t.event == "payload_replaced" for t in ledger.history(exception))
+    first = ledger.claim("purchase_orders", "next-run")
+    assert first is not None
+    assert first.id == exception  # the corrected exception goes first
+    assert ledger.add_many("purchase_orders", corrected) == 0
+    assert len(_records(audit_path, "workitem.payload_replaced")) == 1  # the same data again: no change
+
+
+def test_an_operator_release_names_the_operator_not_the_dead_worker(ledger: Ledger, audit_path: Path) -> None:
+    ledger.add("purchase_orders", "REQ-1", {})
+    stuck = ledger.claim("purchase_orders", "host-9:pid-4242")
+    assert stuck is not None
+    ledger.release(stuck.id, operator="j.bloggs", reason="worker host was rebooted")
+    (record,) = _records(audit_path, "workitem.released")
+    assert record["operator"] == "j.bloggs"
+    assert record["owner"] == "j.bloggs"
+    assert record["reason"] == "worker host was rebooted"
+    assert record["lease_owner_was"] == "host-9:pid-4242"
+    last = ledger.history(stuck.id)[-1]
+    assert (last.event, last.owner, last.detail) == ("released", "j.bloggs", "worker host was rebooted")
+    assert verify_audit(audit_path).ok
+
+
+def test_without_an_operator_the_os_user_is_recorded(ledger: Ledger, audit_path: Path) -> None:
+    ledger.add("purchase_orders", "REQ-1", {})
+    failed = _business_exception(ledger, "REQ-1")
+    ledger.retry(failed, reason="fixed in the portal")
+    (record,) = _records(audit_path, "workitem.requeued")
+    assert record["operator"] == getpass.getuser()
+    assert record["reason"] == "fixed in the portal"
+    assert "worker-1" not in json.dumps(record)
+
+
+def test_resolve_with_a_note_marks_the_item_done_by_that_person(ledger: Ledger, audit_path: Path) -> None:
+    ledger.add("purchase_orders", "REQ-1", {})
+    failed = _business_exception(ledger, "REQ-1", "SUPPLIER_ON_HOLD")
+    with pytest.raises(ValueError, match="needs a note"):
+        ledger.resolve(failed, " ", operator="a.clerk")
+    resolved = ledger.resolve(failed, "raised by hand as PO-000777", operator="a.clerk")
+    assert resolved.state is ItemState.DONE
+    assert resolved.result == {
+        "resolved_by": "a.clerk",
+        "note": "raised by hand as PO-000777",
+        "reason_code": "SUPPLIER_ON_HOLD",
+        "reason_message": "REQ-1: need-by date is in the past",
+    }
+    (record,) = _records(audit_path, "workitem.resolved")
+    assert (record["operator"], record["reason"], record["reason_code"]) == (
+        "a.clerk",
+        "raised by hand as PO-000777",
+        "SUPPLIER_ON_HOLD",
+    )
+    with pytest.raises(ValueError, match="is done"):
+        ledger.resolve(failed, "again", operator="a.clerk")
+
+
+def test_replace_payload_and_retry_keeps_both_payloads_in_the_audit(
+    ledger: Ledger, clock: Clock, audit_path: Path
+) -> None:
+    ledger.add("purchase_orders", "REQ-1", {"ref": "REQ-1", "need_by": "2026-01-01"})
+    ledger.add("purchase_orders", "REQ-2", {"ref": "REQ-2"})
+    failed = _business_exception(ledger, "REQ-1")
+    clock.advance(5)
+    fixed = ledger.replace_payload_and_retry(
+        failed, {"ref": "REQ-1", "need_by": "2026-06-30"}, operator="console:a.clerk", reason="date typo"
+    )
+    assert fixed.state is ItemState.PENDING
+    assert fixed.payload == {"ref": "REQ-1", "need_by": "2026-06-30"}
+    assert fixed.retry_requested_at == clock.now
+    (record,) = _records(audit_path, "workitem.payload_replaced")
+    assert record["operator"] == "console:a.clerk"
+    assert record["reason"] == "date typo"
+    assert record["old_payload"] == {"ref": "REQ-1", "need_by": "2026-01-01"}
+    assert record["new_payload"] == {"ref": "REQ-1", "need_by": "2026-06-30"}
+    assert record["new_payload_sha256"] == payload_sha256({"ref": "REQ-1", "need_by": "2026-06-30"})
+    claimed = ledger.claim("purchase_orders", "next-run")
+    assert claimed is not None
+    assert claimed.id == failed
+    ledger.complete(claimed)
+    with pytest.raises(ValueError, match="is done"):
+        ledger.replace_payload_and_retry(failed, {"ref": "REQ-1"}, operator="console:a.clerk")
+
+
+def test_a_large_replaced_payload_goes_to_the_audit_by_reference(ledger: Ledger, audit_path: Path) -> None:
+    big = {"lines": [{"line_no": n, "description": "Gloves, nitrile, size M" * 4} for n in range(2000)]}
+    ledger.add("purchase_orders", "REQ-1", big)
+    failed = _business_exception(ledger, "REQ-1")
+    ledger.replace_payload_and_retry(failed, {**big, "need_by": "2026-06-30"}, operator="a.clerk")
+    (record,) = _records(audit_path, "workitem.payload_replaced")
+    stored = record["old_payload"]
+    assert isinstance(stored, dict)
+    assert json.loads((audit_path.parent / stored["audit_ref"]).read_text()) == big
+    assert verify_audit(audit_path).ok
+
+
+def test_a_schema_1_ledger_is_migrated_in_place(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "old.db"
+    Ledger(f"sqlite:///{path}", audit=False).add("purchase_orders", "REQ-OLD", {"x": 1})
+    with sqlite3.connect(path) as db:  # make it look as schema 1 left it
+        db.execute("DROP INDEX ix_work_items_claim_rank")
+        db.execute("ALTER TABLE work_items DROP COLUMN claim_rank")
+        db.execute("ALTER TABLE work_items DROP COLUMN retry_requested_at")
+        db.execute("CREATE INDEX ix_work_items_claim ON work_items (bot, state, id)")
+        db.execute("DELETE FROM schema_version WHERE version > 1")
+    ledger = Ledger(f"sqlite:///{path}", audit=False, clock=clock)
+    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    ledger.add("purchase_orders", "REQ-NEW", {})
+    old = ledger.claim("purchase_orders", "w")
+    assert old is not None
+    assert old.idempotency_key == "REQ-OLD"
+    assert old.retry_requested_at is None
+    with sqlite3.connect(path) as db:
+        names = {row[1] for row in db.execute("PRAGMA index_list(work_items)")}
+    assert "ix_work_items_claim_rank" in names
+    assert "ix_work_items_claim" not in names
