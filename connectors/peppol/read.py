@@ -50,7 +50,7 @@ from connectors.peppol.document import (
 )
 from connectors.peppol.rules import Findings, MoneyParts, TaxSubtotal, check_arithmetic
 
-__all__ = ["read_document"]
+__all__ = ["read_document", "xsd_boolean"]
 
 _ROOTS: dict[str, DocumentType] = {
     f"{{{NAMESPACES['invoice']}}}Invoice": "invoice",
@@ -61,6 +61,21 @@ _ROOTS: dict[str, DocumentType] = {
 _PREFIX = {CBC: "cbc", CAC: "cac"}
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def xsd_boolean(text: str) -> bool | None:
+    """An xsd:boolean's value: ``true``/``1`` or ``false``/``0`` (surrounding spaces and,
+    leniently, the case of the words ignored); ``None`` for anything else.
+
+    UBL indicators such as ``cbc:ChargeIndicator`` are xsd:boolean, and official CEN
+    examples write them as ``1`` and ``0``.
+
+    Example:
+        >>> xsd_boolean("0"), xsd_boolean(" TRUE "), xsd_boolean("yes")
+        (False, True, None)
+    """
+    return _BOOLEANS.get(text.strip().lower())
 
 
 # --- reading: parse ---------------------------------------------------------------------------
@@ -155,9 +170,30 @@ def _parse(data: bytes, name: str, max_elements: int) -> tuple[Element, Document
         line, column = exc.position
         reason = str(exc).rsplit(": line ", 1)[0]
         raise PeppolError(name, where(), f"malformed XML at line {line}, column {column}: {reason}") from None
+    except PeppolError:
+        raise
+    except (LookupError, ValueError) as exc:
+        # expat names an encoding Python does not know (LookupError) or one it cannot
+        # decode incrementally, such as UTF-7 (ValueError), before reading any element.
+        raise PeppolError(name, None, _encoding_problem(data, exc)) from None
     if root is None or kind is None:  # pragma: no cover - expat reports "no element found"
         raise PeppolError(name, None, "no XML element found")
     return root, kind
+
+
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+
+
+def _encoding_problem(data: bytes, exc: Exception) -> str:
+    match = _DECLARED_ENCODING.match(data[:512])
+    declared = match.group(1).decode("ascii", "replace") if match else None
+    if declared is None:
+        return f"cannot be decoded: {exc}"
+    known = "unknown" if isinstance(exc, LookupError) else "not supported by the XML reader"
+    return (
+        f"declares encoding {declared!r}, which is {known}; PEPPOL documents are UTF-8, "
+        'so ask the sender for the file with encoding="UTF-8"'
+    )
 
 
 # --- reading: navigation -------------------------------------------------------------------------
@@ -257,10 +293,11 @@ class _Node:
         return node.date() if node is not None else None
 
     def flag(self) -> bool:
-        text = self.value.lower()
-        if text not in ("true", "false"):
-            raise self.error(f"expected true or false, got {self.value!r}")
-        return text == "true"
+        """An indicator (xsd:boolean): ``true``, ``false``, ``1`` or ``0``."""
+        value = xsd_boolean(self.value)
+        if value is None:
+            raise self.error(f"expected true, false, 1 or 0, got {self.value!r}")
+        return value
 
 
 def _build(model: type[BaseModel], node: _Node, fields: dict[str, str], **values: Any) -> Any:
@@ -569,7 +606,8 @@ def _read_order(root: _Node, source: str | None) -> PeppolDocument:
             raise PeppolError(
                 root.name, f"{node.path}/cac:Price", "missing (a purchase order line needs a unit price)"
             )
-        receipt = dict(line.properties).get(RECEIPT_PROPERTY, "true").strip().lower() != "false"
+        # Written as true/false by write_order; a 0 means "no receipt" just as false does.
+        receipt = xsd_boolean(dict(line.properties).get(RECEIPT_PROPERTY, "true")) is not False
         extra: dict[str, Any] = {"vat_rate": line.vat_percent} if line.vat_percent is not None else {}
         if line.unit_code:
             extra["unit_code"] = line.unit_code
