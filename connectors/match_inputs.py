@@ -1,4 +1,4 @@
-"""The inputs of invoice matching, read all-or-nothing: orders, receipts, invoices, policy.
+"""The inputs of invoice matching: orders, receipts, invoices, policy.
 
 ``procbots match`` and the ``invoice-matching`` flow's file mode read the same files
 the same way through these functions. Each returns models ready for
@@ -9,7 +9,8 @@ read: a half-read order book would turn good invoices into ``PO_NOT_FOUND`` hold
 * :func:`load_orders`: orders CSV/XLSX (every row needs a ``po_number``).
 * :func:`load_receipts`: goods receipts CSV/XLSX.
 * :func:`load_invoices`: invoices and credit notes, PEPPOL UBL 2.1 XML or CSV/XLSX
-  rows; a folder means every such file in it.
+  rows; a folder means every such file in it. :func:`read_invoice_files` reads the same
+  file by file, naming the files that cannot be read instead of refusing the batch.
 * :func:`load_policy`: the configured matching policy, with a TOML file layered over it.
 
 Column layouts are those of :mod:`connectors.formats`. Messages name the command-line
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,7 +40,15 @@ if TYPE_CHECKING:
     from bots.domain.matching import MatchingPolicy
     from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 
-__all__ = ["MatchInputError", "load_invoices", "load_orders", "load_policy", "load_receipts"]
+__all__ = [
+    "InvoiceFiles",
+    "MatchInputError",
+    "load_invoices",
+    "load_orders",
+    "load_policy",
+    "load_receipts",
+    "read_invoice_files",
+]
 
 _INVOICE_SUFFIXES = {".xml", ".csv", ".xlsx", ".xlsm"}
 _TABLE_SUFFIXES = {".csv", ".xlsx", ".xlsm"}
@@ -146,36 +156,78 @@ def load_invoices(paths: Iterable[Path]) -> list[Invoice]:
     Example:
         >>> documents = load_invoices([Path("inbox/"), Path("extra/INV-1001.xml")])  # doctest: +SKIP
     """
+    files = read_invoice_files(paths)
+    _raise_problems([*files.unreadable, *files.row_errors])
+    return files.documents
+
+
+@dataclass(slots=True)
+class InvoiceFiles:
+    """The invoice files of a batch, each read on its own (:func:`read_invoice_files`)."""
+
+    documents: list[Invoice] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    """One message per file that could not be read at all, naming it and why."""
+    row_errors: list[Any] = field(default_factory=list)
+    """Bad rows of CSV/XLSX invoice files, each naming its file, row and column."""
+
+    def decidable(self) -> list[Invoice]:
+        """The documents to decide, when the batch can be decided without the unreadable files.
+
+        Raises:
+            MatchInputError: naming every problem, when rows are bad (as for the order book,
+                a half-read file is not decided) or no file could be read at all.
+        """
+        if self.row_errors or not self.documents:
+            _raise_problems([*self.unreadable, *self.row_errors])
+        return self.documents
+
+
+def read_invoice_files(paths: Iterable[Path]) -> InvoiceFiles:
+    """The invoices and credit notes of UBL XML and CSV/XLSX files and folders, file by file.
+
+    A file that cannot be read at all (malformed or unsafe XML, an encoding the reader
+    does not know, not an invoice or credit note, not a readable spreadsheet) is named in
+    ``unreadable`` and the other files are still read, so a batch can be decided without
+    it; bad rows are collected in ``row_errors``. What to do with either is the caller's.
+
+    Raises:
+        MatchInputError: no file given, or a file or folder missing or of another kind
+            (bad usage, not a bad document).
+
+    Example:
+        >>> files = read_invoice_files([Path("inbox/")])  # doctest: +SKIP
+        >>> [str(p) for p in files.unreadable]  # doctest: +SKIP
+        ["inbox/INV-7.xml: declares encoding 'UTF-7', which is not supported by the XML reader; ..."]
+    """
     from bots.domain.models import Invoice
     from connectors.formats import load_invoice_rows
     from connectors.peppol import PeppolError, read_document
     from connectors.rows import SpreadsheetError
 
-    documents: list[Invoice] = []
-    errors: list[Any] = []
+    files = InvoiceFiles()
     for path in _invoice_files(paths):
         if path.suffix.lower() == ".xml":
             try:
                 doc = read_document(path, name=str(path))
             except PeppolError as exc:
-                errors.append(exc)
+                files.unreadable.append(str(exc))
                 continue
             if not isinstance(doc.model, Invoice):
-                errors.append(
+                files.unreadable.append(
                     f"{path}: is a {doc.document_type.replace('_', ' ')}, not an invoice or credit note"
                 )
                 continue
-            documents.append(doc.model)
+            files.documents.append(doc.model)
         else:
             try:
                 loaded, row_errors = load_invoice_rows(path)
             except SpreadsheetError as exc:
-                errors.append(exc)
+                files.unreadable.append(str(exc))
                 continue
-            errors += row_errors
-            documents += loaded
-    _raise_problems(errors)
-    return documents
+            files.row_errors += row_errors
+            files.documents += loaded
+    return files
 
 
 def _load_table(

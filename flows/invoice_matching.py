@@ -160,28 +160,34 @@ def _match_files(params: InvoiceMatchingParameters) -> MatchingOutcome:
     from bots.domain.match_tables import match_documents
     from bots.match_report import write_match_report
     from config.settings import get_settings
-    from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
+    from connectors.match_inputs import load_orders, load_policy, load_receipts, read_invoice_files
 
     assert params.orders is not None
     policy = load_policy(Path(params.policy) if params.policy else None)
     orders = load_orders(Path(params.orders))
     receipts = load_receipts(Path(params.receipts)) if params.receipts else []
-    documents = load_invoices([Path(p) for p in params.invoices])
-    decisions = match_documents(orders, receipts, documents, policy)
+    # An invoice file that cannot be read at all is named; the rest of the batch is decided.
+    files = read_invoice_files([Path(p) for p in params.invoices])
+    decisions = match_documents(orders, receipts, files.decidable(), policy)
     out = Path(params.out) if params.out else None
     if out is None:
         out = get_settings().paths.resolve("outbox") / f"invoice-matching-{_run_stamp()}.xlsx"
     out.parent.mkdir(parents=True, exist_ok=True)
     report = write_match_report(out, decisions)
-    counts = Counter(d.decision for d in decisions)
+    counts: dict[str, int] = Counter(d.decision for d in decisions)
+    unreadable = [
+        {"invoice_number": "", "decision": "unreadable", "reason_codes": "", "what_to_check": problem}
+        for problem in files.unreadable
+    ]
     return MatchingOutcome(
         mode="files",
-        counts={kind: counts.get(kind, 0) for kind in ("approve", "hold", "reject")},
-        rows=_decision_rows(decisions),
+        counts={kind: counts.get(kind, 0) for kind in ("approve", "hold", "reject")}
+        | ({"unreadable": len(unreadable)} if unreadable else {}),
+        rows=unreadable + _decision_rows(decisions),
         hold_reasons=_hold_reasons(decisions),
         report=report,
         links={"report": report},
-        exit_code=1 if any(d.decision != "approve" for d in decisions) else 0,
+        exit_code=1 if unreadable or any(d.decision != "approve" for d in decisions) else 0,
     )
 
 

@@ -8,9 +8,11 @@ decisions as a table or, with ``--json``, as
     {"invoices": [{"invoice_number", "supplier_vat", "decision", "reasons": [...], ...}],
      "summary": {...}}
 
-Exit codes: 0 every document approved, 1 some held or rejected, 2 bad usage or input
-(each bad file, row and field named on stderr; nothing is matched then, because a
-half-read order book would turn good invoices into PO_NOT_FOUND holds).
+Exit codes: 0 every document approved, 1 some held or rejected, or an invoice file that
+cannot be read at all (named on stderr and in ``unreadable_files``; the other files are
+decided), 2 bad usage or input (each bad file, row and field named on stderr; nothing is
+matched then, because a half-read order book would turn good invoices into PO_NOT_FOUND
+holds).
 """
 
 from __future__ import annotations
@@ -58,29 +60,33 @@ def match(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Match invoices and credit notes to orders and goods receipts (2/3-way), and say
-    why each one is held or rejected. Exit 0 all approved, 1 some held or rejected, 2 bad input."""
+    why each one is held or rejected. Exit 0 all approved, 1 some held or rejected (or an
+    invoice file unreadable; the others are decided), 2 bad input."""
     from bots.domain.match_tables import match_documents
     from bots.domain.matching import summarise
     from connectors.match_inputs import (
         MatchInputError,
-        load_invoices,
         load_orders,
         load_policy,
         load_receipts,
+        read_invoice_files,
     )
 
     try:
         policy = load_policy(policy_file)
         order_book = load_orders(orders)
         grns = load_receipts(receipts) if receipts is not None else []
-        documents = load_invoices([*invoices, *(more_invoices or [])])
-        decisions = match_documents(order_book, grns, documents, policy)
+        files = read_invoice_files([*invoices, *(more_invoices or [])])
+        decisions = match_documents(order_book, grns, files.decidable(), policy)
         if out is not None and out.suffix.lower() not in {".xlsx", ".xlsm"}:
             raise MatchInputError(f"--out {out}: the report is a workbook; give a .xlsx path")
     except (MatchInputError, ValueError) as exc:
         typer.echo(f"procbots match: {exc}", err=True)
         raise typer.Exit(2) from None
 
+    # Files that cannot be read at all are named, and the rest of the batch is decided.
+    for problem in files.unreadable:
+        typer.echo(f"procbots match: {problem}", err=True)
     summary = summarise(decisions)
     report: Path | None = None
     if out is not None:
@@ -95,16 +101,13 @@ def match(
             raise typer.Exit(2) from None
         summary["report"] = str(report)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"invoices": [d.to_dict() for d in decisions], "summary": summary},
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        payload: dict[str, Any] = {"invoices": [d.to_dict() for d in decisions], "summary": summary}
+        if files.unreadable:
+            payload["unreadable_files"] = files.unreadable
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         _print_table(decisions, summary)
-    if any(d.decision != "approve" for d in decisions):
+    if files.unreadable or any(d.decision != "approve" for d in decisions):
         raise typer.Exit(1)
 
 
