@@ -6,13 +6,24 @@ load, so only labels find them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from sandbox.chaos import ChaosSpec
 from sandbox.ubl import PENNY
 
-__all__ = ["FormField", "arrange", "arrange_keep_order", "gtin_ok", "parse_decimal", "plain", "price_text"]
+__all__ = [
+    "FormField",
+    "arrange",
+    "arrange_keep_order",
+    "form_lines",
+    "gtin_ok",
+    "parse_decimal",
+    "plain",
+    "price_text",
+]
 
 
 @dataclass
@@ -83,3 +94,14 @@ def price_text(value: Decimal) -> str:
     if isinstance(exponent, int) and exponent >= -2:
         return str(value.quantize(PENNY))
     return format(value.normalize(), "f")
+
+
+def form_lines(items: Iterable[tuple[str, object]], names: Iterable[str]) -> list[tuple[int, dict[str, str]]]:
+    """The ``line-N-name`` inputs of a posted form, by line number, values stripped."""
+    wanted = set(names)
+    lines: dict[int, dict[str, str]] = {}
+    for key, value in items:
+        m = re.fullmatch(r"line-(\d+)-(\w+)", key)
+        if m and m.group(2) in wanted:
+            lines.setdefault(int(m.group(1)), {})[m.group(2)] = str(value).strip()
+    return sorted(lines.items())

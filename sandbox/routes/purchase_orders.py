@@ -13,7 +13,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sandbox.chaos import ChaosSpec
-from sandbox.forms import FormField, arrange, arrange_keep_order, gtin_ok, parse_decimal, plain, price_text
+from sandbox.forms import (
+    FormField,
+    arrange,
+    arrange_keep_order,
+    form_lines,
+    gtin_ok,
+    parse_decimal,
+    plain,
+    price_text,
+)
 from sandbox.portal import PAGE_SIZE, Session
 from sandbox.ubl import money
 from sandbox.web import Web
@@ -204,12 +213,8 @@ def register(app: FastAPI, web: Web) -> None:
             k: str(form.get(k, "")).strip()
             for k in ("supplier", "cost_centre", "delivery_site", "need_by", "requisition_ref")
         }
-        raw_lines: dict[int, dict[str, str]] = {}
-        for key, value in form.multi_items():
-            m = re.fullmatch(r"line-(\d+)-(\w+)", key)
-            if m and m.group(2) in {f[0] for f in LINE_FIELDS}:
-                raw_lines.setdefault(int(m.group(1)), {})[m.group(2)] = str(value).strip()
-        lines = [(n, v) for n, v in sorted(raw_lines.items()) if any(v.get(f) for f, _, _ in LINE_FIELDS[:4])]
+        raw_lines = form_lines(form.multi_items(), (f[0] for f in LINE_FIELDS))
+        lines = [(n, v) for n, v in raw_lines if any(v.get(f) for f, _, _ in LINE_FIELDS[:4])]
         errors: dict[str, str] = {}
         with portal.db() as conn:
             supplier = resolve_supplier(conn, values["supplier"])
