@@ -20,6 +20,8 @@ PAGES = (
     ("invoice-detail", "/invoices/3", None),
     ("contract-upload", "/contracts/new", None),
     ("receipts", "/receipts", None),
+    ("receipt-new", "/receipts/new?po_number=PO-000001", "receipt"),
+    ("receipt-refused", "/receipts/new?po_number=PO-000001", "receipt-refused"),
 )
 
 
@@ -55,9 +57,21 @@ def take(out: Path) -> list[Path]:
                 page.get_by_label("Line 1 quantity").fill("10")
                 page.get_by_label("Line 1 unit price").fill("4.50")
                 page.get_by_role("button", name="Add line").click()
+            if action in ("receipt", "receipt-refused"):
+                page.get_by_label("GRN number").fill("GRN-2026-0001")
+                page.get_by_label("Received date").fill("2026-12-01")
+                page.get_by_label("Line 1 PO line").fill("1")
+                page.get_by_label("Line 1 quantity received").fill("36" if action == "receipt" else "40")
+                if action == "receipt":
+                    page.get_by_role("button", name="Add line").click()
+                    page.get_by_label("Line 2 PO line").fill("3")
+                    page.get_by_label("Line 2 quantity received").fill("54")
+                else:
+                    page.get_by_role("button", name="Record goods receipt").click()
+                    page.get_by_role("alert").wait_for()
             target = out / f"sandbox-{name}.png"
             page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(target), full_page=action == "form")
+            page.screenshot(path=str(target), full_page=action is not None)
             written.append(target)
         browser.close()
     return written
