@@ -84,3 +84,76 @@ def test_items_retry_and_release(ledger: Ledger) -> None:
     assert released.exit_code == 0, released.output
     assert ledger.get(3).state is ItemState.PENDING
     assert ledger.history(3)[-1].event == "released"
+
+
+def _audit_records(event: str) -> list[dict[str, object]]:
+    from config.settings import get_settings
+
+    lines = get_settings().audit_path.read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def test_items_list_shows_by_default_only_what_needs_attention(ledger: Ledger) -> None:
+    result = CliRunner().invoke(app, ["items", "list"])
+    assert result.exit_code == 0, result.output
+    assert "REQ-2" in result.output  # business exception
+    assert "REQ-3" in result.output  # in progress
+    assert "REQ-1" not in result.output  # done
+    assert "--all shows them" in result.output
+    everything = CliRunner().invoke(app, ["items", "list", "--all"])
+    assert "REQ-1" in everything.output
+    keys = [
+        r["idempotency_key"] for r in json.loads(CliRunner().invoke(app, ["items", "list", "--json"]).output)
+    ]
+    assert keys == ["REQ-2", "REQ-3"]
+
+
+def test_items_list_shows_long_keys_whole_and_the_lease_holder(ledger: Ledger) -> None:
+    long_key = "GB980780684/INV-" + "2026-04-TRUST-WIDE-CONSOLIDATED-STATEMENT-" * 3 + "000123"
+    assert len(long_key) > 120
+    ledger.add("invoice_matching", long_key, {})
+    result = CliRunner().invoke(app, ["items", "list"])
+    assert result.exit_code == 0, result.output
+    assert long_key in result.output  # not cut at 80 columns
+    assert "host:2 until" in result.output  # who holds REQ-3, and until when (London time)
+    assert " GMT" in result.output or " BST" in result.output
+
+
+def test_items_retry_prints_a_sentence_and_audits_the_os_user_and_reason(ledger: Ledger) -> None:
+    import getpass
+
+    result = CliRunner().invoke(app, ["items", "retry", "2", "--reason", "supplier added to vendor master"])
+    assert result.exit_code == 0, result.output
+    user = getpass.getuser()
+    assert result.output.strip() == (
+        f"Item 2 (purchase_orders REQ-2) is back in the queue; the next purchase_orders run processes it "
+        f"first. Recorded as retried by {user}: supplier added to vendor master"
+    )
+    assert "{" not in result.output  # no audit JSON
+    (record,) = _audit_records("workitem.requeued")
+    assert (record["operator"], record["reason"]) == (user, "supplier added to vendor master")
+
+
+def test_items_release_names_the_operator_not_the_dead_worker(ledger: Ledger) -> None:
+    import getpass
+
+    result = CliRunner().invoke(app, ["items", "release", "3", "--reason", "host:2 was rebooted"])
+    assert result.exit_code == 0, result.output
+    assert "Item 3 (purchase_orders REQ-3) was taken from host:2 and is pending again." in result.output
+    assert "{" not in result.output
+    (record,) = _audit_records("workitem.released")
+    assert record["operator"] == record["owner"] == getpass.getuser()
+    assert record["lease_owner_was"] == "host:2"
+    assert record["reason"] == "host:2 was rebooted"
+
+
+def test_items_resolve_marks_an_exception_done_with_the_note(ledger: Ledger) -> None:
+    result = CliRunner().invoke(app, ["items", "resolve", "2", "--note", "PO raised by hand: PO-000900"])
+    assert result.exit_code == 0, result.output
+    assert "Item 2 (purchase_orders REQ-2) is done, resolved by" in result.output
+    assert ledger.get(2).state is ItemState.DONE
+    (record,) = _audit_records("workitem.resolved")
+    assert record["reason"] == "PO raised by hand: PO-000900"
+    again = CliRunner().invoke(app, ["items", "resolve", "2", "--note", "twice"])
+    assert again.exit_code == 2
+    assert "is done" in again.output

@@ -1552,12 +1552,19 @@ class Ledger:
         return {key: found[key] for key in keys if key in found}
 
     def list(
-        self, state: ItemState | str | None = None, bot: str | None = None, limit: int | None = None
+        self,
+        state: ItemState | str | None = None,
+        bot: str | None = None,
+        limit: int | None = None,
+        *,
+        states: Iterable[ItemState | str] | None = None,
     ) -> builtins.list[WorkItem]:
-        """Items, oldest first, optionally of one state and/or bot."""
+        """Items, oldest first, optionally of one state (or any of ``states``) and/or bot."""
         query = select(work_items).order_by(work_items.c.id)
         if state is not None:
             query = query.where(work_items.c.state == ItemState(state).value)
+        if states is not None:
+            query = query.where(work_items.c.state.in_([ItemState(s).value for s in states]))
         if bot is not None:
             query = query.where(work_items.c.bot == bot)
         if limit is not None:
