@@ -49,6 +49,7 @@ __all__ = [
     "ConsoleSettings",
     "ConsoleUser",
     "LedgerSettings",
+    "LimitSettings",
     "MatchingPolicySettings",
     "PathSettings",
     "PortalSettings",
@@ -203,6 +204,22 @@ class MatchingPolicySettings(_Section):
     suppliers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class LimitSettings(_Section):
+    """How large an input file may be, checked before it is loaded (``connectors.limits``)."""
+
+    work_item_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Most data rows in a bot's work-item input (requisition sheet, contract "
+        "metadata, scan file); a larger file is refused before it is loaded",
+    )
+    bulk_rows: int = Field(
+        2_000_000,
+        ge=1,
+        description="Most data rows in one bulk matching input (orders, receipts, invoice rows)",
+    )
+
+
 class Settings(BaseSettings):
     """All procbots settings."""
 
@@ -221,6 +238,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     alerts: AlertSettings = AlertSettings()
     matching: MatchingPolicySettings = MatchingPolicySettings()
+    limits: LimitSettings = LimitSettings()
     console: ConsoleSettings = ConsoleSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from connectors.limits import RowLimit
 from connectors.rows import ReadResult, RowSchema, SpreadsheetError, neutralise_formula
 
 __all__ = ["DELIMITERS", "MAX_CSV_BYTES", "decode_csv", "read_rows", "sniff_delimiter", "write_csv"]
@@ -114,11 +115,17 @@ def read_rows(
     required: Iterable[str] | None = None,
     delimiter: str | None = None,
     max_bytes: int = MAX_CSV_BYTES,
+    row_limit: RowLimit | None = None,
 ) -> ReadResult[T]:
     """Read a CSV file into ``model`` rows, collecting every row error.
 
+    ``row_limit`` bounds the data rows (default: the configured work-item limit,
+    :meth:`RowLimit.work_items <connectors.limits.RowLimit.work_items>`), counted before
+    any row is converted.
+
     Raises:
         SpreadsheetError: the file is not readable CSV (the message names it and why).
+        TooManyRowsError: more data rows than ``row_limit``.
         HeaderError: no header row with the required columns.
 
     Example:
@@ -133,9 +140,17 @@ def read_rows(
         data = path.read_bytes()
     except OSError as exc:
         raise SpreadsheetError(path, f"cannot be opened: {exc.strerror or exc}") from None
+    limit = row_limit or RowLimit.work_items()
+    # Lines are an upper bound of records, counted at memchr speed; only a file over the
+    # limit by lines has its records counted (a quoted field may span lines).
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     text, _encoding = decode_csv(path, data)
+    delimiter = delimiter or sniff_delimiter(text)
+    if lines - 1 > limit.rows:
+        records = sum(1 for _ in _records(path, text, delimiter))
+        limit.check(path, records - 1)
     schema = RowSchema(model, aliases=aliases, required=required)
-    return schema.validate(path, None, _records(path, text, delimiter or sniff_delimiter(text)))
+    return schema.validate(path, None, _records(path, text, delimiter))
 
 
 def _csv_value(value: Any) -> str:

@@ -35,7 +35,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -43,6 +43,7 @@ from typing import Any, Literal, TypeVar
 from defusedxml import ElementTree as SafeET
 from pydantic import BaseModel
 
+from connectors.limits import RowLimit
 from connectors.rows import (
     CellProblem,
     HeaderError,
@@ -93,6 +94,9 @@ class ReadLimits:
     """Declared sheet dimension (rows x columns) above which the sheet is refused."""
     max_xml_part_bytes: int = 16 * 1024 * 1024
     """Workbook-level parts parsed as XML (workbook.xml and its relationships)."""
+    max_rows: RowLimit | None = None
+    """Most data rows of the sheet read, checked before calamine loads it; :func:`read_rows`
+    applies the configured work-item limit (``limits.work_item_rows``) when this is unset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +355,8 @@ def _check_dimension(ref: str, path: Path, sheet: str, limits: ReadLimits) -> No
             f"of {limits.max_cells:,} cells; delete the unused rows and columns and save again",
             sheet=sheet,
         )
+    if limits.max_rows is not None:
+        limits.max_rows.check(path, rows - 1, sheet=sheet, counted=f"by its declared dimension {ref}")
 
 
 def precheck_sheet(
@@ -368,8 +374,36 @@ def precheck_sheet(
     except (KeyError, zipfile.BadZipFile, EOFError, OSError, zlib.error):
         return
     at = head.find(b"sheetData")
-    if m := _DIMENSION.search(head if at < 0 else head[:at]):
+    m = _DIMENSION.search(head if at < 0 else head[:at])
+    if m:
         _check_dimension(m.group(1).decode(), path, sheet, limits)
+    if limits.max_rows is not None and (m is None or b":" not in m.group(1)):
+        # No dimension, or a single cell (some writers always say A1): count the rows.
+        rows = _count_rows(archive, member, limits.max_rows.rows + 1)
+        limits.max_rows.check(path, rows - 1, sheet=sheet, counted="counting its rows")
+
+
+_ROW_START = re.compile(rb"<(?:\w+:)?row[\s>/]")
+
+
+def _count_rows(archive: zipfile.ZipFile, member: str, stop_after: int) -> int:
+    """The ``<row>`` elements of a sheet part, streamed, counting no further than past ``stop_after``."""
+    count = 0
+    carry = b""
+    try:
+        with archive.open(member) as handle:
+            while chunk := handle.read(_CHUNK):
+                buffer = carry + chunk
+                # A row tag is never cut in two: count up to the last "<", carry the rest.
+                cut = buffer.rfind(b"<")
+                cut = len(buffer) if cut < 0 else cut
+                count += len(_ROW_START.findall(buffer, 0, cut))
+                carry = buffer[cut:]
+                if count > stop_after:
+                    return count
+    except (KeyError, zipfile.BadZipFile, EOFError, OSError, zlib.error):
+        pass  # the full scan reports a damaged part
+    return count + len(_ROW_START.findall(carry))
 
 
 def _scan_buffer(scan: SheetScan, data: bytes, path: Path, sheet: str, limits: ReadLimits) -> None:
@@ -475,7 +509,7 @@ def _scan_and_load(
             data = workbook.get_sheet_by_name(sheet)
         except Exception as exc:  # calamine's own error types; reported after the scan's
             scan = pending.result()
-            raise exc from None
+            raise SpreadsheetError(path, f"cannot be read: {exc}", sheet=sheet) from None
         scan = pending.result()
     return scan, data
 
@@ -489,6 +523,7 @@ def read_rows(
     required: Iterable[str] | None = None,
     limits: ReadLimits = ReadLimits(),
     allow_external_links: bool = False,
+    row_limit: RowLimit | None = None,
 ) -> ReadResult[T]:
     """Read one sheet of an .xlsx/.xlsm into ``model`` rows, collecting every row error.
 
@@ -498,9 +533,13 @@ def read_rows(
         sheet: sheet name; by default the first visible sheet whose header row matches.
         aliases: extra header spellings per field.
         required: fields whose column must be present (default: fields without a default).
+        row_limit: most data rows (default: ``limits.max_rows``, else the configured
+            work-item limit, :meth:`RowLimit.work_items <connectors.limits.RowLimit.work_items>`).
 
     Raises:
         SpreadsheetError: the file cannot be read at all (the message names it and why).
+        TooManyRowsError: the sheet has more data rows than ``row_limit``, found before
+            it is loaded.
         HeaderError: no sheet has the required headers.
 
     Example:
@@ -509,6 +548,7 @@ def read_rows(
         ...     print(error)  # orders.xlsx!Orders row 14, column 'unit_price' ('abc'): expected a number
     """
     path = Path(path)
+    limits = replace(limits, max_rows=row_limit or limits.max_rows or RowLimit.work_items())
     info = inspect_workbook(path, limits=limits, allow_external_links=allow_external_links)
     schema = RowSchema(model, aliases=aliases, required=required)
     if sheet is not None:

@@ -53,6 +53,7 @@ from bots.domain.models import (
     money,
 )
 from connectors import csvfiles, excel
+from connectors.limits import RowLimit
 from connectors.rows import (
     PERCENT,
     HeaderError,
@@ -232,15 +233,20 @@ def read_table(
 ) -> ReadResult[M]:
     """Read a CSV or Excel file (by extension) into ``model`` rows.
 
+    These are bulk matching inputs, bounded by ``limits.bulk_rows`` (not a bot's
+    work-item limit).
+
     Raises:
         SpreadsheetError: unknown extension, or the file cannot be read.
+        TooManyRowsError: more data rows than ``limits.bulk_rows``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    limit = RowLimit.bulk()
     if suffix in (".csv", ".txt", ".tsv"):
-        return csvfiles.read_rows(path, model, aliases=aliases, required=required)
+        return csvfiles.read_rows(path, model, aliases=aliases, required=required, row_limit=limit)
     if suffix in (".xlsx", ".xlsm", ".xls", ".xlsb"):
-        return excel.read_rows(path, model, aliases=aliases, required=required, sheet=sheet)
+        return excel.read_rows(path, model, aliases=aliases, required=required, sheet=sheet, row_limit=limit)
     raise SpreadsheetError(path, f"has an unsupported extension {suffix or '(none)'!r}; use .csv or .xlsx")
 
 
