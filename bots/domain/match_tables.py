@@ -48,21 +48,22 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from bots.domain import match_messages as messages
 from bots.domain.matching import (
     _ZERO_CATEGORIES,
     Decision,
+    Reason,
     MatchingPolicy,
     _fine_key,
     _match,
     normalise_invoice_number,
     normalise_vat,
 )
-from bots.domain.memory import paused_gc
 from bots.domain.models import (
     DocumentTotals,
     GoodsReceipt,
@@ -74,7 +75,7 @@ from bots.domain.models import (
     ReceiptLine,
 )
 
-__all__ = ["CORE_CODES", "MatchResult", "MatchTables", "match_documents", "match_tables"]
+__all__ = ["CORE_CODES", "MatchResult", "MatchTables", "ModelSource", "match_documents", "match_tables"]
 
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -97,6 +98,23 @@ _UNIT_LIMIT = 2**31
 _AMOUNT_LIMIT = 2**42
 _LINE_LIMIT = 2**20
 _APPROVE, _HOLD, _REJECT = 0, 1, 2
+
+
+class ModelSource(Protocol):
+    """Where :class:`MatchTables` built from arrays gets the models of the few documents,
+    orders and receipts the sequential rules need (a connector keeps the rows)."""
+
+    def invoice_models(self, indices: Sequence[int]) -> list[Invoice]:
+        """The documents at ``indices`` (rows of the document columns), as models."""
+        ...
+
+    def order_models(self, po_numbers: Sequence[str]) -> list[PurchaseOrder]:
+        """The purchase orders with these numbers, as models."""
+        ...
+
+    def receipt_models(self, po_numbers: Sequence[str]) -> list[ReceiptLine]:
+        """The receipt lines of these purchase orders, as models."""
+        ...
 _KINDS = ("approve", "hold", "reject")
 
 
@@ -281,6 +299,9 @@ class MatchTables:
     ln_rate: Int64Array
     ln_zero_category: BoolArray
     ln_bad: BoolArray
+    ln_label: Int64Array  # the line label of messages (UBL line ID when numeric, else position); -1 odd
+    ln_category: Int64Array  # code into ``categories``
+    categories: list[str]
     # dictionaries and raw values (for keys, messages and the reference engine)
     po_numbers: list[str]
     vat_numbers: list[str | None]
@@ -298,6 +319,7 @@ class MatchTables:
     _receipts: dict[str, list[GoodsReceipt | ReceiptLine]] | None = None
     _invoices: list[Invoice] | None = None
     _columns: dict[str, dict[str, list[Any]]] | None = field(default=None, repr=False)
+    _source: ModelSource | None = field(default=None, repr=False)
 
     @property
     def documents(self) -> int:
@@ -358,6 +380,7 @@ class MatchTables:
         }
         for name in _LINE_COLUMNS[1:]:  # all but "document"
             il[name] = list(map(attrgetter(name), invoice_lines))
+        il["line_id"] = list(map(attrgetter("line_id"), invoice_lines))
         tables = cls._encode(ol, rl, docs, il)
         tables._orders = {str(o.po_number): o for o in orders}
         tables._receipts = by_po
@@ -407,7 +430,6 @@ class MatchTables:
         return tables
 
     @classmethod
-    @paused_gc()  # holds millions of values: see bots.domain.memory.paused_gc
     def _encode(
         cls,
         ol: dict[str, list[Any]],
@@ -487,6 +509,7 @@ class MatchTables:
         category_codes = _codes(il["vat_category"], category_book)
         zero = np.array([c in _ZERO_CATEGORIES for c in category_book], dtype=np.bool_)
         ln_zero = zero[category_codes] if len(category_codes) else np.zeros(0, dtype=np.bool_)
+        ln_label = _line_labels(ln_doc, count, il.get("line_id"))
         return cls(
             ol_po=ol_po,
             ol_line=ol_line,
@@ -521,6 +544,9 @@ class MatchTables:
             ln_rate=ln_rate,
             ln_zero_category=ln_zero,
             ln_bad=c1 | c2 | c3 | c4 | (ln_line >= _LINE_LIMIT),
+            ln_label=ln_label,
+            ln_category=category_codes,
+            categories=list(category_book),
             po_numbers=list(po_book),
             vat_numbers=list(vat_book),
             currencies=list(currency_book),
@@ -543,6 +569,8 @@ class MatchTables:
         """The documents at ``indices`` as models (built from columns when need be)."""
         if self._invoices is not None:
             return [self._invoices[i] for i in indices]
+        if self._source is not None:
+            return self._source.invoice_models(indices)
         assert self._columns is not None
         docs, il = self._columns["documents"], self._columns["invoice_lines"]
         wanted = set(indices)
@@ -591,6 +619,8 @@ class MatchTables:
         numbers = [self.po_numbers[c] for c in sorted(set(po_codes))]
         if self._orders is not None:
             return [self._orders[n] for n in numbers]
+        if self._source is not None:
+            return self._source.order_models(numbers)
         assert self._columns is not None
         ol = self._columns["order_lines"]
         rows = np.flatnonzero(_member(self.ol_po, sorted(set(po_codes)), len(self.po_numbers)))
@@ -622,6 +652,8 @@ class MatchTables:
         codes = sorted(set(po_codes))
         if self._receipts is not None:
             return [r for c in codes for r in self._receipts.get(self.po_numbers[c], [])]
+        if self._source is not None:
+            return list(self._source.receipt_models([self.po_numbers[c] for c in codes]))
         assert self._columns is not None
         rl = self._columns["receipt_lines"]
         rows = np.flatnonzero(_member(self.rc_po, codes, len(self.po_numbers)))
@@ -705,7 +737,41 @@ def _line_number(reference: str | None) -> int:
         number = int(reference)
     except ValueError:  # e.g. superscript digits: isdigit() but not int()
         return -1
-    return number if number < _LINE_LIMIT else -1
+    # Only the canonical spelling: a message names the line as written ("01" would not be "1").
+    return number if number < _LINE_LIMIT and str(number) == reference else -1
+
+
+def _line_labels(ln_doc: Int64Array, docs: int, line_ids: Sequence[str] | None) -> Int64Array:
+    """The label of each invoice line in messages: its line ID when that is a number
+    (as the reference engine shows it), else its position in the document (1-based,
+    in line order). -1 marks a label the columns cannot show (its document goes to
+    the reference engine)."""
+    count = len(ln_doc)
+    if not count:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(ln_doc, kind="stable")
+    ordered = ln_doc[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    first = np.zeros(count, dtype=np.int64)
+    first[starts] = starts
+    np.maximum.accumulate(first, out=first)
+    position = np.empty(count, dtype=np.int64)
+    position[order] = np.arange(count, dtype=np.int64) - first + 1
+    if line_ids is None:
+        return position
+    known: dict[str, int] = {}
+    for line_id in dict.fromkeys(line_ids):
+        label = -2  # not a number: the position
+        if line_id.isdigit():
+            try:
+                label = int(line_id)
+            except ValueError:
+                label = -1
+            if label >= _LINE_LIMIT:
+                label = -1
+        known[line_id] = label
+    labels = np.fromiter(map(known.__getitem__, line_ids), dtype=np.int64, count=count)
+    return np.where(labels == -2, position, labels)
 
 
 def _line_numbers(values: Sequence[int]) -> Int64Array:
@@ -726,7 +792,8 @@ def _line_numbers(values: Sequence[int]) -> Int64Array:
 @dataclass(eq=False)
 class MatchResult:
     """Decisions of :func:`match_tables`: a code per document (in input order), the
-    core rule counts, and the reference engine's full decisions where it ran."""
+    core rule counts, and the full decisions (reasons worded) of every document that has
+    a reason or a note."""
 
     tables: MatchTables
     policy: MatchingPolicy
@@ -735,6 +802,12 @@ class MatchResult:
     reference: dict[int, Decision]
     gross: Int64Array
     core_counts: dict[str, int]
+    header: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
+    found: BoolArray = field(default_factory=lambda: np.zeros(0, np.bool_))
+    row: Int64Array = field(default_factory=lambda: np.zeros(0, np.int64))
+    received: Int64Array = field(default_factory=lambda: np.zeros(0, np.int64))
+    _decided: dict[int, Decision] | None = field(default=None, repr=False)
+    _order: Int64Array | None = field(default=None, repr=False)
 
     def counts(self) -> dict[str, int]:
         """Documents by decision."""
@@ -743,54 +816,30 @@ class MatchResult:
 
     @property
     def reference_documents(self) -> int:
-        """How many documents the reference engine decided (not independent)."""
+        """How many documents the sequential rules decided (not independent)."""
         return len(self.reference)
 
-    @paused_gc()
-    def decisions(self) -> list[Decision]:
-        """Every decision with its reasons and messages, in the order
-        :func:`~bots.domain.matching.match_invoices` returns them (equal to its list)."""
-        t = self.tables
-        explained = self.tables.reference_match(np.flatnonzero(self.explain).tolist(), self.policy)
-        vat_keys = [normalise_vat(v) for v in t.vat_numbers]
-        keyed: list[tuple[tuple[Any, ...], str, str, int]] = []
-        doc_vat = t.doc_vat.tolist()
-        for i in range(t.documents):
-            number = t.doc_numbers[i]
-            coarse = (
-                t.doc_dates[i],
-                vat_keys[doc_vat[i]],
-                normalise_invoice_number(number),
-                number,
-                t.doc_types[i],
-                t.doc_po_numbers[i] or "",
-                t.doc_payables[i],
-                int(t.doc_line_counts[i]),
-            )
-            keyed.append((coarse, "", "", i))
-        keyed.sort(key=lambda item: item[0])
-        order = [item[3] for item in keyed]
-        start = 0
-        while start < len(keyed):
-            end = start + 1
-            while end < len(keyed) and keyed[end][0] == keyed[start][0]:
-                end += 1
-            if end - start > 1:
-                # Ties are broken on full content, as the reference engine does.
-                run = order[start:end]
-                models = t.invoice_models(run)
-                ranked = sorted(range(len(run)), key=lambda k: _fine_key(models[k]))
-                order[start:end] = [run[k] for k in ranked]
-            start = end
-        out = []
-        for i in order:
-            found = self.reference.get(i) or explained.get(i)
-            if found is None:
-                found = self._clean_approval(i)
-            out.append(found)
-        return out
+    def decided(self) -> dict[int, Decision]:
+        """The full decision of every document with a reason or a note, by input index;
+        every other document is a clean approval (:meth:`clean_approval`)."""
+        if self._decided is None:
+            self._decided = {**self._explained(), **self.reference}
+        return self._decided
 
-    def _clean_approval(self, i: int) -> Decision:
+    def order(self) -> Int64Array:
+        """Input indices in processing order (issue date, normalised supplier VAT,
+        normalised number, raw number, type, PO, amount, lines; ties by content)."""
+        if self._order is None:
+            self._order = _processing_order(self.tables)
+        return self._order
+
+    def decisions(self) -> list[Decision]:
+        """Every decision with its reasons and messages, in processing order."""
+        decided = self.decided()
+        return [decided.get(i) or self.clean_approval(i) for i in self.order().tolist()]
+
+    def clean_approval(self, i: int) -> Decision:
+        """The decision of document ``i`` when it has no reason and no note."""
         t = self.tables
         return Decision(
             invoice_number=t.doc_numbers[i],
@@ -804,14 +853,234 @@ class MatchResult:
             source=t.doc_sources[i],
         )
 
+    def summary(self) -> dict[str, Any]:
+        """:func:`~bots.domain.matching.summarise` of :meth:`decisions`, column-wise."""
+        t = self.tables
+        decided = self.decided()
+        order = self.order()
+        pennies = _pennies(self.gross)
+        signed = np.where(t.doc_credit, -pennies, pennies)
+        kinds = self.decision.astype(np.int64)
+        reason_counts: Counter[str] = Counter()
+        for i in order[np.isin(order, np.fromiter(decided, dtype=np.int64, count=len(decided)))].tolist():
+            for reason in decided[i].reasons:
+                reason_counts[reason.code] += 1
+        suppliers: dict[str, dict[str, Any]] = {}
+        vat_count = len(t.vat_numbers)
+        by_vat = [np.bincount(t.doc_vat, minlength=vat_count)]
+        by_vat += [np.bincount(t.doc_vat[kinds == k], minlength=vat_count) for k in range(3)]
+        values = np.zeros(vat_count, dtype=object)
+        np.add.at(values, t.doc_vat, signed.astype(object))
+        for code in np.flatnonzero(by_vat[0]).tolist():
+            row = suppliers.setdefault(
+                t.vat_numbers[code] or "",
+                {"documents": 0, "approve": 0, "hold": 0, "reject": 0, "value": 0},
+            )
+            row["documents"] += int(by_vat[0][code])
+            for k, kind in enumerate(_KINDS):
+                row[kind] += int(by_vat[k + 1][code])
+            row["value"] += int(values[code])
+        totals = [sum(signed[kinds == k].astype(object).tolist(), 0) for k in range(3)]
+        return {
+            "documents": t.documents,
+            "counts": self.counts(),
+            "values": {kind: str(_cents(totals[k])) for k, kind in enumerate(_KINDS)},
+            "top_reasons": [{"code": code, "count": n} for code, n in reason_counts.most_common(10)],
+            "by_supplier": [
+                {
+                    "supplier_vat": vat or None,
+                    **{k: str(_cents(v)) if k == "value" else v for k, v in row.items()},
+                }
+                for vat, row in sorted(suppliers.items())
+            ],
+        }
+
     def reason_counts(self) -> Counter[str]:
-        """Reason codes over all documents: the core line rules counted column-wise, the
-        rest from the reference engine (only reliable for the core codes on independent
-        documents; use :meth:`decisions` for everything)."""
-        counts = Counter(self.core_counts)
-        for decision in self.reference.values():
+        """Reason codes over all documents."""
+        counts: Counter[str] = Counter()
+        for decision in self.decided().values():
             counts.update(decision.codes)
         return +counts
+
+    # -- wording, column-wise ---------------------------------------------------------------
+
+    def _explained(self) -> dict[int, Decision]:
+        """Decisions of the independent documents with a reason or a note, worded from the
+        columns (the sequential ones are in :attr:`reference`)."""
+        t, policy = self.tables, self.policy
+        wanted = np.flatnonzero(self.explain)
+        if not len(wanted):
+            return {}
+        lines = np.flatnonzero(_member(t.ln_doc, wanted.tolist(), t.documents))
+        doc = t.ln_doc[lines]
+        qty, price, rate = t.ln_qty[lines], t.ln_price[lines], t.ln_rate[lines]
+        allowed = np.isin(rate, [int(r.scaleb(_SCALE)) for r in policy.vat_rates])
+        vat_bad = ~allowed | ((rate == 0) != t.ln_zero_category[lines])
+        found = self.found[lines]
+        check = self.header[doc] == 0
+        not_on_po = check & ~found
+        if len(t.ol_po):
+            row = self.row[lines]
+            po_price, po_rate, ordered = t.ol_price[row], t.ol_rate[row], t.ol_qty[row]
+            got, needs_receipt = self.received[row], found & t.ol_receipt[row]
+        else:
+            row = np.zeros(len(lines), dtype=np.int64)
+            po_price = po_rate = ordered = got = row
+            needs_receipt = np.zeros(len(lines), dtype=np.bool_)
+        factor = 10**6 + int(policy.qty_tolerance_pct.scaleb(_SCALE))
+        price_differs = found & (price != po_price)
+        rate_differs = found & (rate != po_rate)
+        over_ordered = found & (qty * 10**6 > ordered * factor)
+        not_received = needs_receipt & (got <= 0)
+        over_received = needs_receipt & (got > 0) & (qty * 10**6 > got * factor)
+        flagged = vat_bad | not_on_po | price_differs | rate_differs | over_ordered | not_received
+        flagged |= over_received
+
+        reasons: dict[int, list[Reason]] = {i: [] for i in wanted.tolist()}
+        notes: dict[int, list[Reason]] = {i: [] for i in wanted.tolist()}
+        for i in wanted[self.header[wanted] != 0].tolist():
+            reasons[i].append(self._header_reason(i))
+        accepted = list(policy.vat_rates)
+        pct, absolute = policy.price_tolerance_pct, policy.price_tolerance_abs
+        for k in np.flatnonzero(flagged).tolist():
+            i, line = int(doc[k]), int(lines[k])
+            label = int(t.ln_label[line])
+            currency = t.currencies[int(t.doc_currency[i])]
+            line_rate = _decimal(int(rate[k]))
+            if vat_bad[k]:
+                category = t.categories[int(t.ln_category[line])]
+                reasons[i].append(
+                    Reason("VAT_RATE_MISMATCH", label, messages.vat_category(label, line_rate, category, accepted))
+                )
+            if not check[k]:
+                continue
+            po = t.po_numbers[int(t.doc_po[i])]
+            if not_on_po[k]:
+                text = messages.line_not_on_po(label, po, str(int(t.ln_line[line])))
+                reasons[i].append(Reason("LINE_NOT_ON_PO", label, text))
+                continue
+            po_line_no = int(t.ol_line[row[k]])
+            if price_differs[k]:
+                over, text = messages.price(
+                    label, po_line_no, _decimal(int(price[k])), _decimal(int(po_price[k])), pct, absolute, currency
+                )
+                if over:
+                    reasons[i].append(Reason("PRICE_OVER_TOLERANCE", label, text))
+                else:
+                    code = "PRICE_UNDER_PO" if price[k] < po_price[k] else "PRICE_WITHIN_TOLERANCE"
+                    notes[i].append(Reason(code, label, text))
+            if rate_differs[k]:
+                text = messages.vat_rate_differs(label, line_rate, _decimal(int(po_rate[k])))
+                reasons[i].append(Reason("VAT_RATE_MISMATCH", label, text))
+            # An independent invoice is the only one billing its PO lines: its own
+            # quantity is the running total, nothing billed before.
+            total = _decimal(int(qty[k]))
+            for code, hit, limit in (
+                ("QTY_OVER_ORDERED", over_ordered[k], ordered[k]),
+                ("NOT_RECEIVED", not_received[k], 0),
+                ("QTY_OVER_RECEIVED", over_received[k], got[k]),
+            ):
+                if hit:
+                    text = messages.quantity(code, label, po_line_no, "invoice", total, _ZERO, _decimal(int(limit)))
+                    reasons[i].append(Reason(code, label, text))
+        out: dict[int, Decision] = {}
+        for i in wanted.tolist():
+            found_reasons = reasons[i]
+            out[i] = Decision(
+                invoice_number=t.doc_numbers[i],
+                supplier_vat=t.vat_numbers[int(t.doc_vat[i])],
+                document_type=t.doc_types[i],
+                decision="hold" if found_reasons else "approve",
+                reasons=tuple(found_reasons),
+                po_number=t.doc_po_numbers[i],
+                gross_amount=_money(int(self.gross[i])),
+                notes=tuple(notes[i]),
+                issue_date=t.doc_dates[i],
+                currency=t.currencies[int(t.doc_currency[i])],
+                source=t.doc_sources[i],
+            )
+        return out
+
+    def _header_reason(self, i: int) -> Reason:
+        t = self.tables
+        code = int(self.header[i])
+        kind = "credit note" if t.doc_credit[i] else "invoice"
+        if code == _NO_PO:
+            return Reason("NO_PO", None, messages.no_po(kind))
+        po = str(t.doc_po_numbers[i])
+        if code == _PO_NOT_FOUND:
+            return Reason("PO_NOT_FOUND", None, messages.po_not_found(po))
+        po_code = int(t.doc_po[i])
+        if code == _SUPPLIER_MISMATCH:
+            text = messages.supplier_mismatch(
+                t.vat_numbers[int(t.doc_vat[i])], po, t.vat_numbers[int(t.po_vat[po_code])]
+            )
+            return Reason("SUPPLIER_MISMATCH", None, text)
+        if code == _CURRENCY_MISMATCH:
+            text = messages.currency_mismatch(
+                kind, t.currencies[int(t.doc_currency[i])], po, t.currencies[int(t.po_currency[po_code])]
+            )
+            return Reason("CURRENCY_MISMATCH", None, text)
+        return Reason("LINE_NOT_ON_PO", None, messages.no_lines(kind, po))
+
+
+_NO_PO, _PO_NOT_FOUND, _SUPPLIER_MISMATCH, _CURRENCY_MISMATCH, _NO_LINES = 1, 2, 3, 4, 5
+_ZERO = Decimal(0)
+
+
+def _decimal(scaled: int) -> Decimal:
+    """An exact column value (10^-4 units) as a Decimal."""
+    return Decimal(scaled).scaleb(-_SCALE)
+
+
+def _pennies(scaled: Int64Array) -> Int64Array:
+    """Amounts in 10^-4 units to pennies, rounded half away from zero (as ``_money``)."""
+    return _round_half_up(scaled, 100)
+
+
+def _cents(pennies: int) -> Decimal:
+    return Decimal(pennies).scaleb(-2)
+
+
+def _ranks(values: Sequence[Any]) -> Int64Array:
+    """Each value's rank among the distinct values, sorted (equal values, equal ranks)."""
+    book = {value: rank for rank, value in enumerate(sorted(set(values)))}
+    return np.fromiter(map(book.__getitem__, values), dtype=np.int64, count=len(values))
+
+
+def _processing_order(t: MatchTables) -> Int64Array:
+    """Input indices in the order the reference engine processes documents, by sorting
+    rank columns; runs of equal coarse keys are ordered by full content, from models."""
+    docs = t.documents
+    if not docs:
+        return np.zeros(0, dtype=np.int64)
+    vat_rank = _ranks([normalise_vat(v) for v in t.vat_numbers])[t.doc_vat]
+    keys = [
+        t.doc_date,
+        vat_rank,
+        _ranks(_number_keys(t.doc_numbers)),
+        _ranks(t.doc_numbers),
+        _ranks(t.doc_types),
+        _ranks([p or "" for p in t.doc_po_numbers]),
+        t.doc_payable if not t.doc_bad.any() else _ranks(t.doc_payables),
+        t.doc_line_counts,
+    ]
+    order = np.lexsort(keys[::-1])
+    same = np.ones(docs - 1, dtype=np.bool_)
+    for key in keys:
+        ordered = key[order]
+        same &= ordered[1:] == ordered[:-1]
+    if same.any():
+        # Ties are broken on full content, as the reference engine does (rare).
+        starts = np.flatnonzero(np.r_[True, ~same])
+        ends = np.r_[starts[1:], docs]
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            if end - start > 1:
+                run = order[start:end].tolist()
+                models = t.invoice_models(run)
+                ranked = sorted(range(len(run)), key=lambda k: _fine_key(models[k]))
+                order[start:end] = [run[k] for k in ranked]
+    return order
 
 
 def _money(scaled: int) -> Decimal:
@@ -823,7 +1092,6 @@ def _money(scaled: int) -> Decimal:
 # --- the engine ------------------------------------------------------------------------
 
 
-@paused_gc()
 def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> MatchResult:
     """Decide every document of ``tables``; see the module docstring for how.
 
@@ -840,6 +1108,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     vat_keys = [normalise_vat(v) for v in t.vat_numbers]
     overridden = np.array([bool(k) and k in policy.suppliers for k in vat_keys], dtype=np.bool_)
     line_odd = t.ln_bad | (t.ln_line < 0) | (t.ln_qty <= 0) | (np.abs(t.ln_rate) >= _LINE_LIMIT)
+    line_odd |= t.ln_label < 0
     sequential = (
         t.doc_credit
         | t.doc_bad
@@ -864,6 +1133,14 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         header_hold |= supplier_bad | currency_bad
     header_hold |= t.doc_line_counts == 0
     check_doc = ~header_hold
+    # Which document-level reason, for the wording (first that applies, as the rules read).
+    header = np.zeros(docs, dtype=np.int8)
+    header[t.doc_line_counts == 0] = _NO_LINES
+    if po_count:
+        header[currency_bad] = _CURRENCY_MISMATCH
+        header[supplier_bad] = _SUPPLIER_MISMATCH
+    header[t.doc_po == -2] = _PO_NOT_FOUND
+    header[t.doc_po == -1] = _NO_PO
 
     # -- 3. line rules ----------------------------------------------------------------------
     ln_doc = t.ln_doc
@@ -1022,6 +1299,10 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         reference=reference,
         gross=gross,
         core_counts=core_counts,
+        header=header,
+        found=found,
+        row=row,
+        received=received,
     )
 
 
