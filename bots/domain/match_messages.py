@@ -84,8 +84,7 @@ def po_not_found(po: str) -> str:
 def supplier_mismatch(vat_number: str | None, po: str, po_vat: str | None) -> str:
     """``SUPPLIER_MISMATCH``."""
     return (
-        f"Supplier VAT number {vat_number or '(none)'} is not the supplier "
-        f"of purchase order {po} ({po_vat})"
+        f"Supplier VAT number {vat_number or '(none)'} is not the supplier of purchase order {po} ({po_vat})"
     )
 
 
@@ -143,7 +142,8 @@ def price(
     )
     text = (
         f"{where}: unit price {unit_price(invoiced, currency)} is {share} the PO price "
-        f"{unit_price(ordered, currency)} (tolerance {number(tolerance_pct)}% / {money(tolerance_abs, currency)})"
+        f"{unit_price(ordered, currency)} "
+        f"(tolerance {number(tolerance_pct)}% / {money(tolerance_abs, currency)})"
     )
     if over > tolerance:
         return True, text

@@ -57,8 +57,8 @@ from bots.domain import match_messages as messages
 from bots.domain.matching import (
     _ZERO_CATEGORIES,
     Decision,
-    Reason,
     MatchingPolicy,
+    Reason,
     _fine_key,
     _match,
     normalise_invoice_number,
@@ -115,6 +115,8 @@ class ModelSource(Protocol):
     def receipt_models(self, po_numbers: Sequence[str]) -> list[ReceiptLine]:
         """The receipt lines of these purchase orders, as models."""
         ...
+
+
 _KINDS = ("approve", "hold", "reject")
 
 
@@ -950,7 +952,11 @@ class MatchResult:
             if vat_bad[k]:
                 category = t.categories[int(t.ln_category[line])]
                 reasons[i].append(
-                    Reason("VAT_RATE_MISMATCH", label, messages.vat_category(label, line_rate, category, accepted))
+                    Reason(
+                        "VAT_RATE_MISMATCH",
+                        label,
+                        messages.vat_category(label, line_rate, category, accepted),
+                    )
                 )
             if not check[k]:
                 continue
@@ -962,7 +968,13 @@ class MatchResult:
             po_line_no = int(t.ol_line[row[k]])
             if price_differs[k]:
                 over, text = messages.price(
-                    label, po_line_no, _decimal(int(price[k])), _decimal(int(po_price[k])), pct, absolute, currency
+                    label,
+                    po_line_no,
+                    _decimal(int(price[k])),
+                    _decimal(int(po_price[k])),
+                    pct,
+                    absolute,
+                    currency,
                 )
                 if over:
                     reasons[i].append(Reason("PRICE_OVER_TOLERANCE", label, text))
@@ -981,7 +993,9 @@ class MatchResult:
                 ("QTY_OVER_RECEIVED", over_received[k], got[k]),
             ):
                 if hit:
-                    text = messages.quantity(code, label, po_line_no, "invoice", total, _ZERO, _decimal(int(limit)))
+                    text = messages.quantity(
+                        code, label, po_line_no, "invoice", total, _ZERO, _decimal(int(limit))
+                    )
                     reasons[i].append(Reason(code, label, text))
         out: dict[int, Decision] = {}
         for i in wanted.tolist():
