@@ -547,10 +547,45 @@ def read_rows(
         >>> for error in result.errors:  # doctest: +SKIP
         ...     print(error)  # orders.xlsx!Orders row 14, column 'unit_price' ('abc'): expected a number
     """
+    schema = RowSchema(model, aliases=aliases, required=required)
+    sheet_read = read_records(
+        path, schema, sheet=sheet, limits=limits, allow_external_links=allow_external_links
+    )
+    result = schema.validate(path, sheet_read.sheet, sheet_read.records, skip_rows=sheet_read.skip_rows)
+    result.warnings[:0] = sheet_read.warnings
+    return result
+
+
+@dataclass(slots=True)
+class SheetRecords:
+    """The rows of the sheet that holds the table: ``records`` from its header row on."""
+
+    sheet: str
+    records: list[tuple[int, list[Any]]]
+    skip_rows: dict[int, str]
+    warnings: list[RowError]
+
+
+def read_records(
+    path: str | Path,
+    schema: RowSchema[Any],
+    *,
+    sheet: str | None = None,
+    limits: ReadLimits = ReadLimits(),
+    allow_external_links: bool = False,
+) -> SheetRecords:
+    """The raw rows of the first visible sheet (or ``sheet``) whose header row ``schema``
+    recognises, after the guarded inspection and the sheet scan (hidden rows in
+    ``skip_rows``, formulas without values as :class:`~connectors.rows.CellProblem`).
+    What :func:`read_rows` validates row by row, and the columnar readers column by column.
+
+    Raises:
+        SpreadsheetError: the file cannot be read at all.
+        HeaderError: no sheet has the required headers.
+    """
     path = Path(path)
     limits = replace(limits, max_rows=row_limit or limits.max_rows or RowLimit.work_items())
     info = inspect_workbook(path, limits=limits, allow_external_links=allow_external_links)
-    schema = RowSchema(model, aliases=aliases, required=required)
     if sheet is not None:
         if sheet not in info.sheets:
             raise SpreadsheetError(path, f"has no sheet {sheet!r} (sheets: {', '.join(info.sheets)})")
@@ -563,19 +598,20 @@ def read_rows(
         with zipfile.ZipFile(path) as archive:
             for name in candidates:
                 scan, data = _scan_and_load(archive, workbook, info.sheets[name], path, name, limits)
-                skip = dict.fromkeys(scan.hidden_rows, "hidden row skipped")
+                records = list(iter_sheet_rows(workbook, name, scan, data=data))
                 try:
-                    result = schema.validate(
-                        path, name, iter_sheet_rows(workbook, name, scan, data=data), skip_rows=skip
-                    )
+                    schema.find_header(path, name, iter(records))
                 except HeaderError as exc:
                     first_error = first_error or exc
                     continue
-                if info.external_links:
-                    result.warnings.insert(
-                        0, RowError(str(path), None, None, None, None, "workbook links to other workbooks")
-                    )
-                return result
+                warnings = (
+                    [RowError(str(path), None, None, None, None, "workbook links to other workbooks")]
+                    if info.external_links
+                    else []
+                )
+                return SheetRecords(
+                    name, records, dict.fromkeys(scan.hidden_rows, "hidden row skipped"), warnings
+                )
     finally:
         workbook.close()
     if first_error is None:

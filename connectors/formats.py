@@ -30,7 +30,7 @@ import contextlib
 import datetime as dt
 import gc
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -155,6 +155,11 @@ class ReceiptRow(_Row):
             raise ValueError(f"received date {value:%d/%m/%Y} is in the future")
         return value
 
+
+INVOICE_KEY_FIELDS = ("document_type", "supplier_vat", "invoice_number", "invoice_date")
+"""The rows of one invoice or credit note share these."""
+INVOICE_HEADER_FIELDS = ("po_number", "billing_reference", "currency", "supplier_name")
+"""Fields every row of one document must agree on."""
 
 _DOCUMENT_TYPES = {
     "invoice": "invoice",
@@ -494,12 +499,18 @@ def load_invoice_rows(
         except ValueError:
             return ("?", "", to_text(raw.get("invoice_number")))
 
-    groups, bad = _group(result, lambda r: (r.document_type, r.supplier_vat, r.invoice_number), safe_raw_key)
+    # One document per type, supplier, number and date: a supplier that restarts its
+    # numbering each year sends the same number again, with another date.
+    groups, bad = _group(
+        result, lambda r: (r.document_type, r.supplier_vat, r.invoice_number, r.invoice_date), safe_raw_key
+    )
     invoices: list[Invoice] = []
     for key, rows in groups.items():
-        kind, _vat, number = key
+        kind, _vat, number, _date = key
         what = f"{'credit note' if kind == 'credit_note' else 'invoice'} {number}"
-        withheld = [r for k, rs in bad.items() if k == key or (k[0] == "?" and k[2] == number) for r in rs]
+        withheld = [
+            r for k, rs in bad.items() if k == key[:3] or (k[0] == "?" and k[2] == number) for r in rs
+        ]
         if withheld:
             errors.append(_withheld(result, what, withheld, rows))
             continue
@@ -507,55 +518,60 @@ def load_invoice_rows(
             result,
             what,
             rows,
-            ("invoice_date", "po_number", "billing_reference", "currency", "supplier_name"),
+            INVOICE_HEADER_FIELDS,
         )
         if problems:
             errors += problems
             continue
-        first = rows[0][1]
-        lines = [
-            InvoiceLine(
-                line_id=str(position),
-                quantity=row.quantity,
-                unit_price=row.unit_price,
-                net_amount=row.net_amount
-                if row.net_amount is not None
-                else money(row.quantity * row.unit_price),
-                vat_category=_vat_category(row),
-                vat_rate=row.vat_rate,
-                item_name=row.description,
-                order_line_reference=str(row.line_no) if row.line_no is not None else None,
-            )
-            for position, (_, row) in enumerate(rows, start=1)
-        ]
-        net = sum((line.net_amount for line in lines), Decimal("0.00"))
-        if all(row.vat_amount is not None for _, row in rows):
-            tax = sum((row.vat_amount for _, row in rows if row.vat_amount is not None), Decimal("0.00"))
-        else:
-            by_rate: dict[Decimal, Decimal] = {}
-            for line in lines:
-                by_rate[line.vat_rate] = by_rate.get(line.vat_rate, Decimal(0)) + line.net_amount
-            tax = sum((money(n * r / 100) for r, n in by_rate.items()), Decimal("0.00"))
-        totals = DocumentTotals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax=tax,
-            tax_inclusive=net + tax,
-            payable=net + tax,
-        )
-        cls = CreditNote if kind == "credit_note" else Invoice
-        invoices.append(
-            cls(
-                document_type=kind,
-                invoice_number=number,
-                issue_date=first.invoice_date,
-                currency=first.currency,
-                supplier=Party(name=first.supplier_name, vat_number=first.supplier_vat),
-                po_number=first.po_number,
-                billing_reference=first.billing_reference,
-                lines=lines,
-                totals=totals,
-                source=str(path),
-            )
-        )
+        invoices.append(invoice_from_rows(kind, number, [row for _, row in rows], str(path)))
     return invoices, errors
+
+
+def invoice_from_rows(kind: str, number: str, rows: Sequence[InvoiceRow], source: str) -> Invoice:
+    """The invoice or credit note that validated rows of one document make.
+
+    Totals are computed from the lines (net to the penny; VAT as stated per line where the
+    ``vat_amount`` column is filled, else per rate group).
+    """
+    first = rows[0]
+    lines = [
+        InvoiceLine(
+            line_id=str(position),
+            quantity=row.quantity,
+            unit_price=row.unit_price,
+            net_amount=row.net_amount if row.net_amount is not None else money(row.quantity * row.unit_price),
+            vat_category=_vat_category(row),
+            vat_rate=row.vat_rate,
+            item_name=row.description,
+            order_line_reference=str(row.line_no) if row.line_no is not None else None,
+        )
+        for position, row in enumerate(rows, start=1)
+    ]
+    net = sum((line.net_amount for line in lines), Decimal("0.00"))
+    if all(row.vat_amount is not None for row in rows):
+        tax = sum((row.vat_amount for row in rows if row.vat_amount is not None), Decimal("0.00"))
+    else:
+        by_rate: dict[Decimal, Decimal] = {}
+        for line in lines:
+            by_rate[line.vat_rate] = by_rate.get(line.vat_rate, Decimal(0)) + line.net_amount
+        tax = sum((money(n * r / 100) for r, n in by_rate.items()), Decimal("0.00"))
+    totals = DocumentTotals(
+        line_extension=net,
+        tax_exclusive=net,
+        tax=tax,
+        tax_inclusive=net + tax,
+        payable=net + tax,
+    )
+    cls = CreditNote if kind == "credit_note" else Invoice
+    return cls(
+        document_type=kind,
+        invoice_number=number,
+        issue_date=first.invoice_date,
+        currency=first.currency,
+        supplier=Party(name=first.supplier_name, vat_number=first.supplier_vat),
+        po_number=first.po_number,
+        billing_reference=first.billing_reference,
+        lines=lines,
+        totals=totals,
+        source=source,
+    )

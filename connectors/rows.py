@@ -40,7 +40,7 @@ import functools
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
@@ -875,6 +875,35 @@ class RowSchema(Generic[T]):
                 seen.add(name)
         return mapping
 
+    def find_header(
+        self, file: str | Path, sheet: str | None, rows: Iterator[tuple[int, Sequence[Any]]]
+    ) -> tuple[dict[int, str], Sequence[Any], int]:
+        """Consume ``rows`` up to and including the header row; return its column index ->
+        field mapping, its cells and its row number.
+
+        Raises:
+            HeaderError: no row among the first ``header_search_rows`` has the required headers.
+        """
+        best: tuple[int, int | None, dict[int, str]] = (-1, None, {})
+        for seen, (number, cells) in enumerate(rows):
+            if seen >= self.header_search_rows:
+                break
+            candidate = self.match_header(cells)
+            if all(r in candidate.values() for r in self.required) and candidate:
+                return candidate, cells, number
+            if len(candidate) > best[0]:
+                best = (len(candidate), number, candidate)
+        missing = [r for r in self.required if r not in best[2].values()]
+        where = (
+            f"row {best[1]} has {best[0]} of them" if best[1] is not None and best[0] > 0 else "none found"
+        )
+        raise HeaderError(
+            file,
+            f"no header row with the required columns in the first {self.header_search_rows} rows "
+            f"({where}); missing: {', '.join(missing)}",
+            sheet=sheet,
+        )
+
     def validate(
         self,
         file: str | Path,
@@ -893,32 +922,7 @@ class RowSchema(Generic[T]):
         """
         source = str(file)
         iterator = iter(rows)
-        best: tuple[int, int | None, dict[int, str]] = (-1, None, {})
-        mapping: dict[int, str] | None = None
-        header_cells: Sequence[Any] = ()
-        header_row = 0
-        for seen, (number, cells) in enumerate(iterator):
-            if seen >= self.header_search_rows:
-                break
-            candidate = self.match_header(cells)
-            if all(r in candidate.values() for r in self.required) and candidate:
-                mapping, header_cells, header_row = candidate, cells, number
-                break
-            if len(candidate) > best[0]:
-                best = (len(candidate), number, candidate)
-        if mapping is None:
-            missing = [r for r in self.required if r not in best[2].values()]
-            where = (
-                f"row {best[1]} has {best[0]} of them"
-                if best[1] is not None and best[0] > 0
-                else "none found"
-            )
-            raise HeaderError(
-                file,
-                f"no header row with the required columns in the first {self.header_search_rows} rows "
-                f"({where}); missing: {', '.join(missing)}",
-                sheet=sheet,
-            )
+        mapping, header_cells, header_row = self.find_header(file, sheet, iterator)
         columns = {name: str(header_cells[i]).strip() for i, name in mapping.items()}
         result: ReadResult[T] = ReadResult(
             rows=[], errors=[], source=source, sheet=sheet, header_row=header_row, columns=columns

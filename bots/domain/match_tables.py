@@ -43,7 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from itertools import repeat
@@ -429,6 +429,144 @@ class MatchTables:
                 raise ValueError(f"{name}: columns differ in length {sorted(lengths)}")
         tables = cls._encode(order_lines, receipt_lines, documents, invoice_lines)
         tables._columns = given
+        return tables
+
+    @classmethod
+    def from_arrays(
+        cls,
+        orders: Mapping[str, Any],
+        receipts: Mapping[str, Any],
+        documents: Mapping[str, Any],
+        lines: Mapping[str, Any],
+        source: ModelSource,
+    ) -> MatchTables:
+        """Tables of columns already typed by a columnar reader (no value per row in Python
+        but the per-document strings). Amounts are int64 in 1/10,000; ``bad`` marks rows
+        with a value the integers cannot hold exactly (their documents are decided by the
+        sequential rules, on models from ``source``).
+
+        - ``orders``: ``po`` (code per order line, each PO's lines consecutive),
+          ``po_numbers``, ``po_vat``, ``po_currency`` (per PO code), ``line_no``,
+          ``quantity``, ``unit_price``, ``vat_rate``, ``receipt_required``, ``bad``;
+        - ``receipts``: ``po`` (code, -1 not on the order book), ``line_no``, ``quantity``, ``bad``;
+        - ``documents`` (lists): ``invoice_number``, ``document_type``, ``issue_date``,
+          ``supplier_vat``, ``po_number``, ``currency``, ``billing_reference``, ``source``;
+          (arrays) ``line_extension``, ``tax_exclusive``, ``tax``, ``tax_inclusive``,
+          ``payable``, ``allowances``, ``charges``, ``bad``;
+        - ``lines``: ``document`` (index, lines of a document in order), ``line`` (the PO
+          line quoted, -1 when not a plain number), ``label``, ``quantity``,
+          ``unit_price``, ``net_amount``, ``vat_rate``, ``category`` (code into
+          ``categories``), ``bad``.
+        """
+        po_numbers: list[str] = list(orders["po_numbers"])
+        po_book = {number: code for code, number in enumerate(po_numbers)}
+        vat_book: dict[str | None, int] = {}
+        currency_book: dict[str, int] = {}
+        po_vat = _codes(orders["po_vat"], vat_book)
+        po_currency = _codes(orders["po_currency"], currency_book)
+        ol_line = np.asarray(orders["line_no"], dtype=np.int64)
+        ol_bad = np.asarray(orders["bad"], dtype=np.bool_) | (ol_line < 0) | (ol_line >= _LINE_LIMIT)
+        ol_qty, ol_price, ol_rate = (
+            np.asarray(orders[k], dtype=np.int64) for k in ("quantity", "unit_price", "vat_rate")
+        )
+        ol_bad |= (
+            (np.abs(ol_qty) >= _UNIT_LIMIT)
+            | (np.abs(ol_price) >= _UNIT_LIMIT)
+            | (np.abs(ol_rate) >= _UNIT_LIMIT)
+        )
+        rc_line = np.asarray(receipts["line_no"], dtype=np.int64)
+        rc_qty = np.asarray(receipts["quantity"], dtype=np.int64)
+        rc_bad = np.asarray(receipts["bad"], dtype=np.bool_) | (np.abs(rc_qty) >= _UNIT_LIMIT)
+        count = len(documents["invoice_number"])
+        doc_po = np.fromiter(
+            (-1 if not p else po_book.get(p, -2) for p in documents["po_number"]), dtype=np.int64, count=count
+        )
+        amounts = {
+            k: np.asarray(documents[k], dtype=np.int64)
+            for k in (
+                "line_extension",
+                "tax_exclusive",
+                "tax",
+                "tax_inclusive",
+                "payable",
+                "allowances",
+                "charges",
+            )
+        }
+        doc_bad = np.asarray(documents["bad"], dtype=np.bool_)
+        for values in amounts.values():
+            doc_bad |= np.abs(values) >= _AMOUNT_LIMIT
+        dates: list[dt.date] = list(documents["issue_date"])
+        ln_doc = np.asarray(lines["document"], dtype=np.int64)
+        ln_qty, ln_price, ln_net, ln_rate = (
+            np.asarray(lines[k], dtype=np.int64) for k in ("quantity", "unit_price", "net_amount", "vat_rate")
+        )
+        ln_line = np.asarray(lines["line"], dtype=np.int64)
+        ln_bad = (
+            np.asarray(lines["bad"], dtype=np.bool_)
+            | (ln_line >= _LINE_LIMIT)
+            | (np.abs(ln_net) >= _AMOUNT_LIMIT)
+        )
+        for values in (ln_qty, ln_price, ln_rate):
+            ln_bad |= np.abs(values) >= _UNIT_LIMIT
+        categories = list(lines["categories"])
+        zero = np.array([c in _ZERO_CATEGORIES for c in categories], dtype=np.bool_)
+        ln_category = np.asarray(lines["category"], dtype=np.int64)
+        tables = cls(
+            ol_po=np.asarray(orders["po"], dtype=np.int64),
+            ol_line=np.where(ol_bad, -1, ol_line),
+            ol_qty=np.where(ol_bad, 0, ol_qty),
+            ol_price=np.where(ol_bad, 0, ol_price),
+            ol_rate=np.where(ol_bad, 0, ol_rate),
+            ol_receipt=np.asarray(orders["receipt_required"], dtype=np.bool_),
+            ol_bad=ol_bad,
+            po_vat=po_vat,
+            po_currency=po_currency,
+            rc_po=np.asarray(receipts["po"], dtype=np.int64),
+            rc_line=np.where((rc_line < 0) | (rc_line >= _LINE_LIMIT), -1, rc_line),
+            rc_qty=np.where(rc_bad, 0, rc_qty),
+            rc_bad=rc_bad,
+            doc_credit=np.array([t == "credit_note" for t in documents["document_type"]], dtype=np.bool_),
+            doc_po=doc_po,
+            doc_vat=_codes(documents["supplier_vat"], vat_book),
+            doc_currency=_codes(documents["currency"], currency_book),
+            doc_date=np.asarray(documents["issue_ordinal"], dtype=np.int64),
+            doc_net=np.where(
+                amounts["line_extension"] != 0, amounts["line_extension"], amounts["tax_exclusive"]
+            ),
+            doc_tax_exclusive=amounts["tax_exclusive"],
+            doc_tax=amounts["tax"],
+            doc_inclusive=amounts["tax_inclusive"],
+            doc_payable=amounts["payable"],
+            doc_adjusted=(amounts["allowances"] != 0) | (amounts["charges"] != 0),
+            doc_bad=doc_bad,
+            ln_doc=ln_doc,
+            ln_line=ln_line,
+            ln_qty=np.where(ln_bad, 0, ln_qty),
+            ln_price=np.where(ln_bad, 0, ln_price),
+            ln_net=np.where(ln_bad, 0, ln_net),
+            ln_rate=np.where(ln_bad, 0, ln_rate),
+            ln_zero_category=zero[ln_category] if len(ln_category) else np.zeros(0, dtype=np.bool_),
+            ln_bad=ln_bad,
+            ln_label=np.asarray(lines["label"], dtype=np.int64),
+            ln_category=ln_category,
+            categories=categories,
+            po_numbers=po_numbers,
+            vat_numbers=list(vat_book),
+            currencies=list(currency_book),
+            doc_numbers=list(documents["invoice_number"]),
+            doc_types=list(documents["document_type"]),
+            doc_dates=dates,
+            doc_po_numbers=list(documents["po_number"]),
+            doc_billing=list(documents["billing_reference"]),
+            doc_payables=[],  # from the columns, or models where they are bad: _payables
+            doc_sources=list(documents["source"]),
+            doc_line_counts=np.bincount(ln_doc, minlength=count) if count else np.zeros(0, np.int64),
+            doc_number_key=np.fromiter(
+                map(hash, _number_keys(documents["invoice_number"])), dtype=np.int64, count=count
+            ),
+        )
+        tables._source = source
         return tables
 
     @classmethod
@@ -855,6 +993,15 @@ class MatchResult:
             source=t.doc_sources[i],
         )
 
+    def gross_strings(self) -> list[str]:
+        """Each document's gross amount as the decimal string of its decision (pennies)."""
+        out = []
+        for pennies in _pennies(self.gross).tolist():
+            sign = "-" if pennies < 0 else ""
+            whole, cents = divmod(abs(pennies), 100)
+            out.append(f"{sign}{whole}.{cents:02d}")
+        return out
+
     def summary(self) -> dict[str, Any]:
         """:func:`~bots.domain.matching.summarise` of :meth:`decisions`, column-wise."""
         t = self.tables
@@ -1062,6 +1209,17 @@ def _ranks(values: Sequence[Any]) -> Int64Array:
     return np.fromiter(map(book.__getitem__, values), dtype=np.int64, count=len(values))
 
 
+def _payables(t: MatchTables) -> list[Decimal]:
+    """Every document's payable amount, exactly (from models where the columns cannot hold it)."""
+    if t.doc_payables:
+        return t.doc_payables
+    payables = [_decimal(v) for v in t.doc_payable.tolist()]
+    bad = np.flatnonzero(t.doc_bad).tolist()
+    for i, model in zip(bad, t.invoice_models(bad), strict=True):
+        payables[i] = model.totals.payable
+    return payables
+
+
 def _processing_order(t: MatchTables) -> Int64Array:
     """Input indices in the order the reference engine processes documents, by sorting
     rank columns; runs of equal coarse keys are ordered by full content, from models."""
@@ -1076,7 +1234,7 @@ def _processing_order(t: MatchTables) -> Int64Array:
         _ranks(t.doc_numbers),
         _ranks(t.doc_types),
         _ranks([p or "" for p in t.doc_po_numbers]),
-        t.doc_payable if not t.doc_bad.any() else _ranks(t.doc_payables),
+        t.doc_payable if not t.doc_bad.any() else _ranks(_payables(t)),
         t.doc_line_counts,
     ]
     order = np.lexsort(keys[::-1])

@@ -1,9 +1,9 @@
 """`procbots match`: offline invoice matching of files against an order book.
 
 Reads orders and goods receipts (CSV/XLSX) and invoices and credit notes (PEPPOL UBL
-2.1 XML, or CSV/XLSX rows; a folder means every such file in it) through
-:mod:`connectors.match_inputs`, matches them with :mod:`bots.domain.matching` and prints the
-decisions as a table or, with ``--json``, as
+2.1 XML, or CSV/XLSX rows; a folder means every such file in it) as columns through
+:mod:`connectors.match_columns`, matches them with :mod:`bots.domain.match_tables` and
+prints the decisions as a table or, with ``--json`` (written as it is made), as
 
     {"invoices": [{"invoice_number", "supplier_vat", "decision", "reasons": [...], ...}],
      "summary": {...}}
@@ -62,53 +62,173 @@ def match(
     """Match invoices and credit notes to orders and goods receipts (2/3-way), and say
     why each one is held or rejected. Exit 0 all approved, 1 some held or rejected (or an
     invoice file unreadable; the others are decided), 2 bad input."""
-    from bots.domain.match_tables import match_documents
-    from bots.domain.matching import summarise
-    from connectors.match_inputs import (
-        MatchInputError,
-        load_orders,
-        load_policy,
-        load_receipts,
-        read_invoice_files,
-    )
+    stages = _Stages()
+    from bots.domain.match_tables import match_tables
+    from connectors.match_columns import load_bulk
+    from connectors.match_inputs import MatchInputError, load_policy
 
+    stages.done("import")
     try:
-        policy = load_policy(policy_file)
-        order_book = load_orders(orders)
-        grns = load_receipts(receipts) if receipts is not None else []
-        files = read_invoice_files([*invoices, *(more_invoices or [])])
-        decisions = match_documents(order_book, grns, files.decidable(), policy)
         if out is not None and out.suffix.lower() not in {".xlsx", ".xlsm"}:
             raise MatchInputError(f"--out {out}: the report is a workbook; give a .xlsx path")
+        policy = load_policy(policy_file)
+        inputs = load_bulk(orders, receipts, [*invoices, *(more_invoices or [])])
+        stages.done("read")
+        result = match_tables(inputs.tables, policy)
+        stages.done("match")
+        decided, order = result.decided(), result.order()
+        stages.done("word")
     except (MatchInputError, ValueError) as exc:
         typer.echo(f"procbots match: {exc}", err=True)
         raise typer.Exit(2) from None
 
     # Files that cannot be read at all are named, and the rest of the batch is decided.
-    for problem in files.unreadable:
+    for problem in inputs.unreadable:
         typer.echo(f"procbots match: {problem}", err=True)
-    summary = summarise(decisions)
+    summary = _with_conflicts(result.summary(), inputs.conflicts)
     report: Path | None = None
     if out is not None:
         from bots.match_report import write_match_report
 
         try:
-            report = write_match_report(out, decisions)
+            report = write_match_report(out, _decisions(result, inputs.conflicts))
         except OSError as exc:
             typer.echo(
                 f"procbots match: --out {out}: cannot write the report: {exc.strerror or exc}", err=True
             )
             raise typer.Exit(2) from None
         summary["report"] = str(report)
+        stages.done("report")
     if as_json:
-        payload: dict[str, Any] = {"invoices": [d.to_dict() for d in decisions], "summary": summary}
-        if files.unreadable:
-            payload["unreadable_files"] = files.unreadable
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        _write_json(result, decided, order, inputs.conflicts, summary, inputs.unreadable)
+        stages.done("json")
     else:
-        _print_table(decisions, summary)
-    if files.unreadable or any(d.decision != "approve" for d in decisions):
+        _print_table(_decisions(result, inputs.conflicts), summary)
+    stages.report()
+    if inputs.unreadable or inputs.conflicts or (result.decision != 0).any():
         raise typer.Exit(1)
+
+
+class _Stages:
+    """Stage times on stderr when ``PROCBOTS_MATCH_TIMINGS`` is set (the benchmark reads them)."""
+
+    def __init__(self) -> None:
+        import os
+        import time
+
+        self.clock = time.perf_counter
+        self.enabled = bool(os.environ.get("PROCBOTS_MATCH_TIMINGS"))
+        self.last = self.clock()
+        self.times: dict[str, float] = {}
+
+    def done(self, stage: str) -> None:
+        now = self.clock()
+        self.times[stage] = now - self.last
+        self.last = now
+
+    def report(self) -> None:
+        if self.enabled:
+            typer.echo(f"procbots match timings: {json.dumps(self.times)}", err=True)
+
+
+def _decisions(result: Any, conflicts: list[Decision]) -> list[Decision]:
+    """Every decision, in processing order, then the documents held for conflicting rows."""
+    return [*result.decisions(), *conflicts]
+
+
+def _with_conflicts(summary: dict[str, Any], conflicts: list[Decision]) -> dict[str, Any]:
+    """The summary with the documents held as ``INPUT_CONFLICT`` counted in."""
+    if not conflicts:
+        return summary
+    from bots.domain.matching import summarise
+
+    extra = summarise(conflicts)
+    summary["documents"] += extra["documents"]
+    summary["counts"]["hold"] += extra["counts"]["hold"]
+    reasons = {r["code"]: r["count"] for r in summary["top_reasons"]}
+    for r in extra["top_reasons"]:
+        reasons[r["code"]] = reasons.get(r["code"], 0) + r["count"]
+    summary["top_reasons"] = [
+        {"code": code, "count": n} for code, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]
+    ]
+    suppliers = {row["supplier_vat"]: row for row in summary["by_supplier"]}
+    for row in extra["by_supplier"]:
+        found = suppliers.get(row["supplier_vat"])
+        if found is None:
+            suppliers[row["supplier_vat"]] = row
+        else:
+            for key in ("documents", "approve", "hold", "reject"):
+                found[key] += row[key]
+    summary["by_supplier"] = [suppliers[k] for k in sorted(suppliers, key=lambda v: v or "")]
+    return summary
+
+
+_CHUNK = 20_000
+
+
+def _write_json(
+    result: Any,
+    decided: dict[int, Decision],
+    order: Any,
+    conflicts: list[Decision],
+    summary: dict[str, Any],
+    unreadable: list[str],
+) -> None:
+    """``{"invoices": [...], "summary": {...}}`` on stdout, written in chunks as it is made
+    (orjson); a clean approval's object is made from the columns, without a Decision."""
+    import sys
+
+    import orjson
+
+    out = sys.stdout.buffer
+    out.write(b'{"invoices": [\n')
+    t = result.tables
+    gross = result.gross_strings()
+    dates = t.doc_dates
+    vats = [t.vat_numbers[c] for c in t.doc_vat.tolist()]
+    currencies = [t.currencies[c] for c in t.doc_currency.tolist()]
+    indices = order.tolist()
+    first = True
+    for start in range(0, len(indices), _CHUNK):
+        parts = []
+        for i in indices[start : start + _CHUNK]:
+            decision = decided.get(i)
+            if decision is not None:
+                parts.append(orjson.dumps(decision.to_dict()))
+                continue
+            day = dates[i]
+            parts.append(
+                orjson.dumps(
+                    {
+                        "invoice_number": t.doc_numbers[i],
+                        "supplier_vat": vats[i],
+                        "document_type": t.doc_types[i],
+                        "decision": "approve",
+                        "reasons": [],
+                        "notes": [],
+                        "po_number": t.doc_po_numbers[i],
+                        "issue_date": day.isoformat() if day else None,
+                        "currency": currencies[i],
+                        "gross_amount": gross[i],
+                        "source": t.doc_sources[i],
+                    }
+                )
+            )
+        if parts:
+            out.write(b"" if first else b",\n")
+            out.write(b",\n".join(parts))
+            first = False
+    for decision in conflicts:
+        out.write(b"" if first else b",\n")
+        out.write(orjson.dumps(decision.to_dict()))
+        first = False
+    out.write(b'\n], "summary": ')
+    out.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if unreadable:
+        out.write(b', "unreadable_files": ')
+        out.write(orjson.dumps(unreadable))
+    out.write(b"}\n")
+    out.flush()
 
 
 # --- output -------------------------------------------------------------------------------
