@@ -85,7 +85,18 @@ def write_files(lines: int, folder: Path) -> dict[str, Path]:
             ol["po"], ol["line"], ol["vat"], ol["qty"], ol["price"], ol["rate"], ol["receipt"], strict=True
         ):
             writer.writerow(
-                [po, line, f"SUP-{vat[-4:]}", vat, f"ITEM-{line}", "Gloves", qty, price, rate, "yes" if receipt else "no"]
+                [
+                    po,
+                    line,
+                    f"SUP-{vat[-4:]}",
+                    vat,
+                    f"ITEM-{line}",
+                    "Gloves",
+                    qty,
+                    price,
+                    rate,
+                    "yes" if receipt else "no",
+                ]
             )
     with paths["receipts"].open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -100,7 +111,9 @@ def write_files(lines: int, folder: Path) -> dict[str, Path]:
             il["inv"], il["po"], il["line"], il["qty"], il["price"], il["rate"], strict=True
         ):
             vat, day = headers[number]
-            writer.writerow(["invoice", number, vat, day.isoformat(), po, line, qty, price, qty * price, rate, "", ""])
+            writer.writerow(
+                ["invoice", number, vat, day.isoformat(), po, line, qty, price, qty * price, rate, "", ""]
+            )
     return paths
 
 
@@ -126,7 +139,8 @@ con.execute(f"CREATE TABLE order_lines AS SELECT po_number AS po, line_no AS lin
             f"unit_price::{money} AS price, receipt_required = 'yes' AS receipt "
             f"FROM read_csv('{folder}/orders.csv', header=true, all_varchar=true)")
 con.execute(f"CREATE TABLE receipt_lines AS SELECT po_number AS po, line_no AS line, "
-            f"quantity_received::{money} AS qty FROM read_csv('{folder}/receipts.csv', header=true, all_varchar=true)")
+            f"quantity_received::{money} AS qty "
+            f"FROM read_csv('{folder}/receipts.csv', header=true, all_varchar=true)")
 con.execute(f"CREATE TABLE invoice_lines AS SELECT invoice_number AS inv, supplier_vat AS vat, "
             f"invoice_date::DATE AS date, po_number AS po, line_no AS line, quantity::{money} AS qty, "
             f"unit_price::{money} AS price, row_number() OVER () AS seq "
@@ -167,13 +181,17 @@ def _run(command: list[str], env: dict[str, str] | None = None, stdout: Path | N
     """Run a process to exit; wall time and its peak RSS (MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    with (stdout.open("wb") if stdout else open(os.devnull, "wb")) as out:
+    with stdout.open("wb") if stdout else open(os.devnull, "wb") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, env=env, check=False)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{command[:3]} exited {done.returncode}: {done.stderr.decode()[-2000:]}")
-    return {"wall_s": wall, "max_rss_mb_at_least": round(max(peak, before) / 1024, 1), "stderr": done.stderr.decode()}
+    return {
+        "wall_s": wall,
+        "max_rss_mb_at_least": round(max(peak, before) / 1024, 1),
+        "stderr": done.stderr.decode(),
+    }
 
 
 def _peak_rss(command: list[str], env: dict[str, str], stdout: Path) -> float:
@@ -191,7 +209,9 @@ def _peak_rss(command: list[str], env: dict[str, str], stdout: Path) -> float:
 def _stages(stderr: str) -> dict[str, float]:
     for line in reversed(stderr.splitlines()):
         if line.startswith("procbots match timings: "):
-            return {k: round(v, 3) for k, v in json.loads(line.removeprefix("procbots match timings: ")).items()}
+            return {
+                k: round(v, 3) for k, v in json.loads(line.removeprefix("procbots match timings: ")).items()
+            }
     return {}
 
 
@@ -211,6 +231,7 @@ def reference_worker(folder: Path) -> dict[str, Any]:
     """The reference engine on models of the same rows (the oracle under tests/)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from connectors.formats import load_invoice_rows, load_orders, load_receipts
+
     try:
         from tests.oracle.matching import match_invoices
     except ImportError:  # before the reference engine moved under tests/
@@ -220,7 +241,9 @@ def reference_worker(folder: Path) -> dict[str, Any]:
     orders, errors = load_orders(folder / "orders.csv")
     receipts, errors2 = load_receipts(folder / "receipts.csv")
     invoices, errors3 = load_invoice_rows(folder / "invoices.csv")
-    assert not (errors or errors2 or errors3)
+    assert not errors
+    assert not errors2
+    assert not errors3
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     decisions = match_invoices(orders, receipts, invoices)

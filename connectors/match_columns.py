@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -688,8 +688,8 @@ class _Models:
             number, rows = found
             table = self.invoice_tables[number]
             frame = table.frame.filter(pl.col("__row").is_in(rows)).sort("__row")
-            models = [
-                table.models.get(record["__row"]) or _row_model(InvoiceRow, record)
+            models: list[InvoiceRow] = [
+                cast("InvoiceRow", table.models.get(record["__row"]) or _row_model(InvoiceRow, record))
                 for record in frame.iter_rows(named=True)
             ]
             first = models[0]

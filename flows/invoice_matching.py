@@ -156,19 +156,23 @@ def _hold_reasons(decisions: list[Decision]) -> list[dict[str, Any]]:
 
 
 def _match_files(params: InvoiceMatchingParameters) -> MatchingOutcome:
-    """File mode: the :mod:`connectors.match_inputs` loaders and engine, and the report workbook."""
-    from bots.domain.match_tables import match_documents
+    """File mode: the columnar inputs of ``procbots match`` (:mod:`connectors.match_columns`),
+    the engine, and the report workbook."""
+    from bots.domain.match_tables import match_tables
     from bots.match_report import write_match_report
     from config.settings import get_settings
-    from connectors.match_inputs import load_orders, load_policy, load_receipts, read_invoice_files
+    from connectors.match_columns import load_bulk
+    from connectors.match_inputs import load_policy
 
     assert params.orders is not None
     policy = load_policy(Path(params.policy) if params.policy else None)
-    orders = load_orders(Path(params.orders))
-    receipts = load_receipts(Path(params.receipts)) if params.receipts else []
     # An invoice file that cannot be read at all is named; the rest of the batch is decided.
-    files = read_invoice_files([Path(p) for p in params.invoices])
-    decisions = match_documents(orders, receipts, files.decidable(), policy)
+    files = load_bulk(
+        Path(params.orders),
+        Path(params.receipts) if params.receipts else None,
+        [Path(p) for p in params.invoices],
+    )
+    decisions = [*match_tables(files.tables, policy).decisions(), *files.conflicts]
     out = Path(params.out) if params.out else None
     if out is None:
         out = get_settings().paths.resolve("outbox") / f"invoice-matching-{_run_stamp()}.xlsx"
