@@ -3,7 +3,10 @@
 Writes into ``out``: ``orders.csv``/``orders.xlsx`` and ``receipts.csv``/``receipts.xlsx``
 (the portal's history in the ARCHITECTURE formats), ``invoices/*.xml`` (PEPPOL UBL),
 ``requisitions.xlsx`` (new requisitions, one row per line, not yet POs in the portal),
-and ``contracts/`` (new contract PDFs plus ``metadata.xlsx``).
+``contracts/`` (new contract PDFs plus ``metadata.xlsx``) and ``goods-receipts/``: PEPPOL
+despatch advices (``DESP-....xml``) and a point-of-use scan export (``point-of-use-scans.csv``)
+for the deliveries of the orders whose invoices wait for a goods receipt (seed scenario
+``awaiting_receipt``); a third of those deliveries have neither, so their invoices stay held.
 
 Example:
     >>> paths = write_input_files(Path("var/inbox/sample"), seed=1, orders=200)  # doctest: +SKIP
@@ -12,19 +15,22 @@ Example:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 from decimal import Decimal
 from pathlib import Path
 
 from sandbox.seed import Dataset, generate
-from sandbox.ubl import render_ubl
+from sandbox.ubl import UblLine, render_despatch, render_ubl
 
 __all__ = [
     "CONTRACT_METADATA_COLUMNS",
     "ORDER_COLUMNS",
     "RECEIPT_COLUMNS",
     "REQUISITION_COLUMNS",
+    "SCAN_COLUMNS",
     "write_input_files",
+    "write_receipt_inputs",
 ]
 
 ORDER_COLUMNS = (
@@ -53,6 +59,7 @@ REQUISITION_COLUMNS = (
     "unit_price",
     "vat_rate",
 )
+SCAN_COLUMNS = ("gtin", "po_number", "po_line", "quantity", "scanned_at", "location")
 CONTRACT_METADATA_COLUMNS = (
     "file",
     "contract_id",
@@ -104,6 +111,46 @@ def _write_table(
     wb.save(xlsx)
     written.append(xlsx)
     return written
+
+
+def write_receipt_inputs(out: Path, data: Dataset) -> tuple[int, int]:
+    """The despatch advices and scan export of ``data.deliveries``; returns (advices, scan rows).
+
+    Each scanned line is two scans (the second without its PO line, found by GTIN),
+    the day after the despatch at 10:15 London time.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    suppliers = data.suppliers_by_id
+    advices = 0
+    scans: list[list[object]] = []
+    for delivery in data.deliveries:
+        if delivery.channel == "despatch":
+            supplier = suppliers[delivery.supplier_id]
+            lines = [
+                UblLine(k + 1, ln.quantity, ln.unit_price, ln.vat_rate, ln.description, ln.item_code, ln.gtin,
+                        ln.line_no)
+                for k, ln in enumerate(delivery.lines)
+            ]  # fmt: skip
+            xml = render_despatch(
+                delivery.despatch_id, delivery.despatched, delivery.po_number, supplier.name, supplier.vat,
+                data.buyer, lines,
+            )  # fmt: skip
+            (out / f"{delivery.despatch_id}.xml").write_text(xml, encoding="utf-8")
+            advices += 1
+        elif delivery.channel == "scan":
+            at = dt.datetime.combine(delivery.despatched + dt.timedelta(days=1), dt.time(10, 15))
+            for ln in delivery.lines:
+                first = (ln.quantity + 1) // 2
+                scans.append([ln.gtin, delivery.po_number, ln.line_no, first, at.isoformat(" "), "Ward 7"])
+                if ln.quantity - first:
+                    later = (at + dt.timedelta(minutes=40)).isoformat(" ")
+                    scans.append([ln.gtin, delivery.po_number, None, ln.quantity - first, later, "Ward 7"])
+    if scans:
+        with (out / "point-of-use-scans.csv").open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(SCAN_COLUMNS)
+            writer.writerows([["" if v is None else str(v) for v in row] for row in scans])
+    return advices, len(scans)
 
 
 def write_input_files(
@@ -187,6 +234,7 @@ def write_input_files(
             ]
         )
     files += _write_table(contracts / "metadata", CONTRACT_METADATA_COLUMNS, meta_rows, csv_too=False)
+    advices, scan_rows = write_receipt_inputs(out / "goods-receipts", data)
     return {
         "out": str(out),
         "files": [str(f) for f in files],
@@ -197,4 +245,7 @@ def write_input_files(
         "requisitions": len({r.requisition_ref for r in data.new_requisitions}),
         "requisition_lines": len(req_rows),
         "contracts": len(data.new_contracts),
+        "despatch_advices": advices,
+        "scan_rows": scan_rows,
+        "awaiting_receipt": len(data.deliveries),
     }

@@ -34,6 +34,7 @@ from sandbox.ubl import Buyer, UblDocument, UblLine, money, render_ubl
 
 __all__ = [
     "ANCHOR",
+    "AWAITING_RECEIPT",
     "SCENARIOS",
     "Dataset",
     "gb_vat",
@@ -46,6 +47,9 @@ __all__ = [
 # Seeded history ends here (deterministic: never "now"); the portal's own clock is real.
 ANCHOR = dt.datetime(2026, 10, 30, 17, 0, tzinfo=dt.UTC)
 SCENARIOS = ("exact", "over_priced", "over_billed", "duplicate", "credit_note", "no_po")
+AWAITING_RECEIPT = "awaiting_receipt"
+"""Scenario of an invoice for goods delivered but not yet receipted in the portal: matching
+holds it NOT_RECEIVED until the goods receipt is recorded."""
 _SCENARIO_WEIGHTS = (70, 8, 7, 6, 6, 3)
 _VAT_WEIGHTS = (8, 7, 6, 5, 4, 3, 2)
 ZERO = Decimal("0")
@@ -161,6 +165,23 @@ class Receipt:
 
 
 @dataclass(slots=True)
+class Delivery:
+    """Goods a supplier delivered and invoiced that the trust has not receipted yet.
+
+    ``channel`` says how the delivery reaches the goods-receipts bot in the sample
+    inputs: a PEPPOL despatch advice, a point-of-use scan, or nothing (the invoice
+    stays held ``NOT_RECEIVED``).
+    """
+
+    po_number: str
+    supplier_id: str
+    despatch_id: str
+    despatched: dt.date
+    lines: list[OrderLine]
+    channel: str  # despatch | scan | none
+
+
+@dataclass(slots=True)
 class InvoiceRecord:
     invoice_number: str
     document_type: str
@@ -231,6 +252,7 @@ class Dataset:
     contracts: list[ContractRecord] = field(default_factory=list)
     new_requisitions: list[RequisitionLine] = field(default_factory=list)
     new_contracts: list[ContractRecord] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
 
     @property
     def suppliers_by_id(self) -> dict[str, Supplier]:
@@ -736,6 +758,7 @@ def generate(seed: int = 1, orders: int = 200, new_requisitions: int = 20, new_c
                     cn,
                 )
             )
+    _awaiting_receipt(data, buyer, invoice_seq, random.Random(f"procbots-awaiting-{seed}"))
     data.invoices.sort(key=lambda inv: inv.received_at)
     for k, inv in enumerate(data.invoices, start=1):
         inv.id = k
@@ -747,6 +770,53 @@ def generate(seed: int = 1, orders: int = 200, new_requisitions: int = 20, new_c
         data, catalogue, new_requisitions, random.Random(f"procbots-req-{seed}")
     )
     return data
+
+
+def _awaiting_receipt(data: Dataset, buyer: Buyer, invoice_seq: dict[str, int], rng: random.Random) -> None:
+    """Invoices for the goods of every open order two weeks old or more: delivered and
+    billed, never receipted. Two in three of those deliveries come with a despatch
+    advice or point-of-use scans (``Delivery.channel``); the rest do not."""
+    suppliers = data.suppliers_by_id
+    for order in data.orders:
+        age_days = (ANCHOR - order.created_at).days
+        goods = [ln for ln in order.lines if ln.receipt_required]
+        if order.status != "open" or not goods or age_days < 14:
+            continue
+        supplier = suppliers[order.supplier_id]
+        despatched = order.created_at.date() + dt.timedelta(days=rng.randrange(2, 8))
+        issue = despatched + dt.timedelta(days=rng.randrange(0, 4))
+        seq = invoice_seq.get(supplier.supplier_id, 0) + 1
+        invoice_seq[supplier.supplier_id] = seq
+        number = f"{supplier.invoice_prefix}-{seq:05d}"
+        ubl_lines = [
+            UblLine(k + 1, ln.quantity, ln.unit_price, ln.vat_rate, ln.description, ln.item_code, ln.gtin,
+                    ln.line_no)
+            for k, ln in enumerate(goods)
+        ]  # fmt: skip
+        doc = _document("invoice", number, issue, supplier, buyer, order, ubl_lines, order.po_number)
+        received_at = dt.datetime.combine(issue + dt.timedelta(days=1), dt.time(9), dt.UTC) + dt.timedelta(
+            minutes=rng.randrange(0, 480)
+        )
+        data.invoices.append(
+            InvoiceRecord(
+                number,
+                "invoice",
+                supplier.supplier_id,
+                supplier.vat,
+                order.po_number,
+                issue,
+                received_at,
+                AWAITING_RECEIPT,
+                None,
+                doc,
+            )
+        )
+        channel = ("despatch", "despatch", "scan", "none", "despatch", "none")[len(data.deliveries) % 6]
+        data.deliveries.append(
+            Delivery(
+                order.po_number, supplier.supplier_id, f"DESP-{order.id:06d}", despatched, goods, channel
+            )
+        )
 
 
 def _document(

@@ -1,4 +1,5 @@
-"""PEPPOL BIS Billing 3.0 (UBL 2.1) invoices and credit notes, written from a template.
+"""PEPPOL BIS Billing 3.0 (UBL 2.1) invoices and credit notes, and BIS Despatch Advice 3,
+written from a template.
 
 The sandbox stores every supplier document in this form and offers it for download,
 as a trust's e-invoicing inbox does. Amounts are ``Decimal``, written as stated.
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from xml.sax.saxutils import escape
 
-__all__ = ["Buyer", "UblDocument", "UblLine", "parse_ubl", "render_ubl", "tax_groups"]
+__all__ = ["Buyer", "UblDocument", "UblLine", "parse_ubl", "render_despatch", "render_ubl", "tax_groups"]
 
 PENNY = Decimal("0.01")
 NS = {
@@ -109,6 +110,78 @@ def _amount(tag: str, value: Decimal) -> str:
 
 def _num(value: Decimal) -> str:
     return format(value.normalize(), "f")
+
+
+def render_despatch(
+    number: str,
+    issue_date: dt.date,
+    order_reference: str | None,
+    supplier_name: str,
+    supplier_vat: str,
+    buyer: Buyer,
+    lines: list[UblLine],
+) -> str:
+    """A PEPPOL BIS Despatch Advice 3 (UBL 2.1): what a supplier shipped against an order.
+
+    Only quantity, order line, item name, seller's item ID and GTIN of each line are
+    used; the lines' prices are not part of a despatch advice.
+    """
+    e = escape
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<DespatchAdvice xmlns="urn:oasis:names:specification:ubl:schema:xsd:DespatchAdvice-2" '
+        f'xmlns:cac="{NS["cac"]}" xmlns:cbc="{NS["cbc"]}">',
+        "  <cbc:CustomizationID>urn:fdc:peppol.eu:poacc:trns:despatch_advice:3</cbc:CustomizationID>",
+        "  <cbc:ProfileID>urn:fdc:peppol.eu:poacc:bis:despatch_advice:3</cbc:ProfileID>",
+        f"  <cbc:ID>{e(number)}</cbc:ID>",
+        f"  <cbc:IssueDate>{issue_date.isoformat()}</cbc:IssueDate>",
+    ]
+    if order_reference:
+        out.append(f"  <cac:OrderReference><cbc:ID>{e(order_reference)}</cbc:ID></cac:OrderReference>")
+    out += [
+        "  <cac:DespatchSupplierParty><cac:Party>",
+        f"    <cac:PartyName><cbc:Name>{e(supplier_name)}</cbc:Name></cac:PartyName>",
+        f"    <cac:PartyTaxScheme><cbc:CompanyID>{e(supplier_vat)}</cbc:CompanyID>"
+        "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme>",
+        "  </cac:Party></cac:DespatchSupplierParty>",
+        "  <cac:DeliveryCustomerParty><cac:Party>",
+        f'    <cbc:EndpointID schemeID="0088">{e(buyer.gln)}</cbc:EndpointID>',
+        f"    <cac:PartyIdentification><cbc:ID>{e(buyer.ods)}</cbc:ID></cac:PartyIdentification>",
+        f"    <cac:PartyName><cbc:Name>{e(buyer.name)}</cbc:Name></cac:PartyName>",
+        "  </cac:Party></cac:DeliveryCustomerParty>",
+        "  <cac:Shipment><cbc:ID>NA</cbc:ID><cac:Delivery><cac:Despatch>"
+        f"<cbc:ActualDespatchDate>{issue_date.isoformat()}</cbc:ActualDespatchDate>"
+        "</cac:Despatch></cac:Delivery></cac:Shipment>",
+    ]
+    for line in lines:
+        out += [
+            "  <cac:DespatchLine>",
+            f"    <cbc:ID>{line.line_id}</cbc:ID>",
+            f'    <cbc:DeliveredQuantity unitCode="EA">{_num(line.quantity)}</cbc:DeliveredQuantity>',
+        ]
+        if line.order_line_ref is not None:
+            ref = (
+                f"<cac:OrderReference><cbc:ID>{e(order_reference)}</cbc:ID></cac:OrderReference>"
+                if order_reference
+                else ""
+            )
+            out.append(
+                f"    <cac:OrderLineReference><cbc:LineID>{line.order_line_ref}</cbc:LineID>{ref}"
+                "</cac:OrderLineReference>"
+            )
+        out += ["    <cac:Item>", f"      <cbc:Name>{e(line.item_name)}</cbc:Name>"]
+        out.append(
+            f"      <cac:SellersItemIdentification><cbc:ID>{e(line.seller_item_id)}</cbc:ID>"
+            "</cac:SellersItemIdentification>"
+        )
+        if line.gtin:
+            out.append(
+                '      <cac:StandardItemIdentification><cbc:ID schemeID="0160">'
+                f"{e(line.gtin)}</cbc:ID></cac:StandardItemIdentification>"
+            )
+        out += ["    </cac:Item>", "  </cac:DespatchLine>"]
+    out.append("</DespatchAdvice>")
+    return "\n".join(out) + "\n"
 
 
 def render_ubl(doc: UblDocument) -> str:

@@ -81,5 +81,5 @@ def data_command(
     typer.echo(
         f"Wrote {result['orders']} orders ({result['order_lines']} lines), {result['receipt_lines']} receipt lines, "  # noqa: E501
         f"{result['invoices']} invoices, {result['requisitions']} new requisitions, {result['contracts']} new "  # noqa: E501
-        f"contracts to {out}"
+        f"contracts, {result['despatch_advices']} despatch advices and {result['scan_rows']} scans to {out}"
     )
