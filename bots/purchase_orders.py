@@ -10,14 +10,15 @@ share a ``requisition_ref`` are one order. The bot
    negative, VAT rate allowed by policy, delivery site shaped like an ODS code,
    need-by date not in the past (Europe/London). A failed requisition is a business
    exception whose reason names every row and field at fault;
-3. raises each valid requisition in the portal **exactly once**: it searches the PO
-   list by requisition reference before creating, checkpoints the PO number the
-   moment the portal shows it, then checks the PO detail page against the
-   requisition (supplier, lines, totals);
+3. raises each valid requisition in the portal **exactly once** with the runtime's
+   step helper (:meth:`bots.runtime.item.Item.once`): it searches the PO list by
+   requisition reference, creates the order only when none is there, checkpoints
+   the PO number the moment the portal shows it, then checks the PO detail page
+   against the requisition (supplier, lines, totals);
 4. writes the results workbook (and optionally a PEPPOL Order per PO) to the outbox.
 
-The validation half of this module is pure (no I/O); the portal half drives page
-objects from :mod:`connectors.portal.pages`.
+Everything around a requisition (browser, sign-in, retries, evidence, the
+ledger, the circuit breaker, result rows) is the runtime's (:mod:`bots.runtime`).
 
 Example:
     >>> from decimal import Decimal
@@ -43,25 +44,39 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bots.domain.errors import BusinessError, SessionExpired
+from bots.domain.errors import BusinessError
 from bots.domain.identifiers import check_gb_vat, check_gtin, check_ods_code
+from bots.domain.inputs import LONDON, Problem, group_rows, london_today
 from bots.domain.models import Party, POLine, PurchaseOrder, Supplier, money
-from bots.runtime.ledger import Evidence, Ledger, WorkItem
-from bots.runtime.portal_bot import PortalBot, PortalWorker
-from config.logging import get_logger
-from connectors.audit import audit_event
-from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
+from bots.runtime.bot import Bot, RunContext
+from bots.runtime.item import Item
+from bots.runtime.ledger import Ledger, WorkItem
+from bots.runtime.results import (
+    EXCEPTION_STATUSES,
+    STANDARD_COLUMNS,
+    STATUS_BUSINESS,
+    STATUS_FAILED,
+    STATUS_NEEDS_REVIEW,
+    STATUS_PENDING,
+    BotRun,
+    ResultColumn,
+    ResultRow,
+    item_fields,
+)
+from bots.runtime.results import write_results_workbook as _write_workbook
+from bots.runtime.run import run_bot
+from bots.runtime.sync import run_sync
+from connectors.portal.pages.base import PortalCredentials, PortalSession
 from connectors.portal.pages.new_po import NewPurchaseOrderPage
 from connectors.portal.pages.po_detail import PurchaseOrderDetailPage
 from connectors.portal.pages.po_list import PurchaseOrderListPage
 from connectors.portal.pages.suppliers import SupplierDirectoryPage
 from connectors.rows import (
-    ColumnKind,
+    RAW,
     ConversionError,
     ReadResult,
     RowError,
@@ -76,12 +91,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BOT",
+    "EXCEPTION_STATUSES",
     "LONDON",
     "PO_CREATED",
-    "PO_FOUND",
     "PO_VERIFIED",
     "REQUISITION_ALIASES",
-    "PortalWorker",
+    "STATUS_BUSINESS",
+    "STATUS_EARLIER",
+    "STATUS_EXISTING",
+    "STATUS_FAILED",
+    "STATUS_NEEDS_REVIEW",
+    "STATUS_PENDING",
+    "STATUS_RAISED",
+    "STATUS_WOULD_RAISE",
     "Problem",
     "PurchaseOrderBot",
     "PurchaseOrderMismatch",
@@ -103,35 +125,9 @@ __all__ = [
     "write_results_workbook",
 ]
 
-LONDON = ZoneInfo("Europe/London")
-
-
-def london_today(now: dt.datetime | None = None) -> dt.date:
-    """Today's date in Europe/London (need-by dates are UK calendar dates)."""
-    return (now or dt.datetime.now(dt.UTC)).astimezone(LONDON).date()
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Problem(_Model):
-    """One thing wrong with a requisition, at one row and field of the input file."""
-
-    code: str
-    field: str | None = None
-    row: int | None = None
-    value: str | None = None
-    message: str
-
-    def __str__(self) -> str:
-        place = f"row {self.row}" if self.row is not None else "requisition"
-        if self.field:
-            place += f", {self.field}"
-        if self.value not in (None, ""):
-            shown = self.value if len(self.value or "") <= 40 else (self.value or "")[:37] + "..."
-            place += f" ({shown!r})"
-        return f"{place}: {self.message}"
 
 
 class RequisitionLine(_Model):
@@ -379,9 +375,6 @@ def to_purchase_order(requisition: Requisition, po_number: str | None = None) ->
 
 # --- reading the requisition file -------------------------------------------------------
 
-RAW = ColumnKind("raw", lambda value: value)
-"""Keeps the cell as read: the bot converts it, so a bad cell stays with its requisition."""
-
 REQUISITION_ALIASES: dict[str, list[str]] = {
     "requisition_ref": ["requisition", "requisition no", "requisition number", "req ref", "req no"],
     "supplier_id": ["supplier", "supplier code", "vendor", "vendor id"],
@@ -458,22 +451,25 @@ def group_requisitions(
     of that requisition. ``errors`` are reader errors (a formula without a value);
     those rows cannot be placed and are reported as orphans.
     """
-    order: list[str] = []
-    headers: dict[str, dict[str, Any]] = {}
-    header_rows: dict[str, int] = {}
-    lines: dict[str, list[RequisitionLine]] = {}
-    problems: dict[str, list[Problem]] = {}
     orphans = [str(error) for error in errors]
+    placed = []
     for row, number in zip(rows, row_numbers, strict=True):
-        ref = _text(row.requisition_ref)
-        if not ref:
+        if _text(row.requisition_ref):
+            placed.append((row, number))
+        else:
             orphans.append(f"row {number}: requisition_ref is empty, so the row belongs to no requisition")
-            continue
-        if ref not in lines:
-            order.append(ref)
-            lines[ref], problems[ref] = [], []
-        found = problems[ref]
+    groups = group_rows(placed, key=lambda pair: _text(pair[0].requisition_ref))
+    requisitions = [_requisition(ref, group, source) for ref, group in groups.items()]
+    return RequisitionBatch(source=source, requisitions=requisitions, orphan_rows=orphans)
 
+
+def _requisition(ref: str, group: Sequence[tuple[RequisitionRow, int]], source: str) -> Requisition:
+    """One requisition from its rows: header fields from the first, a problem for each that differs."""
+    found: list[Problem] = []
+    lines: list[RequisitionLine] = []
+    first: dict[str, Any] | None = None
+    first_row = group[0][1]
+    for row, number in group:
         header = {
             "supplier_id": _text(row.supplier_id),
             "supplier_vat": _text(row.supplier_vat),
@@ -481,10 +477,9 @@ def group_requisitions(
             "delivery_site": _text(row.delivery_site).upper(),
             "need_by": _convert("need_by", to_date, row.need_by, number, found),
         }
-        if ref not in headers:
-            headers[ref], header_rows[ref] = header, number
+        if first is None:
+            first = header
         else:
-            first = headers[ref]
             for name in _HEADER_FIELDS:
                 if header[name] is not None and first[name] is not None and header[name] != first[name]:
                     found.append(
@@ -493,11 +488,11 @@ def group_requisitions(
                             field=name,
                             row=number,
                             value=str(header[name]),
-                            message=f"differs from {first[name]!s} on row {header_rows[ref]} "
+                            message=f"differs from {first[name]!s} on row {first_row} "
                             "of the same requisition",
                         )
                     )
-        lines[ref].append(
+        lines.append(
             RequisitionLine(
                 row=number,
                 item_code=_text(row.item_code),
@@ -507,21 +502,8 @@ def group_requisitions(
                 vat_rate=_convert("vat_rate", to_percent, row.vat_rate, number, found),
             )
         )
-    requisitions = [
-        Requisition(
-            requisition_ref=ref,
-            source=source,
-            supplier_id=headers[ref]["supplier_id"],
-            supplier_vat=headers[ref]["supplier_vat"],
-            cost_centre=headers[ref]["cost_centre"],
-            delivery_site=headers[ref]["delivery_site"],
-            need_by=headers[ref]["need_by"],
-            lines=lines[ref],
-            problems=problems[ref],
-        )
-        for ref in order
-    ]
-    return RequisitionBatch(source=source, requisitions=requisitions, orphan_rows=orphans)
+    assert first is not None
+    return Requisition(requisition_ref=ref, source=source, lines=lines, problems=found, **first)
 
 
 def read_requisitions(
@@ -619,11 +601,7 @@ BOT = "purchase_orders"
 """The bot name its work items are filed under in the ledger."""
 
 PO_CREATED = "po_created"
-"""Checkpoint: the portal holds a PO for this requisition (value: the PO number)."""
-SESSION_RETRIES = 2
-"""Times an item starts again at once when the portal session ended mid-item (before the runner's retry)."""
-PO_FOUND = "po_found"
-"""Checkpoint: the PO was already in the portal when the bot looked (raised earlier or by hand)."""
+"""Step: the portal holds a PO for this requisition (value: the PO number)."""
 PO_VERIFIED = "po_verified"
 """Checkpoint: the PO's detail page matched the requisition."""
 
@@ -646,214 +624,13 @@ class PurchaseOrderMismatch(BusinessError):
     default_code = "PO_MISMATCH"
 
 
-class PurchaseOrderBot(PortalBot):
-    """Raises requisitions as purchase orders in the portal, exactly once each.
-
-    One instance serves every worker of a run; :meth:`process` is the runner's
-    async process function and :meth:`worker` its ``worker_setup``.
-
-    Args:
-        ledger: the work-item ledger (checkpoints and evidence are written to it).
-        portal_url: the portal's base URL.
-        credentials: the portal user.
-        settings: procbots settings (browser timeouts, VAT policy, evidence folder).
-        run_id: names the evidence folder of this run.
-        dry_run: check and search only; never create an order.
-        today: the UK date need-by dates are checked against (default: now, Europe/London).
-    """
-
-    item_key_name = "requisition_ref"
-
-    def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        portal_url: str,
-        credentials: PortalCredentials,
-        settings: Settings,
-        run_id: str,
-        dry_run: bool = False,
-        today: dt.date | None = None,
-    ) -> None:
-        self.ledger = ledger
-        self.portal_url = portal_url.rstrip("/")
-        self.credentials = credentials
-        self.settings = settings
-        self.run_id = run_id
-        self.dry_run = dry_run
-        self.today = today or london_today()
-        self.vat_rates = list(settings.matching.vat_rates)
-        self.log = get_logger("purchase_orders").bind(run_id=run_id, dry_run=dry_run)
-        self._suppliers: dict[str, Supplier | None] = {}
-        self._directory_complete: bool | None = None
-        self._directory_lock: asyncio.Lock | None = None
-        self._init_portal()
-
-    # -- per item ------------------------------------------------------------------------
-
-    async def process(self, item: WorkItem, worker: PortalWorker) -> dict[str, Any]:
-        """Checks one requisition, finds or raises its PO, verifies it; returns the item's result.
-
-        Raises:
-            BusinessError: the requisition is invalid, the supplier unknown to the portal,
-                the portal refused the order, or the stored order differs.
-            ApplicationError: portal trouble (5xx, session, timeouts): the runner retries,
-                and this attempt's screenshot, page and trace are kept as evidence.
-        """
-        requisition = item.payload_as(Requisition)
-        problems = check_requisition(requisition, today=self.today, vat_rates=self.vat_rates)
-        if problems:
-            raise RequisitionInvalid.from_problems(requisition, problems)
-        try:
-            for _expiry in range(SESSION_RETRIES):
-                try:
-                    return await self._raise_in_portal(item, requisition, worker)
-                except SessionExpired as exc:
-                    # Signed in again already, and nothing was posted: start over from the search.
-                    self.log.info("session expired mid-item, starting the item again", reason=exc.message)
-            return await self._raise_in_portal(item, requisition, worker)
-        except BusinessError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, LoginRejected):
-                self.rejected = exc
-            await self._keep_evidence(item, exc, worker, folder=f"attempt-{item.attempts}")
-            raise
-
-    async def _raise_in_portal(
-        self, item: WorkItem, requisition: Requisition, worker: PortalWorker
-    ) -> dict[str, Any]:
-        session = worker.session
-        if self.rejected is not None:
-            raise self.rejected
-        supplier = await self._supplier(requisition.supplier_id, session)
-        problems = check_requisition(
-            requisition,
-            today=self.today,
-            vat_rates=self.vat_rates,
-            suppliers={supplier.supplier_id: supplier.vat_number} if supplier else {},
-        )
-        if problems:
-            raise RequisitionInvalid.from_problems(requisition, problems)
-        order = to_purchase_order(requisition)
-        ref = requisition.requisition_ref
-        po_number = item.done_step(PO_CREATED) or None
-        found_existing = bool(item.done_step(PO_FOUND))
-        if po_number is None:
-            existing = await PurchaseOrderListPage(session).find_by_requisition(ref)
-            if len(existing) > 1:
-                numbers = ", ".join(s.po_number for s in existing)
-                raise BusinessError(
-                    "DUPLICATE_PO",
-                    f"Requisition {ref} already has {len(existing)} purchase orders in the portal "
-                    f"({numbers}); cancel the extra ones there before this requisition is marked done",
-                )
-            if existing:
-                po_number, found_existing = existing[0].po_number, True
-                self.log.info("po already in portal", requisition_ref=ref, po_number=po_number)
-                if self.dry_run:
-                    return {"po_number": po_number, "found_existing": True, "dry_run": True}
-                await asyncio.to_thread(item.checkpoint, PO_FOUND, po_number)
-                await asyncio.to_thread(item.checkpoint, PO_CREATED, po_number)
-                audit_event("po_found_existing", bot=BOT, run_id=self.run_id, item_id=item.id,
-                            requisition_ref=ref, po_number=po_number)  # fmt: skip
-            elif self.dry_run:
-                return {"would_raise": True, "dry_run": True, "gross_total": str(order.gross_total)}
-            else:
-                po_number = await self._create(item, order, session)
-        view = await PurchaseOrderDetailPage(session).read(po_number)
-        differences = compare_with_portal(
-            order.model_copy(update={"po_number": po_number}),
-            view.order,
-            net_total=view.net_total,
-            vat_total=view.vat_total,
-            gross_total=view.gross_total,
-        )
-        if differences:
-            raise PurchaseOrderMismatch(
-                "PO_MISMATCH",
-                f"Purchase order {po_number} in the portal differs from requisition {ref}: "
-                + "; ".join(differences),
-            )
-        if not item.done_step(PO_VERIFIED):
-            await asyncio.to_thread(item.checkpoint, PO_VERIFIED, po_number)
-        self.log.info(
-            "po verified", requisition_ref=ref, po_number=po_number, gross_total=str(view.gross_total)
-        )
-        return {
-            "po_number": po_number,
-            "found_existing": found_existing,
-            "link": view.url,
-            "supplier_name": view.order.supplier_name,
-            "supplier_vat": view.order.supplier_vat,
-            "lines": len(view.order.lines),
-            "net_total": str(view.net_total),
-            "vat_total": str(view.vat_total),
-            "gross_total": str(view.gross_total),
-        }
-
-    async def _create(self, item: WorkItem, order: PurchaseOrder, session: PortalSession) -> str:
-        ref = order.requisition_ref
-        self.log.info("raising po", requisition_ref=ref, lines=len(order.lines))
-        po_number = await NewPurchaseOrderPage(session).create(order)
-        # Recorded before anything else can fail: a retry must find it, not key it again.
-        await asyncio.to_thread(item.checkpoint, PO_CREATED, po_number)
-        audit_event(
-            "po_created",
-            bot=BOT,
-            run_id=self.run_id,
-            item_id=item.id,
-            requisition_ref=ref,
-            po_number=po_number,
-            supplier_id=order.supplier_id,
-            gross_total=order.gross_total,
-        )
-        self.log.info("po created", requisition_ref=ref, po_number=po_number)
-        return po_number
-
-    async def _supplier(self, supplier_id: str, session: PortalSession) -> Supplier | None:
-        key = supplier_id.upper()
-        if self._directory_lock is None:
-            self._directory_lock = asyncio.Lock()
-        async with self._directory_lock:  # one worker reads the directory; the others wait for it
-            if self._directory_complete is None:
-                directory, complete = await SupplierDirectoryPage(session).all()
-                self._suppliers.update(directory)
-                self._directory_complete = complete
-                self.log.info("supplier directory read", suppliers=len(directory), complete=complete)
-        if key not in self._suppliers and not self._directory_complete:
-            self._suppliers[key] = await SupplierDirectoryPage(session).find(supplier_id)
-        return self._suppliers.get(key)
-
-    # -- evidence ------------------------------------------------------------------------
-
-    async def on_error(
-        self, item: WorkItem, exc: BaseException, worker: PortalWorker | None
-    ) -> list[Evidence]:
-        """The runner's final-failure hook: evidence for business errors found in the portal.
-
-        System errors already kept evidence at each attempt; an invalid requisition
-        needs none (the reason names the rows).
-        """
-        if isinstance(exc, RequisitionInvalid) or not isinstance(exc, BusinessError):
-            return []
-        return await self._capture(item, worker, folder="business-exception")
-
-
-# --- a run: file in, items through the runner, results out ----------------------------------
-
 STATUS_RAISED = "Raised"
 STATUS_EXISTING = "Already in portal"
 STATUS_EARLIER = "Raised in an earlier run"
 STATUS_WOULD_RAISE = "Would raise (dry run)"
-STATUS_BUSINESS = "Business exception"
-STATUS_FAILED = "Failed (system error)"
-STATUS_NEEDS_REVIEW = "Needs review"
-STATUS_PENDING = "Not processed"
-EXCEPTION_STATUSES = frozenset({STATUS_BUSINESS, STATUS_FAILED, STATUS_NEEDS_REVIEW, STATUS_PENDING})
 
 
-class RequisitionResult(_Model):
+class RequisitionResult(ResultRow):
     """One row of the results workbook: what happened to one requisition."""
 
     requisition_ref: str
@@ -861,47 +638,25 @@ class RequisitionResult(_Model):
     supplier_id: str = ""
     lines: int = 0
     gross_total: Decimal | None = None
-    status: str
     po_number: str | None = None
     link: str | None = None
-    reason_code: str | None = None
-    reason: str | None = None
-    attempts: int = 0
-    item_id: int | None = None
-    evidence: str | None = None
 
 
-@dataclass
-class PurchaseOrderRun:
-    """The outcome of one run of the purchase-order bot."""
-
-    run_id: str
-    source: Path
-    results: list[RequisitionResult]
-    workbook: Path | None = None
-    orders_xml: list[Path] = field(default_factory=list)
-    dry_run: bool = False
-    retries: int = 0
-    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    finished_at: dt.datetime | None = None
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """How many requisitions ended in each status."""
-        out: dict[str, int] = {}
-        for result in self.results:
-            out[result.status] = out.get(result.status, 0) + 1
-        return out
-
-    @property
-    def exceptions(self) -> list[RequisitionResult]:
-        """The requisitions people must act on."""
-        return [r for r in self.results if r.status in EXCEPTION_STATUSES]
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every requisition has its PO (or would, in a dry run), 1 otherwise."""
-        return 1 if self.exceptions else 0
+RESULT_COLUMNS = (
+    ResultColumn("requisition_ref", "Requisition reference"),
+    ResultColumn("rows", "Input rows"),
+    ResultColumn("supplier_id", "Supplier"),
+    ResultColumn("lines", "Lines", "int"),
+    ResultColumn("gross_total", "Gross total", "money"),
+    STANDARD_COLUMNS["status"],
+    ResultColumn("po_number", "PO number"),
+    ResultColumn("link", "PO in portal", "link"),
+    STANDARD_COLUMNS["reason_code"],
+    STANDARD_COLUMNS["reason"],
+    STANDARD_COLUMNS["attempts"],
+    STANDARD_COLUMNS["evidence"],
+)
+"""Columns of the results workbook's "Requisitions" sheet."""
 
 
 def _row_span(rows: Sequence[int]) -> str:
@@ -918,103 +673,165 @@ def _gross(requisition: Requisition) -> Decimal | None:
         return None
 
 
-def _result_for(requisition: Requisition, item: WorkItem | None, earlier: bool) -> RequisitionResult:
-    base = {
-        "requisition_ref": requisition.requisition_ref,
-        "rows": _row_span(requisition.rows),
-        "supplier_id": requisition.supplier_id,
-        "lines": len(requisition.lines),
-        "gross_total": _gross(requisition),
-    }
-    if item is None:
-        return RequisitionResult(**base, status=STATUS_PENDING, reason="not added to the ledger")
-    result = item.result or {}
-    common = {
-        **base,
-        "attempts": item.attempts,
-        "item_id": item.id,
-        "evidence": item.evidence[-1].path if item.evidence else None,
-        "po_number": result.get("po_number") or item.checkpoints.get(PO_CREATED),
-    }
-    state = str(item.state)
-    if state == "done":
-        if result.get("would_raise"):
-            status = STATUS_WOULD_RAISE
-        elif earlier:
-            status = STATUS_EARLIER
-        elif result.get("found_existing"):
-            status = STATUS_EXISTING
-        else:
-            status = STATUS_RAISED
-        gross = result.get("gross_total")
-        if gross and not result.get("would_raise"):
-            common["gross_total"] = Decimal(str(gross))
-        return RequisitionResult(**common, status=status, link=result.get("link"))
-    status = {
-        "business_exception": STATUS_BUSINESS,
-        "failed": STATUS_FAILED,
-        "needs_review": STATUS_NEEDS_REVIEW,
-    }.get(state, STATUS_PENDING)
-    return RequisitionResult(
-        **common, status=status, reason_code=item.reason_code, reason=item.reason_message or None
-    )
+class PurchaseOrderBot(Bot[Requisition]):
+    """Raises requisitions as purchase orders in the portal, exactly once each.
 
+    Options:
+        today: the UK date need-by dates are checked against (default: now, Europe/London).
+    """
 
-def _orphan_results(batch: RequisitionBatch) -> list[RequisitionResult]:
-    return [
-        RequisitionResult(
-            requisition_ref="(none)",
-            status=STATUS_BUSINESS,
-            reason_code="NO_REQUISITION_REF",
-            reason=message,
+    name: ClassVar[str] = BOT
+    title: ClassVar[str] = "Purchase orders"
+    payload = Requisition
+    key_name: ClassVar[str] = "requisition_ref"
+
+    def __init__(self, run: RunContext, *, today: dt.date | None = None) -> None:
+        super().__init__(run)
+        self.today = today or london_today()
+        self.vat_rates = list(run.settings.matching.vat_rates)
+        self._suppliers: dict[str, Supplier | None] = {}
+        self._directory_complete: bool | None = None
+        self._directory_lock = asyncio.Lock()
+
+    def key(self, payload: Requisition) -> str:
+        return payload.requisition_ref
+
+    async def process(self, item: Item[Requisition], page: PortalSession) -> dict[str, Any]:
+        """Checks one requisition, finds or raises its PO, verifies it; returns the item's result.
+
+        Raises:
+            BusinessError: the requisition is invalid, the supplier unknown to the portal,
+                the portal refused the order, or the stored order differs.
+        """
+        requisition = item.payload
+        problems = check_requisition(requisition, today=self.today, vat_rates=self.vat_rates)
+        if not problems:
+            supplier = await self._supplier(requisition.supplier_id, page)
+            known = {supplier.supplier_id: supplier.vat_number} if supplier else {}
+            problems = check_requisition(
+                requisition, today=self.today, vat_rates=self.vat_rates, suppliers=known
+            )
+        if problems:
+            raise RequisitionInvalid.from_problems(requisition, problems)
+        order = to_purchase_order(requisition)
+        ref = requisition.requisition_ref
+        if self.run.dry_run:
+            existing = await self._find(ref, page)
+            if existing is not None:
+                return {"po_number": existing, "found_existing": True, "dry_run": True}
+            return {"would_raise": True, "dry_run": True, "gross_total": str(order.gross_total)}
+        step = await item.once(
+            PO_CREATED,
+            find=lambda: self._find(ref, page),
+            do=lambda: self._create(order, page),
+            audit={"supplier_id": order.supplier_id, "gross_total": str(order.gross_total)},
         )
-        for message in batch.orphan_rows
-    ]
+        view = await PurchaseOrderDetailPage(page).read(step.value)
+        differences = compare_with_portal(
+            order.model_copy(update={"po_number": step.value}),
+            view.order,
+            net_total=view.net_total,
+            vat_total=view.vat_total,
+            gross_total=view.gross_total,
+        )
+        if differences:
+            raise PurchaseOrderMismatch(
+                "PO_MISMATCH",
+                f"Purchase order {step.value} in the portal differs from requisition {ref}: "
+                + "; ".join(differences),
+            )
+        if not item.done_step(PO_VERIFIED):
+            await item.checkpoint(PO_VERIFIED, step.value)
+        self.log.info(
+            "po verified", requisition_ref=ref, po_number=step.value, gross_total=str(view.gross_total)
+        )
+        return {
+            "po_number": step.value,
+            "found_existing": step.found,
+            "link": view.url,
+            "supplier_name": view.order.supplier_name,
+            "supplier_vat": view.order.supplier_vat,
+            "lines": len(view.order.lines),
+            "net_total": str(view.net_total),
+            "vat_total": str(view.vat_total),
+            "gross_total": str(view.gross_total),
+        }
+
+    async def _find(self, ref: str, page: PortalSession) -> str | None:
+        existing = await PurchaseOrderListPage(page).find_by_requisition(ref)
+        if len(existing) > 1:
+            numbers = ", ".join(s.po_number for s in existing)
+            raise BusinessError(
+                "DUPLICATE_PO",
+                f"Requisition {ref} already has {len(existing)} purchase orders in the portal "
+                f"({numbers}); cancel the extra ones there before this requisition is marked done",
+            )
+        if existing:
+            self.log.info("po already in portal", requisition_ref=ref, po_number=existing[0].po_number)
+            return existing[0].po_number
+        return None
+
+    async def _create(self, order: PurchaseOrder, page: PortalSession) -> str:
+        self.log.info("raising po", requisition_ref=order.requisition_ref, lines=len(order.lines))
+        po_number = await NewPurchaseOrderPage(page).create(order)
+        self.log.info("po created", requisition_ref=order.requisition_ref, po_number=po_number)
+        return po_number
+
+    async def _supplier(self, supplier_id: str, page: PortalSession) -> Supplier | None:
+        key = supplier_id.upper()
+        async with self._directory_lock:  # one worker reads the directory; the others wait for it
+            if self._directory_complete is None:
+                directory, complete = await SupplierDirectoryPage(page).all()
+                self._suppliers.update(directory)
+                self._directory_complete = complete
+                self.log.info("supplier directory read", suppliers=len(directory), complete=complete)
+        if key not in self._suppliers and not self._directory_complete:
+            self._suppliers[key] = await SupplierDirectoryPage(page).find(supplier_id)
+        return self._suppliers.get(key)
+
+    def wants_evidence(self, error: BusinessError) -> bool:
+        """Evidence for business errors found in the portal; an invalid requisition names its rows."""
+        return not isinstance(error, RequisitionInvalid)
+
+    def done_status(self, result: Mapping[str, Any], earlier: bool) -> str:
+        if result.get("would_raise"):
+            return STATUS_WOULD_RAISE
+        if earlier:
+            return STATUS_EARLIER
+        return STATUS_EXISTING if result.get("found_existing") else STATUS_RAISED
+
+    def result_row(self, payload: Requisition, item: WorkItem | None, earlier: bool) -> RequisitionResult:
+        fields = item_fields(item, self.done_status((item.result or {}) if item else {}, earlier))
+        result = (item.result or {}) if item is not None else {}
+        done = fields["status"] not in EXCEPTION_STATUSES
+        gross = result.get("gross_total") if done and not result.get("would_raise") else None
+        return RequisitionResult(
+            **fields,
+            requisition_ref=payload.requisition_ref,
+            rows=_row_span(payload.rows),
+            supplier_id=payload.supplier_id,
+            lines=len(payload.lines),
+            gross_total=Decimal(str(gross)) if gross else _gross(payload),
+            po_number=result.get("po_number") or (item.checkpoints.get(PO_CREATED) if item else None),
+            link=result.get("link") if done else None,
+        )
 
 
-RESULT_COLUMNS = (
-    ("requisition_ref", "Requisition reference", "text"),
-    ("rows", "Input rows", "text"),
-    ("supplier_id", "Supplier", "text"),
-    ("lines", "Lines", "int"),
-    ("gross_total", "Gross total", "money"),
-    ("status", "Status", "text"),
-    ("po_number", "PO number", "text"),
-    ("link", "PO in portal", "link"),
-    ("reason_code", "Reason code", "text"),
-    ("reason", "Reason", "text"),
-    ("attempts", "Attempts", "int"),
-    ("evidence", "Evidence", "link"),
-)
-"""Columns of the results workbook's "Requisitions" sheet: (field, header, kind)."""
+# --- a run: file in, items through the runtime, results out --------------------------------
+
+
+@dataclass
+class PurchaseOrderRun(BotRun[RequisitionResult]):
+    """The outcome of one run of the purchase-order bot."""
+
+    bot: str = BOT
+    title: str = "Purchase orders"
+    orders_xml: list[Path] = field(default_factory=list)
 
 
 def write_results_workbook(run: PurchaseOrderRun, path: Path) -> Path:
     """Writes the results workbook: a summary with a chart, then one row per requisition."""
-    from connectors.excel import ChartSpec, Column, Sheet, Summary, write_report
-
-    counts = run.counts
-    title = "Purchase orders" + (" (dry run)" if run.dry_run else "")
-    summary = Summary(
-        title=title,
-        figures=[
-            ("Input file", str(run.source)),
-            ("Run", run.run_id),
-            ("Started", run.started_at),
-            ("Requisitions", len(run.results)),
-            *[(status, count) for status, count in counts.items()],
-        ],
-        charts=[ChartSpec("Requisitions by outcome", list(counts), {"Requisitions": list(counts.values())})]
-        if counts
-        else [],
-    )
-    sheet = Sheet(
-        "Requisitions",
-        [Column(key, header, kind) for key, header, kind in RESULT_COLUMNS],  # type: ignore[arg-type]
-        [r.model_dump() for r in run.results],
-        highlight=("status", set(EXCEPTION_STATUSES)),
-    )
-    return write_report(path, [sheet], summary=summary)
+    return _write_workbook(run, path, sheet="Requisitions", columns=RESULT_COLUMNS)
 
 
 def _peppol_order(requisition: Requisition, item: WorkItem, buyer: Party) -> bytes:
@@ -1066,129 +883,56 @@ async def raise_purchase_orders(
         >>> run.counts, run.workbook  # doctest: +SKIP
         ({'Raised': 45, 'Business exception': 5}, PosixPath('var/outbox/purchase-orders-....xlsx'))
     """
-    import hashlib
-    import tempfile
-    import uuid
-
-    from playwright.async_api import async_playwright
-
-    from bots.runtime.runner import Runner
-    from connectors.portal.browser import launch_chromium_async
-
     if settings is None:
         from config.settings import get_settings
 
         settings = get_settings()
     source = Path(source)
-    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-    log = get_logger("purchase_orders").bind(run_id=run_id)
-    started = dt.datetime.now(dt.UTC)
     batch = read_requisitions(source)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    credentials = credentials or PortalCredentials.from_settings(settings)
-    url = (portal_url or settings.portal.url).rstrip("/")
-    audit_event(
-        "purchase_orders_run_started",
-        bot=BOT,
-        run_id=run_id,
-        source=str(source),
-        sha256=digest,
-        requisitions=len(batch.requisitions),
-        orphan_rows=len(batch.orphan_rows),
-        portal=url,
-        dry_run=dry_run,
-    )
-    log.info("requisitions read", source=str(source), requisitions=len(batch.requisitions), dry_run=dry_run)
-    scratch: tempfile.TemporaryDirectory[str] | None = None
-    if dry_run:
-        # A dry run leaves the real ledger alone: its items live in a throwaway one.
-        scratch = tempfile.TemporaryDirectory(prefix="procbots-dry-run-")
-        ledger = Ledger(f"sqlite:///{scratch.name}/ledger.db", audit=False)
-    elif ledger is None:
-        ledger = Ledger.from_settings(settings)
-    try:
-        keys = [r.requisition_ref for r in batch.requisitions]
-        finished_before = {
-            key for key in keys if (found := ledger.find(BOT, key)) is not None and str(found.state) == "done"
-        }
-        ledger.add_many(BOT, [(r.requisition_ref, r) for r in batch.requisitions])
-        bot = PurchaseOrderBot(
-            ledger=ledger,
-            portal_url=url,
-            credentials=credentials,
-            settings=settings,
-            run_id=run_id,
-            dry_run=dry_run,
-            today=today,
-        )
-        runner = Runner(ledger, BOT, settings=settings, run_id=run_id, on_error=bot.on_error)
-        retries = 0
-        if ledger.counts(BOT)["pending"] or ledger.counts(BOT)["system_exception"]:
-            workers = max(1, contexts or settings.browser.contexts)
-            async with async_playwright() as pw:
-                browser = await launch_chromium_async(pw, settings.browser)
-                try:
-                    summary = await runner.run_async(
-                        workers=workers, process=bot.process, worker_setup=bot.worker_setup(browser)
-                    )
-                finally:
-                    await browser.close()
-            retries = summary.retries
-            log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
-        items = {key: ledger.find(BOT, key) for key in keys}
-        results = [
-            _result_for(r, items[r.requisition_ref], r.requisition_ref in finished_before)
-            for r in batch.requisitions
-        ] + _orphan_results(batch)
-        run = PurchaseOrderRun(
-            run_id=run_id,
-            source=source,
-            results=results,
-            dry_run=dry_run,
-            retries=retries,
-            started_at=started,
-        )
+    by_ref = {r.requisition_ref: r for r in batch.requisitions}
+
+    def finish(run: BotRun[Any], items: Mapping[str, WorkItem]) -> None:
+        assert isinstance(run, PurchaseOrderRun)
+        run.results += [
+            RequisitionResult(
+                requisition_ref="(none)",
+                status=STATUS_BUSINESS,
+                reason_code="NO_REQUISITION_REF",
+                reason=message,
+            )
+            for message in batch.orphan_rows
+        ]
         outbox = settings.paths.resolve("outbox")
         if peppol and not dry_run:
-            buyer = buyer or Party(name="NHS trust")
-            for requisition in batch.requisitions:
-                item = items[requisition.requisition_ref]
-                if item is not None and str(item.state) == "done" and (item.result or {}).get("po_number"):
+            for ref, item in items.items():
+                if str(item.state) == "done" and (item.result or {}).get("po_number"):
                     target = outbox / "orders" / f"{item.result['po_number']}.xml"  # type: ignore[index]
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(_peppol_order(requisition, item, buyer))
+                    target.write_bytes(_peppol_order(by_ref[ref], item, buyer or Party(name="NHS trust")))
                     run.orders_xml.append(target)
         stem = "purchase-orders-dry-run" if dry_run else "purchase-orders"
-        run.finished_at = dt.datetime.now(dt.UTC)
-        run.workbook = write_results_workbook(run, outbox / f"{stem}-{source.stem}-{run_id}.xlsx")
-        audit_event(
-            "purchase_orders_run_finished",
-            bot=BOT,
-            run_id=run_id,
-            counts=run.counts,
-            results=str(run.workbook),
-            results_sha256=hashlib.sha256(run.workbook.read_bytes()).hexdigest(),
-            peppol_orders=len(run.orders_xml),
-        )
-        log.info("results written", workbook=str(run.workbook), counts=run.counts)
-        return run
-    finally:
-        if scratch is not None:
-            ledger.close()
-            scratch.cleanup()
+        run.workbook = write_results_workbook(run, outbox / f"{stem}-{source.stem}-{run.run_id}.xlsx")
+
+    run = await run_bot(
+        PurchaseOrderBot,
+        batch.requisitions,
+        settings=settings,
+        portal_url=portal_url,
+        credentials=credentials,
+        ledger=ledger,
+        run_id=run_id,
+        contexts=contexts,
+        dry_run=dry_run,
+        source=source,
+        options={"today": today},
+        audit={"orphan_rows": len(batch.orphan_rows)},
+        finish=finish,
+        run_type=PurchaseOrderRun,
+    )
+    assert isinstance(run, PurchaseOrderRun)
+    return run
 
 
 def run_purchase_orders(source: str | Path, **options: Any) -> PurchaseOrderRun:
-    """Synchronous :func:`raise_purchase_orders` (CLI, Prefect task); same arguments.
-
-    Runs its own event loop, in a helper thread when the caller already has one.
-    """
-    coroutine = raise_purchase_orders(source, **options)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="procbots-po") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+    """Synchronous :func:`raise_purchase_orders` (CLI, Prefect task); same arguments."""
+    return run_sync(raise_purchase_orders(source, **options))

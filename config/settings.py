@@ -33,6 +33,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -137,6 +138,17 @@ class LedgerSettings(_Section):
     heartbeat_s: float = Field(15.0, gt=0)
     max_lease_expiries: int = Field(3, ge=1, description="Expiries before an item goes to needs_review")
 
+    @model_validator(mode="after")
+    def _heartbeat_well_inside_the_lease(self) -> LedgerSettings:
+        # Two missed heartbeats must still leave the lease alive; otherwise a healthy worker
+        # loses its item to another one while it works, and both act on the portal.
+        if self.heartbeat_s * 3 >= self.lease_s:
+            raise ValueError(
+                f"ledger.heartbeat_s ({self.heartbeat_s:g}) must be less than a third of "
+                f"ledger.lease_s ({self.lease_s:g})"
+            )
+        return self
+
 
 class RetrySettings(_Section):
     """Retries of system exceptions (tenacity: exponential backoff with jitter)."""
@@ -145,6 +157,14 @@ class RetrySettings(_Section):
     initial_s: float = Field(0.5, ge=0)
     max_s: float = Field(10.0, ge=0)
     jitter_s: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _backoff_grows_to_its_cap(self) -> RetrySettings:
+        if self.initial_s > self.max_s:
+            raise ValueError(
+                f"retry.initial_s ({self.initial_s:g}) must not be more than retry.max_s ({self.max_s:g})"
+            )
+        return self
 
 
 class AuditSettings(_Section):

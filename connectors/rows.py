@@ -60,6 +60,7 @@ __all__ = [
     "HEADER_SEARCH_ROWS",
     "INT",
     "PERCENT",
+    "RAW",
     "TEXT",
     "CellProblem",
     "ColumnKind",
@@ -494,6 +495,8 @@ INT = ColumnKind("int", to_int)
 DATE = ColumnKind("date", to_date)
 DATETIME = ColumnKind("datetime", to_datetime)
 BOOL = ColumnKind("bool", to_bool)
+RAW = ColumnKind("raw", lambda value: value)
+"""Keeps the cell as read: a bot converts it itself, so a bad cell stays with its item."""
 
 
 def _kind_for(annotation: Any, metadata: Sequence[Any]) -> ColumnKind:

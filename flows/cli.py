@@ -77,7 +77,9 @@ def describe_validation_error(exc: Exception) -> str:
         key = ".".join(str(part) for part in err["loc"])
         value = err.get("input")
         if isinstance(value, dict):
-            value = "<section>"
+            # A rule across keys of one section: its message names the keys and values.
+            lines.append(f"setting {key}: {str(err['msg']).removeprefix('Value error, ')}")
+            continue
         lines.append(f"setting {key}={value!r}: {err['msg']}")
     return "\n".join(lines)
 

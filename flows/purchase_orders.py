@@ -106,7 +106,7 @@ def result_rows(runs: list[PurchaseOrderRun]) -> list[dict[str, Any]]:
         for result in run.results:
             rows.append(
                 {
-                    "file": run.source.name,
+                    "file": run.source_name,
                     "requisition_ref": result.requisition_ref,
                     "status": result.status,
                     "po_number": result.po_number or "",
@@ -189,9 +189,9 @@ def purchase_orders_flow(
     links: dict[str, Path | str] = {}
     for run in runs:
         if run.workbook is not None:
-            links[f"results {run.source.name}"] = run.workbook
+            links[f"results {run.source_name}"] = run.workbook
         if run.orders_xml:
-            links[f"PEPPOL orders {run.source.name}"] = run.orders_xml[0].parent
+            links[f"PEPPOL orders {run.source_name}"] = run.orders_xml[0].parent
     for row in rows:
         if row["status"] not in (
             "Raised",

@@ -26,7 +26,7 @@ def fast_settings(tmp_path: Path, **ledger: Any) -> Settings:
     return Settings(
         paths={"root": tmp_path / "var"},
         retry={"max_attempts": 3, "initial_s": 0, "max_s": 0, "jitter_s": 0},
-        ledger={"lease_s": 30, "heartbeat_s": 10, **ledger},
+        ledger={"lease_s": 30, "heartbeat_s": 9, **ledger},
     )
 
 

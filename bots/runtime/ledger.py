@@ -1116,6 +1116,50 @@ class Ledger:
             detail=message,
         )
 
+    def assert_leased(self, item: WorkItem) -> None:
+        """The fence before a side effect: ``item``'s lease is still the current one and unexpired.
+
+        Raises:
+            LeaseLost: the lease ran out (even if nobody took the item yet) or another
+                worker holds the item now; the caller must not act on it.
+        """
+        with self.engine.connect() as conn:
+            row = self._row(conn, item.id)
+        now = self.clock()
+        if (
+            item.lease_token is not None
+            and row["lease_token"] == item.lease_token
+            and row["state"] in ACTIVE_STATES
+            and row["lease_expires_at"] is not None
+            and row["lease_expires_at"] > now
+        ):
+            return
+        expired = row["lease_token"] == item.lease_token and row["lease_expires_at"] is not None
+        raise LeaseLost(
+            "LEASE_LOST",
+            f"work item {item.id} ({item.idempotency_key}): "
+            + (
+                f"the lease of {item.lease_owner} expired at {row['lease_expires_at'].isoformat()}"
+                if expired
+                else f"it is {row['state']} and held by {row['lease_owner'] or 'nobody'}"
+            )
+            + "; not acting on it",
+        )
+
+    def claimable(self, bot: str) -> int:
+        """How many items of ``bot`` a claim could take now: pending, or leased with the lease run out."""
+        now = self.clock()
+        query = select(func.count()).where(
+            work_items.c.bot == bot,
+            (work_items.c.state == ItemState.PENDING.value)
+            | (
+                work_items.c.state.in_([s.value for s in ACTIVE_STATES])
+                & (work_items.c.lease_expires_at < bindparam("w_now", type_=_UTCDateTime))
+            ),
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query, {"w_now": now}).scalar_one())
+
     def heartbeat(self, item: WorkItem, lease_s: float | None = None) -> datetime:
         """Extends the lease of a claimed item; returns the new expiry.
 
@@ -1316,16 +1360,29 @@ class Ledger:
         return self._finish(item, "failed", ItemState.FAILED, code=code, message=message)
 
     def release(
-        self, item: WorkItem | int, reason: str | None = None, *, operator: str | None = None
+        self,
+        item: WorkItem | int,
+        reason: str | None = None,
+        *,
+        operator: str | None = None,
+        refund_attempt: bool = False,
     ) -> WorkItem:
         """Gives a leased item back to ``pending`` without counting an expiry.
 
         With a claimed :class:`WorkItem` the release is fenced by its lease (a
         worker shutting down); with an id it is an operator's release of a stuck
         item, recorded under ``operator`` (default: the OS user) with ``reason``.
+        ``refund_attempt`` gives back the attempt its claim counted: the run stopped
+        (portal down, sign-in refused) before the item could really be tried.
         """
         if isinstance(item, WorkItem):
-            return self._finish(item, "released", ItemState.PENDING, message=reason)
+            return self._finish(
+                item,
+                "released",
+                ItemState.PENDING,
+                message=reason,
+                attempts_delta=-1 if refund_attempt and item.attempts > 0 else 0,
+            )
         return self._operator_action(
             item,
             "released",

@@ -61,6 +61,8 @@ from tenacity import (
 )
 
 from bots.domain.errors import BusinessError, LeaseLost, as_bot_error, classify
+from bots.runtime.breaker import CircuitBreaker, RunStopped
+from bots.runtime.ids import new_run_id
 from bots.runtime.ledger import Evidence, ItemState, Ledger, WorkItem
 
 if TYPE_CHECKING:
@@ -104,14 +106,17 @@ class RunSummary:
     failed: int = 0
     lease_lost: int = 0
     retries: int = 0
+    released: int = 0
+    stopped: str | None = None
+    """Why the run stopped early (``PORTAL_UNAVAILABLE``, ``LOGIN_REJECTED``), if it did."""
     exceptions: list[ItemOutcome] = field(default_factory=list)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
     @property
     def exit_code(self) -> int:
-        """0 when every claimed item was done, 1 when some ended in exceptions."""
-        return 1 if (self.business_exception or self.failed) else 0
+        """0 when every claimed item was done, 1 when some ended in exceptions or the run stopped."""
+        return 1 if (self.business_exception or self.failed or self.stopped) else 0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for Prefect artifacts and ``--json`` output)."""
@@ -124,6 +129,8 @@ class RunSummary:
             "failed": self.failed,
             "lease_lost": self.lease_lost,
             "retries": self.retries,
+            "released": self.released,
+            "stopped": self.stopped,
             "exceptions": [o.__dict__ for o in self.exceptions],
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -132,7 +139,12 @@ class RunSummary:
 
 def _retryable(exc: BaseException) -> bool:
     # A lost lease means another worker owns the item now: retrying would race it.
-    return classify(exc) == "system" and not isinstance(exc, LeaseLost) and isinstance(exc, Exception)
+    # A stopped run retries nothing: the portal is down or refuses the sign-in.
+    return (
+        classify(exc) == "system"
+        and not isinstance(exc, LeaseLost | RunStopped)
+        and isinstance(exc, Exception)
+    )
 
 
 class Runner:
@@ -151,6 +163,9 @@ class Runner:
             evidence (or be async in :meth:`run_async`). Without it, an async worker
             state with a ``page`` gets :func:`connectors.portal.evidence.capture_evidence`.
         sleep: the sleep used between retries (tests pass a no-op).
+        breaker: stops :meth:`run_async` early when the portal is down or refuses
+            the sign-in (see :mod:`bots.runtime.breaker`); items not finished go
+            back to ``pending``.
     """
 
     def __init__(
@@ -164,6 +179,7 @@ class Runner:
         run_id: str | None = None,
         on_error: OnError | None = None,
         sleep: Callable[[float], None] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if settings is None:
             from config.settings import get_settings
@@ -174,8 +190,9 @@ class Runner:
         self.process = process
         self.settings = settings
         self.owner = owner or default_owner()
-        self.run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        self.run_id = run_id or new_run_id()
         self.on_error = on_error
+        self.breaker = breaker
         self.max_attempts = settings.retry.max_attempts
         self.lease_s = settings.ledger.lease_s
         self.heartbeat_s = settings.ledger.heartbeat_s
@@ -226,6 +243,16 @@ class Runner:
         with self._lock:
             self.ledger.complete(item, result=dict(result) if result is not None else None)
         summary.done += 1
+        if self.breaker is not None:
+            self.breaker.success()
+
+    def _release(self, summary: RunSummary, item: WorkItem, stop: RunStopped) -> None:
+        """The run stopped: the item goes back to ``pending`` for the next run."""
+        with self._lock:
+            self.ledger.release(item, f"run stopped: {stop}", refund_attempt=stop.refund)
+        summary.released += 1
+        summary.stopped = stop.code
+        self.log.warning("run stopping, item back to pending", item_id=item.id, reason=str(stop))
 
     def _record_final(self, summary: RunSummary, item: WorkItem, exc: BaseException) -> None:
         err = as_bot_error(exc)
@@ -421,7 +448,7 @@ class Runner:
         owner = f"{self.owner}/w{number}"
         setup = worker_setup() if worker_setup is not None else _no_state()
         async with setup as state:
-            while max_items is None or summary.claimed < max_items:
+            while (max_items is None or summary.claimed < max_items) and not self._stopping(summary):
                 summary.claimed += 1  # reserved before the await, so workers never overshoot
                 item = await asyncio.to_thread(self.ledger.claim, self.bot, owner, self.lease_s)
                 if item is None:
@@ -433,6 +460,12 @@ class Runner:
                 finally:
                     self._current.pop(owner, None)
 
+    def _stopping(self, summary: RunSummary) -> bool:
+        if self.breaker is not None and self.breaker.open:
+            summary.stopped = self.breaker.reason
+            return True
+        return False
+
     async def _process_one_async(
         self, summary: RunSummary, item: WorkItem, process: ProcessAsync, state: Any
     ) -> None:
@@ -442,6 +475,8 @@ class Runner:
         async def attempt() -> Mapping[str, Any] | None:
             nonlocal first
             if not first:
+                if self.breaker is not None and self.breaker.open:
+                    raise self.breaker.stopped(refund=False)
                 await asyncio.to_thread(self._locked, self.ledger.reattempt, item, self.lease_s)
             first = False
             try:
@@ -451,6 +486,8 @@ class Runner:
                     await begin_item(item)
                 return await process(item, state)
             except Exception as exc:
+                if self.breaker is not None and _retryable(exc) and self.breaker.record(exc):
+                    raise self.breaker.stopped(refund=True) from exc
                 if _retryable(exc):
                     await asyncio.to_thread(self._record_system_exception, item, exc)
                 raise
@@ -471,6 +508,9 @@ class Runner:
                 result: Mapping[str, Any] | None = await retrying(attempt)
             except LeaseLost as exc:
                 self._lease_lost(summary, item, exc)
+                return
+            except RunStopped as exc:
+                await asyncio.to_thread(self._release, summary, item, exc)
                 return
             except Exception as exc:
                 await self._evidence_async(item, exc, state)

@@ -1,8 +1,14 @@
-"""The one browser launcher of procbots.
+"""The one browser launcher of procbots: the only module that starts Playwright and Chromium.
 
 Playwright's own Chromium when it is installed (``playwright install chromium``),
 else the system Chromium (Debian's ``chromium``), else the executable named in
-settings. Everything that opens a browser goes through :func:`launch_chromium`.
+settings. Bots never call this module: the runtime (:mod:`bots.runtime.session`)
+opens the browser with :func:`open_chromium` and closes it, whatever happens.
+
+Playwright's driver keeps artifacts (trace resources, downloads, the browser
+profile) under ``$TMPDIR``; :func:`open_chromium` starts the driver with
+``TMPDIR`` pointing at a private folder the runtime owns, so nothing it writes
+lands in a shared ``/tmp``.
 
 Example:
     >>> from playwright.sync_api import sync_playwright
@@ -17,6 +23,9 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +37,14 @@ if TYPE_CHECKING:
 
     from config.settings import BrowserSettings
 
-__all__ = ["CHROMIUM_ARGS", "find_chromium", "launch_chromium", "launch_chromium_async", "new_context_async"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "find_chromium",
+    "launch_chromium",
+    "launch_chromium_async",
+    "new_context_async",
+    "open_chromium",
+]
 
 # Flags that keep a headless Chromium quiet on a closed network and in containers.
 CHROMIUM_ARGS = [
@@ -125,6 +141,55 @@ async def launch_chromium_async(pw: AsyncPlaywright, settings: BrowserSettings |
         executable_path=str(executable) if executable else None,
         args=CHROMIUM_ARGS,
     )
+
+
+@asynccontextmanager
+async def open_chromium(
+    settings: BrowserSettings | None = None, *, private_dir: Path | None = None
+) -> AsyncIterator[AsyncBrowser]:
+    """Starts Playwright and one Chromium; stops both on the way out, whatever happened.
+
+    Args:
+        settings: browser settings (default: the process settings).
+        private_dir: a folder only this user may read (0700). The driver's
+            ``TMPDIR``, the trace folder and downloads go there.
+    """
+    from playwright.async_api import async_playwright
+
+    saved = os.environ.get("TMPDIR")
+    if private_dir is not None:
+        # The driver reads TMPDIR once, when it starts: its artifacts folder is under it.
+        os.environ["TMPDIR"] = str(private_dir)
+    try:
+        manager = async_playwright()
+        pw = await manager.__aenter__()
+    finally:
+        if private_dir is not None:
+            if saved is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved
+    # Chromium's own TMPDIR holds only its singleton socket, whose path must stay under
+    # 108 bytes, so it gets a short private folder of its own (the profile is in private_dir).
+    sockets = tempfile.mkdtemp(prefix="procbots-chromium-") if private_dir is not None else None
+    try:
+        settings, executable = _executable(pw, settings)
+        browser = await pw.chromium.launch(
+            headless=settings.headless,
+            executable_path=str(executable) if executable else None,
+            args=CHROMIUM_ARGS,
+            traces_dir=private_dir / "traces" if private_dir is not None else None,
+            downloads_path=private_dir / "downloads" if private_dir is not None else None,
+            env={**os.environ, "TMPDIR": sockets} if sockets is not None else None,
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+    finally:
+        await manager.__aexit__(None, None, None)
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
 
 
 async def new_context_async(

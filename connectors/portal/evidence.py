@@ -10,11 +10,15 @@ On a business or system exception in a browser step the runner saves, under
 
 Each file's SHA-256 goes to the ledger (``item.evidence``) and the audit log.
 
-Secrets: a trace's DOM snapshots record the *value* of every input, and its
-action log records what was typed. So a password is typed inside
-``async with secret_entry(context):``, which drops the current trace chunk
-before and starts a new one after, clearing password inputs in between; as a
-last guard, a trace that still contains a registered secret (see
+Secrets: a trace's DOM snapshots record the *value* of every input, its
+action log records what was typed, and its network log records request bodies
+(the sign-in form's POST holds the password) into files under the trace folder
+while the trace runs. So a password is typed inside
+``async with secret_entry(context):``, which stops tracing altogether before
+(the chunk so far is dropped, the network recorder stops) and starts a new
+trace after, once no password input holds a value: nothing of the sign-in is
+ever recorded, not even in files a killed run leaves behind. As a last guard,
+a trace that still contains a registered secret (see
 ``config.logging.register_secret``) is deleted rather than kept.
 
 Example:
@@ -102,15 +106,21 @@ async def _resume(context: BrowserContext) -> None:
             page.once("domcontentloaded", lambda _page: _resume(context))
         return
     setattr(context, _PAUSED, False)
+    await _start_tracing(context)
+
+
+async def _start_tracing(context: BrowserContext) -> None:
+    await context.tracing.start(screenshots=True, snapshots=True)
     await context.tracing.start_chunk()
 
 
 @asynccontextmanager
 async def secret_entry(target: BrowserContext | Page) -> AsyncIterator[None]:
-    """Pauses the trace while a secret is typed.
+    """Stops tracing while a secret is typed and sent.
 
-    The current chunk is discarded, so nothing recorded since the last chunk
-    start is kept. Tracing resumes after the block, or, when a password input
+    The current chunk is discarded and the network recorder stops, so nothing
+    recorded since the last chunk start is kept and the sign-in request is never
+    written anywhere. Tracing starts afresh after the block, or, when a password input
     still holds a value (the form is submitted after the block), at the next
     page load; ``capture_evidence`` and ``restart_trace`` clear such inputs first.
     Accepts a page or its context.
@@ -121,7 +131,7 @@ async def secret_entry(target: BrowserContext | Page) -> AsyncIterator[None]:
         return
     if not getattr(context, _PAUSED, False):
         try:
-            await context.tracing.stop_chunk()
+            await context.tracing.stop()
         except Exception:  # tracing is off for this context
             yield
             return

@@ -41,7 +41,6 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import SecretStr
 
 from bots.domain.errors import ApplicationError, PortalTimeout, PortalUnavailable, SessionExpired
-from connectors.portal.browser import TRACING_MARK
 from connectors.portal.evidence import secret_entry
 
 if TYPE_CHECKING:
@@ -114,21 +113,6 @@ def _totp(secret_b32: str, at: float | None = None, step: int = 30, digits: int 
     return f"{code:0{digits}d}"
 
 
-async def _restart_tracing(page: Page) -> None:
-    """Stops and starts tracing afresh (no-op without tracing).
-
-    Playwright keeps a trace's network log across chunks, and writes the sign-in POST
-    (its form body holds the password) when the exchange finishes, so pausing the chunk
-    around the password is not enough: after signing in, the trace starts over.
-    """
-    if not getattr(page.context, TRACING_MARK, False):
-        return  # tracing is off for this context (Playwright's stop() would not say so)
-    tracing = page.context.tracing
-    await tracing.stop()
-    await tracing.start(screenshots=True, snapshots=True)
-    await tracing.start_chunk()
-
-
 class PortalSession:
     """One browser page signed in to the portal, which signs in again when it must.
 
@@ -160,6 +144,8 @@ class PortalSession:
         """HTTP status of the last page this session navigated to."""
         self.rejected: LoginRejected | None = None
         self.on_relogin: Callable[[], Awaitable[None]] | None = None
+        self.before_submit: Callable[[], Awaitable[None]] | None = None
+        """Awaited right before every form post (the runtime's lease fence): raising stops the post."""
 
     # -- locators --------------------------------------------------------------------------
 
@@ -245,10 +231,14 @@ class PortalSession:
         """Wraps the click that posts a form; checks the answer once the next page arrived.
 
         The block yields a one-element list that holds the final response afterwards.
+        ``before_submit`` (the runtime's lease fence) is awaited first; when it raises,
+        nothing is posted.
         A 5xx answer raises :class:`PortalUnavailable` (the change may or may not be
         saved: never post again without looking); a redirect to the sign-in form
         signs in again and raises :class:`SessionExpired` (the post was not applied).
         """
+        if self.before_submit is not None:
+            await self.before_submit()  # the last moment to find out the item is no longer ours
         holder: list[Response | None] = [None]
         async with self.page.expect_navigation(wait_until="domcontentloaded") as navigation:
             yield holder
@@ -304,7 +294,6 @@ class PortalSession:
                 await self._security_code()
             if self.on_login_page():
                 continue
-            await _restart_tracing(page)
             self.logins += 1
             if self.on_relogin is not None:
                 await self.on_relogin()
