@@ -103,9 +103,8 @@ class Item(Generic[P]):
 
     def audit(self, event: str, **fields: Any) -> None:
         """An audit event about this item (bot, run, item id and key added)."""
-        audit_event(
-            event, bot=self.bot, run_id=self.run_id, item_id=self.id, **{self.key_name: self.key}, **fields
-        )
+        named: dict[str, Any] = {self.key_name: self.key, **fields}
+        audit_event(event, bot=self.bot, run_id=self.run_id, item_id=self.id, **named)
 
     async def once(
         self,

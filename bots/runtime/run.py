@@ -98,16 +98,9 @@ async def run_bot(
     log = get_logger(bot_type.name).bind(run_id=run_id)
     started = dt.datetime.now(dt.UTC)
     digest = hashlib.sha256(source.read_bytes()).hexdigest() if source is not None else None
-    audit_event(
-        f"{bot_type.name}_run_started",
-        bot=bot_type.name,
-        run_id=run_id,
-        **({"source": str(source), "sha256": digest} if source is not None else {}),
-        items=len(payloads),
-        portal=url,
-        dry_run=dry_run,
-        **(audit or {}),
-    )
+    started_fields: dict[str, Any] = {"source": str(source), "sha256": digest} if source is not None else {}
+    started_fields.update(items=len(payloads), portal=url, dry_run=dry_run, **(audit or {}))
+    audit_event(f"{bot_type.name}_run_started", bot=bot_type.name, run_id=run_id, **started_fields)
     scratch: tempfile.TemporaryDirectory[str] | None = None
     if dry_run:
         # A dry run leaves the real ledger alone: its items live in a throwaway one.
@@ -159,21 +152,13 @@ async def run_bot(
         run.finished_at = dt.datetime.now(dt.UTC)
         if finish is not None:
             finish(run, items)
-        audit_event(
-            f"{bot.name}_run_finished",
-            bot=bot.name,
-            run_id=run_id,
-            counts=run.counts,
-            stopped=run.stopped,
-            **(
-                {
-                    "results": str(run.workbook),
-                    "results_sha256": hashlib.sha256(run.workbook.read_bytes()).hexdigest(),
-                }
-                if run.workbook is not None
-                else {}
-            ),
-        )
+        finished: dict[str, Any] = {"counts": run.counts, "stopped": run.stopped}
+        if run.workbook is not None:
+            finished.update(
+                results=str(run.workbook),
+                results_sha256=hashlib.sha256(run.workbook.read_bytes()).hexdigest(),
+            )
+        audit_event(f"{bot.name}_run_finished", bot=bot.name, run_id=run_id, **finished)
         return run
     finally:
         if scratch is not None:
