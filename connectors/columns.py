@@ -136,6 +136,11 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
         data = path.read_bytes()
     except OSError as exc:
         raise SpreadsheetError(path, f"cannot be opened: {exc.strerror or exc}") from None
+    from connectors.limits import RowLimit
+
+    # Bulk inputs have their own (large) row limit, checked before anything is parsed.
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    RowLimit.bulk().check(path, lines - 1, counted="counting its lines")
     text, encoding = decode_csv(path, data)
     delimiter = sniff_delimiter(text)
     first_line = text.split("\n", 1)[0]
@@ -179,9 +184,10 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
 def _read_xlsx(
     path: Path, schema: RowSchema[Any], sheet: str | None
 ) -> tuple[tuple[pl.DataFrame, dict[str, str]], dict[int, list[Any]], str]:
-    from connectors.excel import read_records
+    from connectors.excel import ReadLimits, read_records
+    from connectors.limits import RowLimit
 
-    found = read_records(path, schema, sheet=sheet)
+    found = read_records(path, schema, sheet=sheet, limits=ReadLimits(max_rows=RowLimit.bulk()))
     frame, columns, originals = _records_frame(path, found.sheet, schema, found.records, found.skip_rows)
     return (frame, columns), originals, found.sheet
 

@@ -547,6 +547,7 @@ def read_rows(
         >>> for error in result.errors:  # doctest: +SKIP
         ...     print(error)  # orders.xlsx!Orders row 14, column 'unit_price' ('abc'): expected a number
     """
+    limits = replace(limits, max_rows=row_limit or limits.max_rows or RowLimit.work_items())
     schema = RowSchema(model, aliases=aliases, required=required)
     sheet_read = read_records(
         path, schema, sheet=sheet, limits=limits, allow_external_links=allow_external_links
@@ -584,7 +585,6 @@ def read_records(
         HeaderError: no sheet has the required headers.
     """
     path = Path(path)
-    limits = replace(limits, max_rows=row_limit or limits.max_rows or RowLimit.work_items())
     info = inspect_workbook(path, limits=limits, allow_external_links=allow_external_links)
     if sheet is not None:
         if sheet not in info.sheets:
