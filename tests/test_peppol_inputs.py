@@ -1,7 +1,9 @@
 """What suppliers' PEPPOL files may legitimately say, and what a reader must refuse clearly.
 
-* Indicators are xsd:boolean: ``true``, ``false``, ``1`` and ``0`` (CEN's own examples
-  write ``<cbc:ChargeIndicator>0</cbc:ChargeIndicator>``).
+* Indicators are xsd:boolean: ``true``, ``false``, ``1`` and ``0``. CEN's EN 16931
+  validation artefacts read ``<cbc:ChargeIndicator>0</cbc:ChargeIndicator>`` as an
+  allowance since their rules compare with ``false()`` rather than the text ``'false'``
+  (ConnectingEurope/eInvoicing-EN16931 issue #110).
 * A file that declares an encoding the reader does not know, or cannot decode (UTF-7), is
   one error naming the file, never a traceback.
 

@@ -68,8 +68,8 @@ def xsd_boolean(text: str) -> bool | None:
     """An xsd:boolean's value: ``true``/``1`` or ``false``/``0`` (surrounding spaces and,
     leniently, the case of the words ignored); ``None`` for anything else.
 
-    UBL indicators such as ``cbc:ChargeIndicator`` are xsd:boolean, and official CEN
-    examples write them as ``1`` and ``0``.
+    UBL indicators such as ``cbc:ChargeIndicator`` are xsd:boolean, and senders do write
+    ``1`` and ``0`` (CEN's validation artefacts accept them: eInvoicing-EN16931 issue #110).
 
     Example:
         >>> xsd_boolean("0"), xsd_boolean(" TRUE "), xsd_boolean("yes")
