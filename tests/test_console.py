@@ -328,3 +328,34 @@ def test_release_frees_a_stuck_item_and_names_its_holder(
     assert str(ledger.get(item.id).state) == "pending"
     (record,) = [r for r in audit_records(settings) if r["event"] == "operator.release"]
     assert (record["operator_name"], record["lease_owner"]) == ("Jane Smith", "dead-host:4242")
+
+
+def test_hash_password_prints_settings_lines_that_sign_the_person_in(settings_env: Path) -> None:
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["console", "hash-password", "jsmith", "--name", 'Jane "JJ" Smith'],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output[result.output.index("[console.users.jsmith]") :]
+    user = tomllib.loads(lines)["console"]["users"]["jsmith"]
+    assert user["name"] == 'Jane "JJ" Smith'
+    assert verify_password(PASSWORD, user["password_hash"])
+    assert PASSWORD not in result.output.replace("Password:", "")
+
+
+def test_procbots_console_without_users_says_how_to_add_one(settings_env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["console", "--port", "0"])
+    assert result.exit_code == 2
+    assert "no console users are configured" in result.output
+    assert "procbots console hash-password" in result.output

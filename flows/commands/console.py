@@ -31,15 +31,12 @@ def console(
     if ctx.invoked_subcommand is not None:
         return
     from config.settings import get_settings
-    from flows.console.server import is_loopback, run_console
+    from flows.console.server import is_loopback, run_console, setup_problem
 
     settings = get_settings()
-    if not settings.console.users:
-        typer.echo(
-            "procbots console: no console users are configured; add one with "
-            "`procbots console hash-password` (see docs/operations.md)",
-            err=True,
-        )
+    problem = setup_problem(settings)
+    if problem:
+        typer.echo(f"procbots console: {problem}", err=True)
         raise typer.Exit(2)
     host = host or settings.console.host
     port = settings.console.port if port is None else port

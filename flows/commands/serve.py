@@ -310,6 +310,10 @@ def serve(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Most flow runs at once in this process")
     ] = None,
+    console: Annotated[
+        bool,
+        typer.Option("--console", help="Also serve the work-queue console (console.host, console.port)"),
+    ] = False,
 ) -> None:
     """Serve every deployment of prefect.yaml from this machine (Prefect serve())."""
     try:
@@ -342,6 +346,15 @@ def serve(
         raise typer.Exit(2)
     from prefect import serve as prefect_serve
 
+    if console:
+        from config.settings import get_settings
+        from flows.console.server import ConsoleServer, setup_problem
+
+        problem = setup_problem(get_settings())
+        if problem:
+            typer.echo(f"procbots serve --console: {problem}", err=True)
+            raise typer.Exit(2)
+        typer.echo(f"console on {ConsoleServer(get_settings()).start().url}")
     # Runs start in subprocesses that resolve entrypoints relative to the checkout.
     os.chdir(root)
     prefect_serve(*runner_deployments(ready, root), limit=limit)

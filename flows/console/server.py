@@ -23,7 +23,7 @@ import uvicorn
 from config.logging import get_logger
 from config.settings import Settings
 
-__all__ = ["ConsoleServer", "is_loopback", "run_console"]
+__all__ = ["ConsoleServer", "is_loopback", "run_console", "setup_problem"]
 
 
 def is_loopback(host: str) -> bool:
@@ -34,6 +34,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def setup_problem(settings: Settings) -> str | None:
+    """Why the console cannot be used as configured (no one may sign in), or ``None``."""
+    if not settings.console.users:
+        return (
+            "no console users are configured: add one to [console.users] with "
+            "`procbots console hash-password NAME` (see docs/operations.md)"
+        )
+    return None
 
 
 def _config(settings: Settings, host: str, port: int) -> uvicorn.Config:

@@ -38,7 +38,14 @@ class Console:
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["london"] = _london
+        self.templates.env.filters["data_path"] = self.data_path
         self.templates.env.globals["file_link"] = lambda path: download_route(path, self.settings)
+
+    def data_path(self, path: str) -> str:
+        """A path as people know it: relative to the data root when it is inside."""
+        root = self.settings.paths.root.resolve()
+        target = Path(path).resolve()
+        return target.relative_to(root).as_posix() if target.is_relative_to(root) else path
 
     @property
     def secure_cookies(self) -> bool:
