@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.plugins.env",
+    "tests.plugins.browser",
     "tests.plugins.prefect",
     "tests.plugins.sandbox",
     "tests.plugins.postgres",

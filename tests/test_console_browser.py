@@ -22,7 +22,6 @@ from bots.runtime.ledger import Ledger
 from config.settings import Settings, get_settings
 from connectors.audit import reset_default_audit_log, verify_audit
 from connectors.console_links import console_link
-from connectors.portal.browser import launch_chromium
 from flows.console.auth import hash_password
 from flows.console.server import ConsoleServer
 from tests.plugins.sandbox import SANDBOX_PASSWORD
@@ -52,25 +51,6 @@ def console_env(settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     reset_default_audit_log()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def sign_in(page: Any, url: str, password: str = PASSWORD) -> None:
     page.goto(url + "/")
     page.get_by_label("Name").fill("jsmith")
@@ -85,6 +65,7 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
     and download its trace, replace a requisition's past need-by date, and after the bot's next
     run (another file, the portal recovered) the item is done and the audit names Jane Smith."""
     settings = console_env
+    page.set_viewport_size({"width": 1280, "height": 900})
     chaotic = sandbox_factory(seed=SEED, orders=SEEDED_ORDERS, chaos=CHAOS)
     source = write_requisitions(tmp_path / "requisitions.xlsx", 6, {PAST_NEED_BY: INVALID["REQ-2026-000035"]})
     first = run_purchase_orders(source, portal_url=chaotic.url, contexts=1)

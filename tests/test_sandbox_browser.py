@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from connectors.portal.browser import launch_chromium
 from sandbox.pdf import text_pdf
 from tests.plugins.sandbox import login
 
@@ -23,25 +21,6 @@ TABLES_WITHOUT_TH_JS = (
 UNNAMED_BUTTONS_JS = (
     "() => [...document.querySelectorAll('button')].filter(b => !b.textContent.trim()).length"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(accept_downloads=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def _assert_accessible(page) -> None:
