@@ -359,3 +359,47 @@ def test_procbots_console_without_users_says_how_to_add_one(settings_env: Path) 
     assert result.exit_code == 2
     assert "no console users are configured" in result.output
     assert "procbots console hash-password" in result.output
+
+
+def test_run_ids_are_read_from_evidence_folders_and_history(ledger: Ledger, settings: Settings) -> None:
+    from flows.console.flowruns import FlowRunFinder, run_ids
+
+    item_id = business_exception(ledger, "REQ-RUN-1", settings)
+    evidence = settings.paths.resolve("evidence") / "20261207T101500Z-1a2b3c4d" / str(item_id) / "page.png"
+    ledger.add_evidence(item_id, [Evidence(path=str(evidence), sha256="0" * 64)])
+    item = ledger.get(item_id)
+    assert run_ids(item, ledger.history(item_id)) == ["20261207T101500Z-1a2b3c4d"]
+    offline = FlowRunFinder(api_url=None, ui_url=None)
+    assert offline.find("20261207T101500Z-1a2b3c4d") is None  # no API: no lookup, no link
+    uuid = "1a2b3c4d-0000-4000-8000-000000000001"
+    assert offline.find(uuid) == uuid
+
+
+@pytest.mark.prefect
+def test_an_items_flow_run_is_found_through_the_prefect_api_and_linked(
+    prefect_api: None, ledger: Ledger, settings: Settings
+) -> None:
+    from prefect import flow
+
+    from flows.common import current_flow_run_id
+    from flows.console.flowruns import FlowRunFinder
+
+    @flow(name="console-flow-run-lookup")
+    def a_bot_run() -> str:
+        return str(current_flow_run_id())
+
+    flow_run_id = a_bot_run()
+    run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{flow_run_id[:8]}"
+    item_id = business_exception(ledger, "REQ-RUN-2", settings)
+    evidence = settings.paths.resolve("evidence") / run_id / str(item_id) / "page.png"
+    ledger.add_evidence(item_id, [Evidence(path=str(evidence), sha256="0" * 64)])
+
+    finder = FlowRunFinder.from_prefect_settings()
+    assert finder.find(run_id) == flow_run_id
+    assert finder.find(f"{run_id[:-8]}00000000") is None  # a run id of no flow run
+    with TestClient(create_app(settings, ledger, flow_runs=finder), follow_redirects=False) as client:
+        sign_in(client)
+        page = client.get(f"/items/{item_id}").text
+    assert f"Open flow run {flow_run_id} in the Prefect UI" in page
+    assert finder.ui_url, "the harness's Prefect settings give a UI address"
+    assert f'href="{finder.ui_url}/runs/flow-run/{flow_run_id}"' in page

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from bots.runtime.ledger import Ledger
 from config.settings import Settings
 from flows.console.auth import SessionStore
+from flows.console.flowruns import FlowRunFinder
 from flows.console.routes import files, item, queue, signin
 from flows.console.web import HERE, Console, NotSignedIn, render, to_sign_in
 from flows.console.workqueue import WorkQueue
@@ -37,8 +38,14 @@ _PAGE_POLICY = (
 )
 
 
-def create_app(settings: Settings, ledger: Ledger | None = None) -> FastAPI:
-    """The console over ``ledger`` (default: the one ``settings`` configure)."""
+def create_app(
+    settings: Settings, ledger: Ledger | None = None, flow_runs: FlowRunFinder | None = None
+) -> FastAPI:
+    """The console over ``ledger`` (default: the one ``settings`` configure).
+
+    Flow runs are looked up through the Prefect API of the Prefect settings in
+    force when the app is made (``flow_runs`` to use another).
+    """
     app = FastAPI(
         title="procbots console", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
     )
@@ -46,6 +53,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None) -> FastAPI:
         settings=settings,
         queue=WorkQueue(ledger or Ledger.from_settings(settings)),
         sessions=SessionStore(ttl_s=settings.console.session_ttl_s),
+        flow_runs=flow_runs or FlowRunFinder.from_prefect_settings(),
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for router in (signin.router, queue.router, item.router, files.router):

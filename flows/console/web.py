@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from config.settings import Settings
 from connectors.console_links import download_route
 from flows.console.auth import LoginThrottle, Session, SessionStore, tokens_match
+from flows.console.flowruns import FlowRunFinder
 from flows.console.workqueue import Operator, WorkQueue
 
 __all__ = ["SESSION_COOKIE", "Console", "NotSignedIn", "console", "operator", "render", "signed_in"]
@@ -32,6 +33,7 @@ class Console:
     settings: Settings
     queue: WorkQueue
     sessions: SessionStore
+    flow_runs: FlowRunFinder
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: Jinja2Templates = field(init=False)
 

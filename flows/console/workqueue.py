@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,7 +44,6 @@ PAYLOAD_MODELS = {
 }
 #: States in which a person may retry, resolve or replace an item's data.
 ACTIONABLE_STATES = frozenset({ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW})
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def payload_model(bot: str) -> type[BaseModel] | None:
@@ -117,16 +115,6 @@ class WorkQueue:
     def history(self, item_id: int) -> list[Transition]:
         """The item's transitions, oldest first."""
         return self.ledger.history(item_id)
-
-    def flow_run_id(self, item: WorkItem, history: list[Transition]) -> str | None:
-        """The Prefect flow run that last worked on the item, when the ledger recorded it."""
-        for value in [str((item.result or {}).get("flow_run_id") or "")] + [
-            f"{t.owner or ''} {t.detail or ''}" for t in reversed(history)
-        ]:
-            found = _UUID.search(value)
-            if found:
-                return found.group(0)
-        return None
 
     # -- a person's actions -------------------------------------------------
 

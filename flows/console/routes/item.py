@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bots.runtime.ledger import ACTIVE_STATES, WorkItem
 from flows.console.auth import Session
+from flows.console.flowruns import run_ids
 from flows.console.web import checked_form, console, operator, render, signed_in
 from flows.console.workqueue import ACTIONABLE_STATES, payload_model
 
@@ -30,14 +31,6 @@ def _evidence(item: WorkItem) -> dict[str, list[str]]:
     return kinds
 
 
-def _flow_run_url(flow_run_id: str | None) -> str | None:
-    if flow_run_id is None:
-        return None
-    from flows.common import flow_run_ui_url
-
-    return flow_run_ui_url(flow_run_id)
-
-
 def _page(
     request: Request, item_id: int, session: Session, *, error: str | None = None, status: int = 200
 ) -> Response:
@@ -48,7 +41,9 @@ def _page(
         return render(request, "message.html", {"title": "Not found", "message": str(exc)}, status=404,
                       session=session)  # fmt: skip
     history = queue.history(item_id)
-    flow_run_id = queue.flow_run_id(item, history)
+    finder = console(request).flow_runs
+    runs = run_ids(item, history)
+    flow_run_id = next((found for run in runs if (found := finder.find(run))), None)
     return render(
         request,
         "item.html",
@@ -58,8 +53,9 @@ def _page(
             "result": json.dumps(item.result, indent=2, ensure_ascii=False) if item.result else "",
             "history": history,
             "evidence": _evidence(item),
+            "run_id": runs[0] if runs else None,
             "flow_run_id": flow_run_id,
-            "flow_run_url": _flow_run_url(flow_run_id),
+            "flow_run_url": finder.link(flow_run_id) if flow_run_id else None,
             "actionable": item.state in ACTIONABLE_STATES,
             "leased": item.state in ACTIVE_STATES,
             "error": error,
