@@ -235,19 +235,21 @@ def read_table(
     aliases: Mapping[str, Iterable[str]] | None = None,
     required: Iterable[str] | None = None,
     sheet: str | None = None,
+    row_limit: RowLimit | None = None,
 ) -> ReadResult[M]:
     """Read a CSV or Excel file (by extension) into ``model`` rows.
 
-    These are bulk matching inputs, bounded by ``limits.bulk_rows`` (not a bot's
-    work-item limit).
+    ``row_limit`` bounds the data rows, checked before the file is loaded: by default a
+    bot's work-item limit (``limits.work_item_rows``, e.g. a scan file); the bulk
+    matching inputs below (orders, receipts, invoice rows) pass ``RowLimit.bulk()``.
 
     Raises:
         SpreadsheetError: unknown extension, or the file cannot be read.
-        TooManyRowsError: more data rows than ``limits.bulk_rows``.
+        TooManyRowsError: more data rows than ``row_limit``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    limit = RowLimit.bulk()
+    limit = row_limit or RowLimit.work_items()
     if suffix in (".csv", ".txt", ".tsv"):
         return csvfiles.read_rows(path, model, aliases=aliases, required=required, row_limit=limit)
     if suffix in (".xlsx", ".xlsm", ".xls", ".xlsb"):
@@ -369,6 +371,7 @@ def load_orders(
         aliases=aliases,
         sheet=sheet,
         required=("line_no", "supplier_id", "quantity", "unit_price"),
+        row_limit=RowLimit.bulk(),
     )
     if "po_number" not in result.columns and "requisition_ref" not in result.columns:
         raise HeaderError(path, "has neither a po_number nor a requisition_ref column", sheet=result.sheet)
@@ -428,7 +431,7 @@ def load_receipts(
     warnings: list[RowError] | None = None,
 ) -> tuple[list[GoodsReceipt], list[RowError]]:
     """Read a goods-received file into GRNs (rows grouped by grn_number)."""
-    result = read_table(path, ReceiptRow, aliases=aliases, sheet=sheet)
+    result = read_table(path, ReceiptRow, aliases=aliases, sheet=sheet, row_limit=RowLimit.bulk())
     if warnings is not None:
         warnings.extend(result.warnings)
     errors = list(result.errors)
@@ -483,7 +486,7 @@ def load_invoice_rows(
     ``vat_amount`` column is filled, else per rate group); credit notes come back as
     :class:`~bots.domain.models.CreditNote`.
     """
-    result = read_table(path, InvoiceRow, aliases=aliases, sheet=sheet)
+    result = read_table(path, InvoiceRow, aliases=aliases, sheet=sheet, row_limit=RowLimit.bulk())
     if warnings is not None:
         warnings.extend(result.warnings)
     errors = list(result.errors)

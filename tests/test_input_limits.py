@@ -173,6 +173,25 @@ def test_bulk_matching_inputs_use_the_bulk_limit(low_limits: Path, tmp_path: Pat
         load_receipts(over)
 
 
+def test_a_scan_file_is_a_work_item_input_bounded_by_the_work_item_limit(
+    low_limits: Path, tmp_path: Path
+) -> None:
+    from connectors.scans import load_scans
+
+    header = "GTIN,PO Number,Quantity,Scanned At\n"
+    row = "05012345678900,PO-1,1,2026-05-01T10:00:00Z\n"
+    within = tmp_path / "ward-7-scans.csv"
+    within.write_text(header + row * LIMIT)
+    scans, errors = load_scans(within)
+    assert (len(scans), errors) == (LIMIT, [])  # control: at the limit it reads
+    over = tmp_path / "ward-8-scans.csv"
+    over.write_text(header + row * (LIMIT + 1))
+    with pytest.raises(TooManyRowsError) as caught:
+        load_scans(over)
+    assert str(caught.value).startswith("ward-8-scans.csv: has 51 data rows, over the limit of 50")
+    assert "(setting limits.work_item_rows)" in str(caught.value)
+
+
 def test_a_contract_metadata_workbook_over_the_limit_is_rejected_as_unreadable(
     low_limits: Path, tmp_path: Path
 ) -> None:
