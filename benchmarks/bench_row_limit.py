@@ -1,12 +1,13 @@
 """Benchmark: refusing a work-item input over the row limit, at Excel's maximum size.
 
 Writes a requisition sheet of 1,048,575 data rows (Excel's most: 1,048,576 rows with the
-header; 12 columns, about 70 MB zipped) and times ``procbots run purchase-orders --input``
-on it, process start to exit, with its peak RSS: the run must refuse it before loading
-(exit 2, the ``limits.work_item_rows`` error). Before the limit, reading that sheet took
-9.7 GB (issue 15). Reference in the same run: the same command on a 100-row sheet (the
-fixed cost of the command: it reads the sheet, starts Chromium and gives up on a portal
-that is not there, exit 1). Writes ``benchmarks/results/row_limit.json``.
+header; 12 columns, 1.4 million shared strings, about 75 MB zipped) and times
+``procbots run purchase-orders --input`` on it, process start to exit, with its peak
+RSS: the run must refuse it before loading (exit 2, the ``limits.work_item_rows``
+error). Before the limit, reading that sheet took 9.7 GB (issue 15). Reference in the
+same run: the same command on a 100-row sheet (the fixed cost of the command: it reads
+the sheet, starts Chromium and gives up on a portal that is not there, exit 1). Writes
+``benchmarks/results/row_limit.json``.
 
 Run: ``.venv/bin/python -m benchmarks.bench_row_limit [--rows N] [--repeat N]``.
 """
@@ -38,7 +39,9 @@ _CONTENT_TYPES = (
     'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName='
     '"/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.'
     'main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.'
-    'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+    'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/'
+    'sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+    'sharedStrings+xml"/></Types>'
 )
 _ROOT_RELS = (
     '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
@@ -53,18 +56,34 @@ _WORKBOOK = (
 _WORKBOOK_RELS = (
     '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
     'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
-    'officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+    'officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship '
+    'Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
+    'Target="sharedStrings.xml"/></Relationships>'
 )
 
 
-def _cell(column: str, row: int, value: str | int) -> str:
-    if isinstance(value, int):
-        return f'<c r="{column}{row}"><v>{value}</v></c>'
-    return f'<c r="{column}{row}" t="inlineStr"><is><t>{value}</t></is></c>'
+class _Strings:
+    """The shared strings table, as Excel writes text cells."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def cell(self, column: str, row: int, value: str | int) -> str:
+        if isinstance(value, int):
+            return f'<c r="{column}{row}"><v>{value}</v></c>'
+        number = self.index.setdefault(value, len(self.index))
+        return f'<c r="{column}{row}" t="s"><v>{number}</v></c>'
+
+    def xml(self) -> bytes:
+        head = '<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/'
+        head += f'spreadsheetml/2006/main" count="{len(self.index)}" uniqueCount="{len(self.index)}">'
+        return (head + "".join(f"<si><t>{text}</t></si>" for text in self.index) + "</sst>").encode()
 
 
 def write_requisitions(path: Path, rows: int) -> None:
-    """A requisition sheet of ``rows`` data rows, written as sheet XML directly (fast)."""
+    """A requisition sheet of ``rows`` data rows with a shared strings table, written as
+    sheet XML directly (fast); Excel would write the same parts."""
+    strings = _Strings()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
         archive.writestr("_rels/.rels", _ROOT_RELS)
@@ -75,7 +94,7 @@ def write_requisitions(path: Path, rows: int) -> None:
                 b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
                 b'spreadsheetml/2006/main"><dimension ref="A1:L%d"/><sheetData>' % (rows + 1)
             )
-            head = "".join(_cell(c, 1, h) for c, h in zip(_COLUMNS, HEADER, strict=True))
+            head = "".join(strings.cell(c, 1, h) for c, h in zip(_COLUMNS, HEADER, strict=True))
             sheet.write(f'<row r="1">{head}</row>'.encode())
             batch: list[str] = []
             for n in range(rows):
@@ -85,13 +104,14 @@ def write_requisitions(path: Path, rows: int) -> None:
                     f"50{n:011d}", f"Nitrile gloves {n % 997}", n % 50 + 1, 12, 20, f"CC{n % 90:03d}",
                     "RX1", "2026-09-30",
                 ]  # fmt: skip
-                cells = "".join(_cell(c, r, v) for c, v in zip(_COLUMNS, values, strict=True))
+                cells = "".join(strings.cell(c, r, v) for c, v in zip(_COLUMNS, values, strict=True))
                 batch.append(f'<row r="{r}">{cells}</row>')
                 if len(batch) == 10_000:
                     sheet.write("".join(batch).encode())
                     batch.clear()
             sheet.write("".join(batch).encode())
             sheet.write(b"</sheetData></worksheet>")
+        archive.writestr("xl/sharedStrings.xml", strings.xml())
 
 
 def _run(sheet: Path, data_root: Path) -> tuple[float, int, int, str]:

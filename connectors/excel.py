@@ -592,6 +592,11 @@ def read_records(
         candidates = [sheet]
     else:
         candidates = [name for name in info.sheets if name not in info.hidden_sheets]
+    if candidates:
+        # The first sheet tried is checked before calamine opens the workbook, which reads
+        # the whole shared strings table (1.4 million strings on a full-size sheet).
+        with zipfile.ZipFile(path) as archive:
+            precheck_sheet(archive, info.sheets[candidates[0]], path, candidates[0], limits)
     workbook = _open_calamine(path)
     first_error: HeaderError | None = None
     try:
