@@ -65,6 +65,12 @@ def test_procbots_help_does_not_load_the_settings_or_pydantic() -> None:
         pytest.param(["peppol", "--help"], id="peppol"),
         pytest.param(["run", "purchase-orders", "--help"], id="run-purchase-orders"),
         pytest.param(["match", "--help"], id="match"),
+        pytest.param(["sandbox", "serve", "--help"], id="sandbox-serve"),
+        pytest.param(["demo", "--help"], id="demo"),
+        pytest.param(["serve", "--help"], id="serve"),
+        pytest.param(["console", "--help"], id="console"),
+        pytest.param(["items", "list", "--help"], id="items-list"),
+        pytest.param(["audit", "verify", "--help"], id="audit-verify"),
     ],
 )
 def test_a_command_help_does_not_load_the_settings_nor_what_the_command_runs(args: list[str]) -> None:
