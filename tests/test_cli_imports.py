@@ -106,3 +106,22 @@ def test_the_sandbox_commands_do_load_the_sandbox(tmp_path: Path) -> None:
     packages, code = imported_packages("sandbox", "data", "--out", str(tmp_path), "--orders", "10")
     assert code == 0
     assert "sandbox" in packages
+
+
+def test_procbots_match_of_csv_files_loads_no_browser_orchestrator_ledger_or_workbook_writer(
+    tmp_path: Path,
+) -> None:
+    import csv
+
+    from tests.test_match_cli import INVOICE_A1, INVOICE_HEADER, ORDER_HEADER, ORDER_ROWS, RECEIPTS_CSV
+
+    with (tmp_path / "orders.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([ORDER_HEADER, *ORDER_ROWS])
+    (tmp_path / "receipts.csv").write_text(RECEIPTS_CSV, encoding="utf-8")
+    (tmp_path / "invoices.csv").write_text(INVOICE_HEADER + INVOICE_A1, encoding="utf-8")
+    packages, code = imported_packages(
+        "match", "--orders", str(tmp_path / "orders.csv"), "--receipts", str(tmp_path / "receipts.csv"),
+        "--invoices", str(tmp_path / "invoices.csv"), "--json",
+    )  # fmt: skip
+    assert code == 0, "the invoice is approved (control: the command ran)"
+    assert sorted(packages & {"prefect", "playwright", "sqlalchemy", "sandbox", "openpyxl"}) == []
