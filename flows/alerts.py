@@ -14,8 +14,22 @@ webhook URL is a secret (it carries the channel's token): it is registered with
 the log redactor, never logged, and every alert text is redacted before it is
 sent.
 
-Flows attach the hooks with
-``@flow(..., on_failure=[alert_on_failure], on_crashed=[alert_on_crashed])``.
+What an alert says:
+
+- business exceptions of a run (:func:`alert_business_exceptions`): grouped by
+  reason code, each with its count and up to 10 item keys, each key a link to the
+  item in the console when ``console.public_url`` is set;
+- a failed or crashed run (:func:`alert_on_failure`, :func:`alert_on_crashed`):
+  the run's message and the items it left ``failed`` or ``needs_review``, grouped
+  the same way;
+- de-duplicated: while a flow keeps failing, only its first failure alerts (one
+  "portal down"); its next completed run sends one "recovered"
+  (:func:`alert_on_completion`). The open incidents live in a small JSON file
+  under the data root (``<paths.root>/alerts/state.json``), so this holds across
+  runs and processes.
+
+Flows attach the hooks with ``@flow(..., on_failure=[alert_on_failure],
+on_crashed=[alert_on_crashed], on_completion=[alert_on_completion])``.
 
 Example:
     >>> send_alert(Alert(title="Purchase orders failed", text="Portal down"))  # doctest: +SKIP
@@ -24,11 +38,17 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -36,22 +56,31 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from config.logging import get_logger, redact, register_secret
 
 if TYPE_CHECKING:
+    from bots.runtime.ledger import WorkItem
     from config.settings import Settings
     from flows.common import RunSummary
 
 __all__ = [
+    "MAX_KEYS_PER_REASON",
     "Alert",
     "AlertDeliveryError",
+    "ReasonGroup",
     "alert_business_exceptions",
+    "alert_on_completion",
     "alert_on_crashed",
     "alert_on_failure",
     "generic_payload",
+    "group_by_reason",
     "send_alert",
     "teams_payload",
 ]
 
 Severity = Literal["failure", "warning", "info"]
 _TEAMS_COLOURS = {"failure": "attention", "warning": "warning", "info": "good"}
+#: Item keys named per reason code in an alert; the count says how many there are.
+MAX_KEYS_PER_REASON = 10
+# Row fields that name an item, most specific first (the flows' table rows differ by bot).
+_KEY_FIELDS = ("idempotency_key", "requisition_ref", "invoice_number", "contract_id", "key")
 
 
 class AlertDeliveryError(Exception):
@@ -63,8 +92,37 @@ class _TransientDeliveryError(Exception):
 
 
 @dataclass(frozen=True)
+class ReasonGroup:
+    """The items of one reason code: how many, and the first keys (with links when known)."""
+
+    reason_code: str
+    count: int
+    keys: tuple[str, ...]
+    links: tuple[str | None, ...] = ()
+
+    def line(self, markdown: bool = False) -> str:
+        """``NOT_RECEIVED (12): INV-1, INV-2, ... and 2 more``; keys as links in markdown."""
+        shown = []
+        for n, key in enumerate(self.keys):
+            link = self.links[n] if n < len(self.links) else None
+            shown.append(f"[{key}]({link})" if markdown and link else key)
+        more = self.count - len(self.keys)
+        return (
+            f"{self.reason_code} ({self.count}): " + ", ".join(shown) + (f" and {more} more" if more else "")
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason_code": self.reason_code,
+            "count": self.count,
+            "keys": list(self.keys),
+            "links": list(self.links),
+        }
+
+
+@dataclass(frozen=True)
 class Alert:
-    """One notification: what happened, key facts, where to look."""
+    """One notification: what happened, key facts, the items by reason code, where to look."""
 
     title: str
     text: str
@@ -72,6 +130,7 @@ class Alert:
     facts: dict[str, str] = field(default_factory=dict)
     link: str | None = None
     sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    groups: tuple[ReasonGroup, ...] = ()
 
     def redacted(self) -> Alert:
         """A copy with every known secret masked."""
@@ -82,7 +141,43 @@ class Alert:
             facts={str(k): str(redact(v)) for k, v in self.facts.items()},
             link=redact(self.link) if self.link else None,
             sent_at=self.sent_at,
+            groups=tuple(
+                ReasonGroup(
+                    redact(g.reason_code),
+                    g.count,
+                    tuple(redact(k) for k in g.keys),
+                    tuple(redact(u) if u else None for u in g.links),
+                )
+                for g in self.groups
+            ),
         )
+
+
+def group_by_reason(
+    items: Iterable[tuple[str, str, str | None]], limit: int = MAX_KEYS_PER_REASON
+) -> tuple[ReasonGroup, ...]:
+    """``(reason_code, key, link)`` triples grouped by code: most frequent first, then by code.
+
+    Example:
+        >>> [g.line() for g in group_by_reason([("NOT_RECEIVED", "INV-1", None), ("NO_PO", "INV-2", None)])]
+        ['NOT_RECEIVED (1): INV-1', 'NO_PO (1): INV-2']
+    """
+    keys: dict[str, list[tuple[str, str | None]]] = {}
+    counts: dict[str, int] = {}
+    for code, key, link in items:
+        counts[code] = counts.get(code, 0) + 1
+        shown = keys.setdefault(code, [])
+        if len(shown) < limit:
+            shown.append((key, link))
+    return tuple(
+        ReasonGroup(
+            code,
+            counts[code],
+            tuple(k for k, _ in keys[code]),
+            tuple(u for _, u in keys[code]) if any(u for _, u in keys[code]) else (),
+        )
+        for code in sorted(counts, key=lambda c: (-counts[c], c))
+    )
 
 
 def teams_payload(alert: Alert) -> dict[str, Any]:
@@ -99,6 +194,7 @@ def teams_payload(alert: Alert) -> dict[str, Any]:
             "wrap": True,
         },
         {"type": "TextBlock", "text": alert.text, "wrap": True},
+        *({"type": "TextBlock", "text": group.line(markdown=True), "wrap": True} for group in alert.groups),
         {
             "type": "FactSet",
             "facts": [
@@ -113,7 +209,8 @@ def teams_payload(alert: Alert) -> dict[str, Any]:
         "body": body,
     }
     if alert.link:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open in Prefect", "url": alert.link}]
+        title = "Open in Prefect" if "/runs/" in alert.link else "Open in the console"
+        card["actions"] = [{"type": "Action.OpenUrl", "title": title, "url": alert.link}]
     return {
         "type": "message",
         "summary": alert.title,
@@ -133,6 +230,7 @@ def generic_payload(alert: Alert) -> dict[str, Any]:
         "facts": dict(alert.facts),
         "link": alert.link,
         "sent_at": alert.sent_at.isoformat(),
+        "groups": [group.as_dict() for group in alert.groups],
     }
 
 
@@ -204,51 +302,222 @@ def send_alert(alert: Alert, settings: Settings | None = None, *, timeout_s: flo
     return True
 
 
-def _send_quietly(alert: Alert) -> None:
+def _send_quietly(alert: Alert, settings: Settings | None = None) -> bool:
     """Hooks and finish() must never fail a run because the alert could not go out."""
     try:
-        send_alert(alert)
+        return send_alert(alert, settings)
     except Exception as exc:  # the run's own state matters more than its alert
         get_logger("alerts").error("alert failed", title=redact(alert.title), error=redact(str(exc)))
+        return False
 
 
-def _run_alert(flow: Any, flow_run: Any, state: Any, what: str) -> Alert:
-    from flows.common import flow_run_ui_url
+def _console_url(settings: Settings) -> str | None:
+    base = getattr(getattr(settings, "console", None), "public_url", None)
+    return str(base).rstrip("/") if base else None
 
-    flow_name = getattr(flow, "name", "flow")
+
+def _item_groups(items: Iterable[WorkItem], settings: Settings) -> tuple[ReasonGroup, ...]:
+    console = _console_url(settings)
+    return group_by_reason(
+        (
+            item.reason_code or "NO_REASON_CODE",
+            item.idempotency_key,
+            f"{console}/items/{item.id}" if console else None,
+        )
+        for item in items
+    )
+
+
+def _ledger_items(bot: str, states: list[str], since: datetime | None, settings: Settings) -> list[WorkItem]:
+    """Items of ``bot`` in ``states`` changed since ``since`` (a run's start); [] when unknown."""
+    if since is None:
+        return []
+    from bots.runtime.ledger import Ledger
+
+    try:
+        ledger = Ledger.from_settings(settings, audit=False)
+        try:
+            return ledger.list(bot=bot, states=states, updated_since=since)
+        finally:
+            ledger.close()
+    except Exception as exc:  # the ledger may be what failed: alert without the items
+        get_logger("alerts").warning(
+            "alert without items: the ledger could not be read", error=redact(str(exc))
+        )
+        return []
+
+
+def _bot_of(flow_name: str) -> str:
+    """The bot a flow runs: flows are named after their bot (``purchase-orders`` -> ``purchase_orders``)."""
+    return flow_name.replace("-", "_")
+
+
+# -- de-duplication: one alert per incident, one when it is over ------------------------
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.paths.root / "alerts" / "state.json"
+
+
+@contextmanager
+def _incidents(settings: Settings) -> Iterator[dict[str, Any]]:
+    """The open incidents by key, read and written back under an exclusive lock."""
+    path = _state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / "state.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            try:
+                state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                state = {}
+            except ValueError:
+                get_logger("alerts").warning("alert state unreadable; starting afresh", path=str(path))
+                state = {}
+            before = json.dumps(state, sort_keys=True)
+            yield state
+            if json.dumps(state, sort_keys=True) != before:
+                fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(state, handle, indent=1, sort_keys=True)
+                Path(temp).replace(path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run_facts(flow: Any, flow_run: Any, state: Any) -> dict[str, str]:
     facts = {
-        "Flow": str(flow_name),
+        "Flow": str(getattr(flow, "name", "flow")),
         "Run": str(getattr(flow_run, "name", "")),
         "State": str(getattr(state, "name", "")),
     }
     deployment_id = getattr(flow_run, "deployment_id", None)
     if deployment_id:
         facts["Deployment id"] = str(deployment_id)
+    return facts
+
+
+def _run_alert(flow: Any, flow_run: Any, state: Any, what: str, settings: Settings) -> Alert:
+    from flows.common import flow_run_ui_url
+
+    flow_name = str(getattr(flow, "name", "flow"))
+    facts = _run_facts(flow, flow_run, state)
     message = getattr(state, "message", None) or "no message"
+    failed = _ledger_items(
+        _bot_of(flow_name), ["failed", "needs_review"], getattr(flow_run, "start_time", None), settings
+    )
+    groups = _item_groups(failed, settings)
+    text = str(message)
+    if failed:
+        facts["Failed items"] = str(len(failed))
+        text += f"\n{len(failed)} items failed or need review, by reason code:"
     return Alert(
         title=f"procbots: {flow_name} {what}",
-        text=str(message),
+        text=text,
         severity="failure",
         facts=facts,
         link=flow_run_ui_url(getattr(flow_run, "id", None)),
+        groups=groups,
     )
 
 
+def _alert_failure_once(flow: Any, flow_run: Any, state: Any, what: str) -> None:
+    """Sends the failure alert unless this flow's incident is already open (then counts it)."""
+    try:
+        from config.settings import get_settings
+
+        settings = get_settings()
+        key = f"failure:{getattr(flow, 'name', 'flow')}"
+        with _incidents(settings) as incidents:
+            open_incident = incidents.get(key)
+            if open_incident is not None:
+                open_incident["repeats"] = int(open_incident.get("repeats", 0)) + 1
+                open_incident["last_at"] = datetime.now(UTC).isoformat()
+                open_incident["last_message"] = redact(str(getattr(state, "message", "") or ""))
+                get_logger("alerts").info(
+                    "alert not repeated: the incident is open", flow=key, repeats=open_incident["repeats"]
+                )
+                return
+        alert = _run_alert(flow, flow_run, state, what, settings)
+        if _send_quietly(alert, settings):  # undelivered: the next failure tries again
+            with _incidents(settings) as incidents:
+                now = alert.sent_at.isoformat()
+                incidents.setdefault(key, {"since": now, "last_at": now, "repeats": 0, "title": alert.title})
+    except Exception as exc:  # a hook never fails the run because of its alert
+        get_logger("alerts").error("alert failed", error=redact(str(exc)))
+
+
 def alert_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
-    """Prefect ``on_failure`` hook: alert that the run failed."""
-    _send_quietly(_run_alert(flow, flow_run, state, "failed"))
+    """Prefect ``on_failure`` hook: alert that the run failed (once per incident), naming the failed items."""
+    _alert_failure_once(flow, flow_run, state, "failed")
 
 
 def alert_on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect ``on_crashed`` hook: alert that the run crashed (process killed, infrastructure)."""
-    _send_quietly(_run_alert(flow, flow_run, state, "crashed"))
+    _alert_failure_once(flow, flow_run, state, "crashed")
+
+
+def alert_on_completion(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect ``on_completion`` hook: one "recovered" alert when the flow's incident was open."""
+    try:
+        from config.settings import get_settings
+        from flows.common import flow_run_ui_url
+
+        settings = get_settings()
+        flow_name = str(getattr(flow, "name", "flow"))
+        with _incidents(settings) as incidents:
+            incident = incidents.pop(f"failure:{flow_name}", None)
+        if incident is None:
+            return
+        repeats = int(incident.get("repeats", 0))
+        facts = _run_facts(flow, flow_run, state)
+        facts["Failing since"] = _london_text(incident.get("since"))
+        facts["Failed runs not alerted"] = str(repeats)
+        alert = Alert(
+            title=f"procbots: {flow_name} recovered",
+            text=f"{flow_name} completed again: {getattr(state, 'message', None) or 'no message'}",
+            severity="info",
+            facts=facts,
+            link=flow_run_ui_url(getattr(flow_run, "id", None)),
+        )
+        _send_quietly(alert, settings)
+    except Exception as exc:
+        get_logger("alerts").error("alert failed", error=redact(str(exc)))
+
+
+def _london_text(iso: Any) -> str:
+    from flows.common import london
+
+    try:
+        return str(london(datetime.fromisoformat(str(iso))))
+    except ValueError:
+        return str(iso)
+
+
+def _row_groups(rows: Iterable[Mapping[str, Any]], settings: Settings) -> tuple[ReasonGroup, ...]:
+    """Reason groups from a run's table rows (when the run did not say when it started)."""
+    found = []
+    for row in rows:
+        code = str(row.get("reason_code") or row.get("code") or "")
+        if not code:
+            reason = str(row.get("reason") or "")
+            code = reason if reason.replace("_", "").isalnum() and reason.isupper() else ""
+        if not code:
+            continue
+        key = next((str(row[f]) for f in _KEY_FIELDS if row.get(f)), "(no key)")
+        found.append((code, key, None))
+    return group_by_reason(found)
 
 
 def alert_business_exceptions(summary: RunSummary, settings: Settings | None = None) -> bool:
     """Alerts that a completed run left business exceptions for people to handle.
 
-    Returns whether an alert went out (``False`` when disabled, not configured,
-    or not deliverable; a failed delivery is logged, never raised).
+    The items come from the ledger: the bot's business exceptions changed since
+    the run started (``summary.started_at``), grouped by reason code with counts
+    and up to 10 keys (links into the console when ``console.public_url`` is
+    set); without a start time, from the summary's rows. Returns whether an alert
+    went out (``False`` when disabled, not configured, or not deliverable; a
+    failed delivery is logged, never raised).
     """
     from flows.common import current_flow_run_id, flow_run_ui_url
 
@@ -259,22 +528,25 @@ def alert_business_exceptions(summary: RunSummary, settings: Settings | None = N
     if not settings.alerts.on_business_exceptions:
         return False
     facts = {name.replace("_", " ").capitalize(): str(count) for name, count in summary.counts.items()}
-    reasons: dict[str, int] = {}
-    for row in summary.rows:
-        reason = str(row.get("reason") or row.get("code") or "")
-        if reason:
-            reasons[reason] = reasons.get(reason, 0) + 1
-    if reasons:
-        facts["Reasons"] = ", ".join(f"{code} x{n}" for code, n in sorted(reasons.items()))
+    items = _ledger_items(summary.bot, ["business_exception"], summary.started_at, settings)
+    groups = _item_groups(items, settings) if items else _row_groups(summary.rows, settings)
+    if groups:
+        facts["Reasons"] = ", ".join(
+            f"{g.reason_code} x{g.count}" for g in sorted(groups, key=lambda g: g.reason_code)
+        )
+    console = _console_url(settings)
+    link = (
+        f"{console}/bots/{summary.bot}?state=business_exception"
+        if console
+        else flow_run_ui_url(current_flow_run_id())
+    )
     alert = Alert(
         title=f"procbots: {summary.title}: {summary.business_exceptions} business exceptions",
-        text="The run completed; these items need a person (see the run's exceptions table).",
+        text="The run completed; these items need a person, by reason code"
+        + (" (each key opens the item in the console):" if console else ":"),
         severity="warning",
         facts=facts,
-        link=flow_run_ui_url(current_flow_run_id()),
+        link=link,
+        groups=groups,
     )
-    try:
-        return send_alert(alert, settings)
-    except Exception as exc:
-        get_logger("alerts").error("alert failed", title=alert.title, error=redact(str(exc)))
-        return False
+    return _send_quietly(alert, settings)

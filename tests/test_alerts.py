@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from bots.runtime.ledger import Ledger
 from config.settings import AlertSettings, RetrySettings, Settings
 from flows.alerts import Alert, AlertDeliveryError, alert_business_exceptions, send_alert, teams_payload
 from flows.common import RunSummary, finish
@@ -199,3 +204,184 @@ def test_crashed_flow_run_alerts_through_its_on_crashed_hook(
     assert body["facts"]["State"] == "Crashed"
     assert body["facts"]["Run"]
     assert [r.status for r in receiver.requests] == [503, 200]
+
+
+def _ledger_with_exceptions(codes: dict[str, int]) -> tuple[Ledger, dict[str, list[int]]]:
+    """A ledger in the test's data root whose purchase_orders items ended as business exceptions."""
+    from config.settings import get_settings
+
+    ledger = Ledger.from_settings(get_settings(), audit=False)
+    ids: dict[str, list[int]] = {}
+    n = 0
+    for code, count in codes.items():
+        for _ in range(count):
+            n += 1
+            ledger.add("purchase_orders", f"REQ-{n:04d}", {})
+            item = ledger.claim("purchase_orders", "w")
+            assert item is not None
+            ledger.business_exception(item, code, f"REQ-{n:04d}: {code}")
+            ids.setdefault(code, []).append(item.id)
+    return ledger, ids
+
+
+def test_business_exception_alert_groups_by_reason_code_with_ten_keys_and_console_links(
+    receiver: WebhookReceiver, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config.settings import get_settings
+
+    started = datetime.now(UTC)
+    _ledger, ids = _ledger_with_exceptions({"UNKNOWN_SUPPLIER": 13, "NEED_BY_IN_PAST": 2})
+    monkeypatch.setenv("PROCBOTS_CONSOLE__PUBLIC_URL", "https://procbots.trust.example/")
+    get_settings.cache_clear()
+    settings = get_settings().model_copy(
+        update={"alerts": AlertSettings(webhook_url=SecretStr(receiver.url)), "retry": FAST_RETRY}
+    )
+    summary = RunSummary(
+        bot="purchase_orders",
+        title="Purchase orders",
+        counts={"done": 4, "business_exception": 15},
+        rows=[{"requisition_ref": "not-from-rows", "reason_code": "IGNORED"}],
+        started_at=started,
+    )
+    assert alert_business_exceptions(summary, settings) is True
+    body = receiver.delivered()[0].json()
+    unknown, past = body["groups"]
+    assert (unknown["reason_code"], unknown["count"]) == ("UNKNOWN_SUPPLIER", 13)
+    assert unknown["keys"] == [f"REQ-{n:04d}" for n in range(1, 11)]  # at most 10 keys
+    assert unknown["links"][0] == f"https://procbots.trust.example/items/{ids['UNKNOWN_SUPPLIER'][0]}"
+    assert (past["reason_code"], past["count"], past["keys"]) == (
+        "NEED_BY_IN_PAST",
+        2,
+        ["REQ-0014", "REQ-0015"],
+    )
+    assert body["facts"]["Reasons"] == "NEED_BY_IN_PAST x2, UNKNOWN_SUPPLIER x13"
+    assert body["link"] == "https://procbots.trust.example/bots/purchase_orders?state=business_exception"
+    assert "table" not in body["text"]  # no table is named that the run might not have
+
+
+def test_teams_business_exception_alert_shows_each_reason_with_linked_keys_and_the_rest_counted(
+    receiver: WebhookReceiver, settings_env: Path
+) -> None:
+    from config.settings import get_settings
+
+    started = datetime.now(UTC)
+    _ledger_with_exceptions({"UNKNOWN_SUPPLIER": 12})
+    settings = get_settings().model_copy(
+        update={
+            "alerts": AlertSettings(webhook_url=SecretStr(receiver.url), kind="teams"),
+            "retry": FAST_RETRY,
+        }
+    )
+    summary = RunSummary("purchase_orders", "Purchase orders", {"business_exception": 12}, started_at=started)
+    assert alert_business_exceptions(summary, settings) is True
+    card = receiver.delivered()[0].json()["attachments"][0]["content"]
+    texts = [block.get("text", "") for block in card["body"]]
+    assert "UNKNOWN_SUPPLIER (12): REQ-0001, REQ-0002" in " ".join(texts)
+    assert any(t.endswith("REQ-0010 and 2 more") for t in texts)
+
+
+def test_business_exceptions_of_earlier_runs_are_not_alerted_again(
+    receiver: WebhookReceiver, settings_env: Path
+) -> None:
+    from config.settings import get_settings
+
+    _ledger_with_exceptions({"UNKNOWN_SUPPLIER": 3})
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    settings = get_settings().model_copy(
+        update={"alerts": AlertSettings(webhook_url=SecretStr(receiver.url)), "retry": FAST_RETRY}
+    )
+    summary = RunSummary(
+        "purchase_orders",
+        "Purchase orders",
+        {"business_exception": 1},
+        rows=[{"requisition_ref": "REQ-NEW", "reason_code": "NEED_BY_IN_PAST"}],
+        started_at=later,
+    )
+    assert alert_business_exceptions(summary, settings) is True
+    (group,) = receiver.delivered()[0].json()["groups"]
+    assert (group["reason_code"], group["keys"]) == ("NEED_BY_IN_PAST", ["REQ-NEW"])  # from this run only
+
+
+def _hooked_flow(name: str, outcomes: list[str]) -> Any:
+    """A real Prefect flow with the alert hooks; each call fails or completes as ``outcomes`` says."""
+    from prefect import flow
+
+    from flows.alerts import alert_on_completion, alert_on_crashed, alert_on_failure
+
+    @flow(
+        name=name,
+        on_failure=[alert_on_failure],
+        on_crashed=[alert_on_crashed],
+        on_completion=[alert_on_completion],
+    )
+    def checked_flow(fail_items: int = 0) -> str:
+        from config.settings import get_settings
+
+        if fail_items:
+            ledger = Ledger.from_settings(get_settings(), audit=False)
+            for n in range(fail_items):
+                ledger.add(name.replace("-", "_"), f"REQ-F{n}", {})
+                item = ledger.claim(name.replace("-", "_"), "w")
+                assert item is not None
+                ledger.system_exception(item, "PORTAL_5XX", "portal answered 503")
+                ledger.fail(item, "PORTAL_5XX", "portal answered 503 four times")
+        outcome = outcomes.pop(0)
+        if outcome == "fail":
+            raise RuntimeError("portal http://127.0.0.1:9/healthz: connection refused")
+        return "portal up"
+
+    return checked_flow
+
+
+@pytest.fixture
+def configured_hook(settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """A webhook receiver that the process settings (alerts.webhook_url) point at."""
+    from config.settings import get_settings
+
+    hook = WebhookReceiver()
+    monkeypatch.setenv("PROCBOTS_ALERTS__WEBHOOK_URL", hook.url)
+    get_settings.cache_clear()
+    yield hook
+    hook.close()
+
+
+@pytest.mark.prefect
+def test_a_flow_failing_again_and_again_alerts_once_then_once_recovered(
+    prefect_api: None, settings_env: Path, configured_hook: WebhookReceiver
+) -> None:
+    """The healthcheck every 5 minutes while the portal is down: one 'down', one 'recovered'."""
+    hook = configured_hook
+    checked = _hooked_flow("portal-check-dedup", ["fail", "fail", "fail", "ok", "ok", "fail"])
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            checked()
+    assert [r.json()["title"] for r in hook.delivered()] == ["procbots: portal-check-dedup failed"]
+    checked()
+    checked()
+    titles = [r.json()["title"] for r in hook.delivered()]
+    assert titles == ["procbots: portal-check-dedup failed", "procbots: portal-check-dedup recovered"]
+    recovered = hook.delivered()[1].json()
+    assert recovered["facts"]["Failed runs not alerted"] == "2"
+    assert recovered["severity"] == "info"
+    state = json.loads((settings_env / "alerts" / "state.json").read_text())
+    assert state == {}
+    with pytest.raises(RuntimeError):
+        checked()  # a new incident after the recovery alerts again
+    assert len(hook.delivered()) == 3
+
+
+@pytest.mark.prefect
+def test_a_failure_alert_names_the_failed_items_by_reason_code(
+    prefect_api: None, configured_hook: WebhookReceiver
+) -> None:
+    hook = configured_hook
+    with pytest.raises(RuntimeError):
+        _hooked_flow("failing-bot-items", ["fail"])(fail_items=3)
+    (delivered,) = hook.delivered()
+    body = delivered.json()
+    assert body["title"] == "procbots: failing-bot-items failed"
+    assert body["facts"]["Failed items"] == "3"
+    (group,) = body["groups"]
+    assert (group["reason_code"], group["count"]) == ("PORTAL_5XX", 3)
+    assert group["keys"] == ["REQ-F0", "REQ-F1", "REQ-F2"]
+    assert "connection refused" in body["text"]

@@ -1615,13 +1615,16 @@ class Ledger:
         limit: int | None = None,
         *,
         states: Iterable[ItemState | str] | None = None,
+        updated_since: datetime | None = None,
     ) -> builtins.list[WorkItem]:
-        """Items, oldest first, optionally of one state (or any of ``states``) and/or bot."""
+        """Items, oldest first, optionally of one state (or any of ``states``), bot, changed since."""
         query = select(work_items).order_by(work_items.c.id)
         if state is not None:
             query = query.where(work_items.c.state == ItemState(state).value)
         if states is not None:
             query = query.where(work_items.c.state.in_([ItemState(s).value for s in states]))
+        if updated_since is not None:
+            query = query.where(work_items.c.updated_at >= updated_since)
         if bot is not None:
             query = query.where(work_items.c.bot == bot)
         if limit is not None:
