@@ -27,7 +27,7 @@ from pydantic import Field
 
 from config.logging import redact
 from config.settings import get_settings
-from flows.alerts import alert_on_crashed, alert_on_failure
+from flows.alerts import alert_on_completion, alert_on_crashed, alert_on_failure
 from flows.common import FlowParameters, capped_task_runner, flow_logging, london
 
 __all__ = ["CheckResult", "HealthcheckParameters", "portal_healthcheck_flow"]
@@ -129,6 +129,7 @@ def check_audit_folder(folder: Path) -> CheckResult:
     task_runner=capped_task_runner(3),
     on_failure=[alert_on_failure],
     on_crashed=[alert_on_crashed],
+    on_completion=[alert_on_completion],  # one "recovered" after a failure alert
 )
 def portal_healthcheck_flow(params: HealthcheckParameters = HealthcheckParameters()) -> State:  # noqa: B008
     """Runs the checks, publishes the results, and fails when one of them failed."""
