@@ -65,6 +65,17 @@ _UK_DATE = r"^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$"
 # Characters Python's str.strip() removes but polars' strip_chars() may not; a cell
 # with any is left to the row model.
 _ODD_TEXT = "[\x00-\x08\x0b\x0c\x0e-\x1f\x85\u2028\u2029]"
+_CONTROL = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
+_ODD_SEQUENCES = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+
+
+def _has_odd_text(data: bytes) -> bool:
+    """Whether UTF-8 ``data`` holds a character :data:`_ODD_TEXT` matches (one pass of
+    ``translate`` and three substring searches: a regex over the file took seconds)."""
+    return bool(data.translate(None, _NOT_CONTROL)) or any(seq in data for seq in _ODD_SEQUENCES)
+
+
 _BAD_CELL = "\x00"
 """Stands for an XLSX cell the string columns cannot show faithfully (row model decides)."""
 
@@ -111,22 +122,24 @@ def read_typed(
         HeaderError: no header row with the required columns.
     """
     suffix = path.suffix.lower()
+    originals: dict[int, list[Any]] | None = None
+    sheet_name: str | None = None
     if suffix in (".csv", ".txt", ".tsv"):
-        raw, originals, sheet_name = _read_csv(path, schema), None, None
+        frame, columns, odd = _read_csv(path, schema)
     elif suffix in (".xlsx", ".xlsm"):
-        raw, originals, sheet_name = _read_xlsx(path, schema, sheet)
+        (frame, columns), originals, sheet_name = _read_xlsx(path, schema, sheet)
+        odd = True
     else:
         raise SpreadsheetError(
             path, f"has an unsupported extension {suffix or '(none)'!r}; use .csv or .xlsx"
         )
-    frame, columns = raw
-    return _validate(path, sheet_name, schema, frame, columns, originals, rules)
+    return _validate(path, sheet_name, schema, frame, columns, originals, rules, odd)
 
 
 # --- reading raw cells ------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[str, str]]:
+def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[str, str], bool]:
     from connectors.csvfiles import decode_csv, sniff_delimiter
 
     try:
@@ -143,7 +156,8 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
     RowLimit.bulk().check(path, lines - 1, counted="counting its lines")
     text, encoding = decode_csv(path, data)
     delimiter = sniff_delimiter(text)
-    first_line = text.split("\n", 1)[0]
+    end = text.find("\n", 0, 1 << 20)
+    first_line = text[:end] if end >= 0 else text[: 1 << 20]
     header_cells = next(csv.reader([first_line], delimiter=delimiter), [])
     mapping = schema.match_header(header_cells)
     simple = bool(mapping) and all(r in mapping.values() for r in schema.required) and '"' not in first_line
@@ -166,19 +180,20 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
         except pl.exceptions.PolarsError:
             frame = None
         if frame is not None:
-            lines = payload.count(b"\n") + (0 if payload.endswith(b"\n") else 1)
+            if payload is not data:
+                lines = payload.count(b"\n") + (0 if payload.endswith(b"\n") else 1)
             # Every record on one line (no quoted line breaks, no skipped blank lines):
             # the row number is the line number.
             if lines == frame.height + 1:
                 columns = {name: str(header_cells[i]).strip() for i, name in mapping.items()}
                 frame = frame.with_columns(__row=pl.int_range(2, frame.height + 2, dtype=pl.Int64))
-                return frame, columns
+                return frame, columns, _has_odd_text(payload)
         text, _ = decode_csv(path, data)
     from connectors.csvfiles import _records
 
     records = list(_records(path, text, delimiter))
     frame, columns, _ = _records_frame(path, None, schema, records, {})
-    return frame, columns
+    return frame, columns, True
 
 
 def _read_xlsx(
@@ -246,61 +261,51 @@ def _spelling(cell: Any, kind: str) -> str | None:
 # --- validating --------------------------------------------------------------------------------
 
 
-def _text(name: str) -> tuple[pl.Expr, pl.Expr]:
+def _text(name: str, odd: bool) -> tuple[pl.Expr, pl.Expr]:
     raw = pl.col(name)
     value = raw.str.strip_chars()
     value = pl.when(value == "").then(None).otherwise(value)
-    ok = raw.is_null() | ~raw.str.contains(_ODD_TEXT)
+    # Characters str.strip() removes but strip_chars() may not: checked only when the
+    # file has any (``odd``), and such cells left to the row model.
+    ok = raw.is_null() | ~raw.str.contains(_ODD_TEXT) if odd else pl.lit(True)
     return value, ok
 
 
-def _decimal(name: str, percent: bool = False) -> tuple[pl.Expr, pl.Expr]:
-    text = pl.col(name).str.strip_chars()
-    if percent:
-        text = text.str.strip_suffix("%").str.strip_chars()
-    text = pl.when(text == "").then(None).otherwise(text)
-    ok = text.is_null() | text.str.contains(_NUMBER)
-    magnitude = text.str.strip_prefix("-")
-    parts = magnitude.str.split_exact(".", 1)
-    whole = parts.struct.field("field_0").cast(pl.Int64, strict=False)
-    fraction = parts.struct.field("field_1").fill_null("").str.pad_end(_DIGITS, "0")
-    scaled = whole * SCALE + fraction.cast(pl.Int64, strict=False)
-    value = pl.when(ok & text.is_not_null()).then(
-        pl.when(text.str.starts_with("-")).then(-scaled).otherwise(scaled)
-    )
+def _decimal(name: str, odd: bool, percent: bool = False) -> tuple[pl.Expr, pl.Expr]:
+    # A plain number with at most four decimals (the regex) is read exactly by the
+    # fixed-point cast; anything else (£, commas, spaces, more decimals) is the row model's.
+    raw = pl.col(name)
+    text = raw.str.strip_suffix("%") if percent else raw
+    ok = raw.is_null() | text.str.contains(_NUMBER)
+    value = text.cast(pl.Decimal(18, _DIGITS), strict=False).to_physical().cast(pl.Int64)
     return value, ok
 
 
-def _whole(name: str) -> tuple[pl.Expr, pl.Expr]:
-    text = pl.col(name).str.strip_chars()
-    text = pl.when(text == "").then(None).otherwise(text)
-    ok = text.is_null() | text.str.contains(_WHOLE)
-    return pl.when(ok).then(text.cast(pl.Int64, strict=False)), ok
+def _whole(name: str, odd: bool) -> tuple[pl.Expr, pl.Expr]:
+    # The integer cast reads what int() does ("7", "007", "-3", "+3"); anything else is
+    # null here and the row model's.
+    value = pl.col(name).cast(pl.Int64, strict=False)
+    return value, pl.col(name).is_null() | value.is_not_null()
 
 
-def _date(name: str) -> tuple[pl.Expr, pl.Expr]:
-    text = pl.col(name).str.strip_chars()
-    text = pl.when(text == "").then(None).otherwise(text)
-    iso = pl.when(text.str.contains(_ISO_DATE)).then(text.str.to_date("%Y-%m-%d", strict=False))
-    uk = pl.when(text.str.contains(_UK_DATE)).then(text.str.to_date("%d/%m/%Y", strict=False))
-    value = pl.coalesce(iso, uk)
+def _date(name: str, odd: bool) -> tuple[pl.Expr, pl.Expr]:
+    # ISO dates written in full (yyyy-mm-dd); dd/mm/yyyy and the rest go to the row model.
+    raw = pl.col(name)
+    value = pl.when(raw.str.len_bytes() == 10).then(raw.str.to_date("%Y-%m-%d", strict=False))
     in_range = value.is_between(pl.lit(EARLIEST_DATE), pl.lit(LATEST_DATE))
-    ok = text.is_null() | (value.is_not_null() & in_range)
-    return pl.when(ok).then(value), ok
+    return value, raw.is_null() | in_range.fill_null(False)
 
 
-def _bool(name: str) -> tuple[pl.Expr, pl.Expr]:
-    text = pl.col(name).str.strip_chars().str.to_lowercase()
-    text = pl.when(text == "").then(None).otherwise(text)
+def _bool(name: str, odd: bool) -> tuple[pl.Expr, pl.Expr]:
+    text = pl.col(name).str.to_lowercase()
     value = pl.when(text.is_in(_TRUE)).then(True).when(text.is_in(_FALSE)).then(False)
-    ok = text.is_null() | value.is_not_null()
-    return value, ok
+    return value, pl.col(name).is_null() | value.is_not_null()
 
 
 _KINDS = {
     "text": _text,
     "decimal": _decimal,
-    "percent": lambda name: _decimal(name, percent=True),
+    "percent": lambda name, odd: _decimal(name, odd, percent=True),
     "int": _whole,
     "date": _date,
     "bool": _bool,
@@ -315,17 +320,18 @@ def _validate(
     columns: dict[str, str],
     originals: dict[int, list[Any]] | None,
     rules: Rules | None,
+    odd: bool,
 ) -> TypedTable:
     names = [c for c in raw.columns if c != "__row"]
     errors: list[RowError] = []
-    # Blank rows are no rows, as for the row readers.
+    # Empty rows are no rows, as for the row readers (rows of blank cells fail the
+    # vectorised rules and the row model leaves them out).
     if names:
-        blank = pl.all_horizontal([pl.col(n).is_null() | (pl.col(n).str.strip_chars() == "") for n in names])
-        raw = raw.filter(~blank)
+        raw = raw.filter(~pl.all_horizontal([pl.col(n).is_null() for n in names]))
     typed: list[pl.Expr] = []
     oks: list[pl.Expr] = []
     for name in names:
-        value, ok = _KINDS[schema.kinds[name].name](name)
+        value, ok = _KINDS[schema.kinds[name].name](name, odd)
         typed.append(value.alias(name))
         oks.append(ok)
     frame = raw.select(

@@ -97,8 +97,8 @@ def load_bulk(orders: Path, receipts: Path | None, invoices: Iterable[Path]) -> 
     if errors or not (row_tables or xml_models):
         _raise_problems([*unreadable, *errors])
     receipts_part = _receipts(receipt_table, orders_part["po_numbers"])
-    documents, lines, models, conflicts = _documents(row_tables, xml_models)
-    source = _Models(order_table, receipt_table, row_tables, models)
+    documents, lines, models, conflicts, line_rows = _documents(row_tables, xml_models)
+    source = _Models(order_table, receipt_table, row_tables, line_rows, models)
     tables = MatchTables.from_arrays(orders_part, receipts_part, documents, lines, source)
     return BulkInputs(tables, conflicts, unreadable)
 
@@ -366,9 +366,10 @@ _HEADER = ["po_number", "billing_reference", "currency", "supplier_name"]
 
 def _documents(
     tables: list[TypedTable], xml: list[Invoice]
-) -> tuple[dict[str, Any], dict[str, Any], dict[int, Any], list[Decision]]:
-    """Document and line columns of every invoice file, the way to each document's model,
-    and the documents held for rows that disagree."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[int, Any], list[Decision], pl.DataFrame]:
+    """Document and line columns of every invoice file, the UBL documents' models by
+    index, the documents held for rows that disagree, and each line's document, file and
+    row (to build a document's model from its rows)."""
     doc_parts: list[pl.DataFrame] = []
     line_parts: list[pl.DataFrame] = []
     conflicts: list[Decision] = []
@@ -391,20 +392,23 @@ def _documents(
             groups = groups.filter(~pl.col("__conflict"))
         groups = groups.with_columns(__doc=pl.int_range(offset, offset + groups.height, dtype=pl.Int64))
         lines = frame.join(groups.select(*_KEY, "__doc"), on=_KEY, how="inner").sort("__doc", "__row")
-        lines = _line_amounts(lines)
+        lines = _line_amounts(lines).with_columns(__table=pl.lit(number))
         totals = _totals(lines)
         docs = groups.join(totals, on="__doc", how="left").sort("__doc")
-        docs = docs.with_columns(__source=pl.lit(str(table.path)), __table=pl.lit(number))
-        for doc_index, rows in zip(docs["__doc"].to_list(), docs["__rows"].to_list(), strict=True):
-            models[doc_index] = (number, rows)
+        docs = docs.with_columns(__source=pl.lit(str(table.path)))
         doc_parts.append(docs.drop("__rows"))
         line_parts.append(lines)
         offset += groups.height
     documents = _document_columns(doc_parts)
     lines_out = _line_columns(line_parts)
+    line_rows = (
+        pl.concat([p.select("__doc", "__table", "__row") for p in line_parts])
+        if line_parts
+        else pl.DataFrame(schema={"__doc": pl.Int64, "__table": pl.Int32, "__row": pl.Int64})
+    )
     if xml:
         _append_models(documents, lines_out, xml, offset, models)
-    return documents, lines_out, models, conflicts
+    return documents, lines_out, models, conflicts, line_rows
 
 
 def _line_amounts(lines: pl.DataFrame) -> pl.DataFrame:
@@ -669,25 +673,35 @@ class _Models:
         orders: TypedTable,
         receipts: TypedTable | None,
         invoice_tables: list[TypedTable],
-        documents: dict[int, Any],
+        lines: pl.DataFrame,
+        documents: dict[int, Invoice],
     ) -> None:
         self.orders = orders
         self.receipts = receipts
         self.invoice_tables = invoice_tables
+        self.lines = lines
         self.documents = documents
 
     def invoice_models(self, indices: Sequence[int]) -> list[Invoice]:
         from connectors.formats import InvoiceRow, invoice_from_rows
 
+        wanted = [i for i in indices if i not in self.documents]
+        rows = (
+            self.lines.filter(pl.col("__doc").is_in(wanted)).select("__doc", "__table", "__row")
+            if wanted
+            else pl.DataFrame()
+        )
+        by_doc: dict[int, list[tuple[int, int]]] = {}
+        for doc, table_index, row in rows.iter_rows():
+            by_doc.setdefault(doc, []).append((table_index, row))
         out = []
         for i in indices:
-            found = self.documents[i]
-            if not isinstance(found, tuple):
-                out.append(found)
+            if i in self.documents:
+                out.append(self.documents[i])
                 continue
-            number, rows = found
-            table = self.invoice_tables[number]
-            frame = table.frame.filter(pl.col("__row").is_in(rows)).sort("__row")
+            table = self.invoice_tables[by_doc[i][0][0]]
+            numbers = [row for _, row in by_doc[i]]
+            frame = table.frame.filter(pl.col("__row").is_in(numbers)).sort("__row")
             models: list[InvoiceRow] = [
                 cast("InvoiceRow", table.models.get(record["__row"]) or _row_model(InvoiceRow, record))
                 for record in frame.iter_rows(named=True)

@@ -262,6 +262,58 @@ SCENARIOS = [
         Scenario(
             [
                 invoice("INV-1"),
+                invoice("CN-1", day(3), lines=[("1", "10", "10.00", "20")], credit=True, billing="INV-1"),
+                invoice("INV-1", day(6)),
+            ],
+            [("INV-1", "approve", set()), ("CN-1", "approve", set()), ("INV-1", "approve", set())],
+            notes={"REBILL_AFTER_CREDIT"},
+        ),
+        id="rebill-after-full-credit-approved-with-note",
+    ),
+    pytest.param(
+        Scenario(
+            [
+                invoice("INV-1"),
+                invoice("CN-1", day(1), lines=[("1", "10", "10.00", "20")], credit=True, billing="INV-1"),
+                invoice("INV-1A", day(2)),
+            ],
+            [("INV-1", "approve", set()), ("CN-1", "approve", set()), ("INV-1A", "approve", set())],
+        ),
+        id="same-amount-after-full-credit-is-no-possible-duplicate",
+    ),
+    pytest.param(
+        Scenario(
+            [
+                invoice("INV-1"),
+                invoice("CN-1", day(3), lines=[("1", "4", "10.00", "20")], credit=True, billing="INV-1"),
+                invoice("INV-1", day(6)),
+            ],
+            [("INV-1", "approve", set()), ("CN-1", "approve", set()), ("INV-1", "reject", {"DUPLICATE_INVOICE"})],
+        ),
+        id="rebill-after-partial-credit-still-duplicate",
+    ),
+    pytest.param(
+        Scenario(
+            [
+                invoice("INV-1"),
+                invoice("CN-1", day(3), lines=[("1", "10", "10.00", "20")], credit=True, billing="INV-1"),
+                invoice("INV-1", day(6)),
+                invoice("INV-1", day(9)),
+            ],
+            [
+                ("INV-1", "approve", set()),
+                ("CN-1", "approve", set()),
+                ("INV-1", "approve", set()),
+                ("INV-1", "reject", {"DUPLICATE_INVOICE"}),
+            ],
+            notes={"REBILL_AFTER_CREDIT"},
+        ),
+        id="second-rebill-after-one-full-credit-is-a-duplicate",
+    ),
+    pytest.param(
+        Scenario(
+            [
+                invoice("INV-1"),
                 invoice("INV-2", day(6), lines=[("1", "4", "10.00", "20")]),
             ],
             [("INV-1", "approve", set()), ("INV-2", "hold", {"QTY_OVER_RECEIVED", "QTY_OVER_ORDERED"})],

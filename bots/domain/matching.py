@@ -436,6 +436,13 @@ class _Engine:
         # find their PO and the amount they may credit through the billing reference.
         self.known_invoices: dict[tuple[str, str], tuple[str | None, Decimal, str]] = {}
         self.policies: dict[str, tuple[MatchingPolicy, frozenset[Decimal]]] = {}
+        # Full reversals: credits approved per invoice, the invoices reversed in full and
+        # not yet billed again (number, date, credit note), and every reversed invoice
+        # (supplier, number key, date), which the possible-duplicate rule passes over.
+        self.credited: dict[tuple[str, str], Decimal] = {}
+        self.invoice_dates: dict[tuple[str, str], dt.date] = {}
+        self.reversed: dict[tuple[str, str], tuple[str, dt.date, str]] = {}
+        self.cancelled: set[tuple[str, str, dt.date]] = set()
         self.item_index: dict[str, dict[str, int]] = {}
 
     def policy_for(self, vat_key: str) -> tuple[MatchingPolicy, frozenset[Decimal]]:
@@ -616,10 +623,23 @@ class _Engine:
                 )
             )
 
-        # Duplicates: an exact one is rejected whatever else is wrong with it.
+        # Duplicates: an exact one is rejected whatever else is wrong with it. An invoice
+        # a credit note reversed in full takes no part (a rebill after a full credit).
         fy = financial_year(doc.issue_date)
         exact_key = (vat_key, doc.document_type, number_key, fy)
         earlier = self.exact_seen.get(exact_key)
+        reversal = None if is_credit else self.reversed.get((vat_key, number_key))
+        if reversal is not None and (earlier is None or earlier == reversal[:2]):
+            earlier = None
+            notes.append(
+                Reason(
+                    "REBILL_AFTER_CREDIT",
+                    None,
+                    f"Invoice {reversal[0]} dated {_day(reversal[1])} was reversed in full by credit note "
+                    f"{reversal[2]}; this {kind} bills it again and is not a duplicate",
+                )
+            )
+            del self.reversed[(vat_key, number_key)]
         if earlier is not None:
             duplicate = Reason(
                 "DUPLICATE_INVOICE",
@@ -634,9 +654,28 @@ class _Engine:
         decision: DecisionKind = "hold" if reasons else "approve"
         if decision == "approve":
             invoiced.update(pending)
+            if credited is not None:
+                self._credit(doc, vat_key, gross)
         if not is_credit:
+            if reversal is not None:
+                self.known_invoices.pop((vat_key, number_key), None)
+                self.credited.pop((vat_key, number_key), None)
             self.known_invoices.setdefault((vat_key, number_key), (po, gross, doc.invoice_number))
+            self.invoice_dates.setdefault((vat_key, number_key), doc.issue_date)
         return self._decision(doc, decision, reasons, notes, po, gross)
+
+    def _credit(self, doc: Invoice, vat_key: str, gross: Decimal) -> None:
+        """Record an approved credit note against the invoice it references; one that
+        (with the earlier ones) reverses it in full takes it out of the duplicate rules."""
+        key = (vat_key, normalise_invoice_number(doc.billing_reference or ""))
+        known = self.known_invoices.get(key)
+        if known is None:
+            return
+        total = self.credited[key] = self.credited.get(key, _ZERO) + gross
+        if total >= known[1]:
+            day = self.invoice_dates[key]
+            self.reversed[key] = (known[2], day, doc.invoice_number)
+            self.cancelled.add((vat_key, key[1], day))
 
     # --- the exception path: message builders -------------------------------------------
 
@@ -834,7 +873,12 @@ class _Engine:
             bucket = found
         currency = doc.currency
         days = (doc.issue_date - bucket.last_date).days
-        if days <= policy.duplicate_days:
+        last_cancelled = (
+            vat_key,
+            normalise_invoice_number(bucket.last_number),
+            bucket.last_date,
+        ) in self.cancelled
+        if days <= policy.duplicate_days and not last_cancelled:
             reasons.append(
                 Reason(
                     "POSSIBLE_DUPLICATE",
@@ -845,7 +889,9 @@ class _Engine:
             )
         elif policy.similar_numbers:
             similar = bucket.similar(number_key)
-            if similar is not None:
+            if similar is not None and (
+                (vat_key, normalise_invoice_number(similar[0]), similar[1]) not in self.cancelled
+            ):
                 reasons.append(
                     Reason(
                         "POSSIBLE_DUPLICATE",
