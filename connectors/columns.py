@@ -65,7 +65,7 @@ _UK_DATE = r"^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$"
 # Characters Python's str.strip() removes but polars' strip_chars() may not; a cell
 # with any is left to the row model.
 _ODD_TEXT = "[\x00-\x08\x0b\x0c\x0e-\x1f\x85\u2028\u2029]"
-_CONTROL = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_CONTROL = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 _NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
 _ODD_SEQUENCES = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 

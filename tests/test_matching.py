@@ -288,7 +288,11 @@ SCENARIOS = [
                 invoice("CN-1", day(3), lines=[("1", "4", "10.00", "20")], credit=True, billing="INV-1"),
                 invoice("INV-1", day(6)),
             ],
-            [("INV-1", "approve", set()), ("CN-1", "approve", set()), ("INV-1", "reject", {"DUPLICATE_INVOICE"})],
+            [
+                ("INV-1", "approve", set()),
+                ("CN-1", "approve", set()),
+                ("INV-1", "reject", {"DUPLICATE_INVOICE"}),
+            ],
         ),
         id="rebill-after-partial-credit-still-duplicate",
     ),
