@@ -327,7 +327,9 @@ def _validate(
     # Empty rows are no rows, as for the row readers (rows of blank cells fail the
     # vectorised rules and the row model leaves them out).
     if names:
-        raw = raw.filter(~pl.all_horizontal([pl.col(n).is_null() for n in names]))
+        empty = pl.all_horizontal([pl.col(n).is_null() for n in names])
+        if raw.select(empty.any()).item():
+            raw = raw.filter(~empty)
     typed: list[pl.Expr] = []
     oks: list[pl.Expr] = []
     for name in names:
@@ -363,8 +365,12 @@ def _validate(
     if checks:
         frame = frame.with_columns(__fast=pl.col("__fast") & pl.all_horizontal(checks).fill_null(False))
     frame = frame.drop([c for c in frame.columns if c.startswith("__") and c not in ("__row", "__fast")])
-    slow = frame.filter(~pl.col("__fast"))
-    frame = frame.filter(pl.col("__fast")).drop("__fast").with_columns(__inexact=pl.lit(False))
+    if frame["__fast"].all():  # the usual case: no copy
+        slow = frame.clear()
+    else:
+        slow = frame.filter(~pl.col("__fast"))
+        frame = frame.filter(pl.col("__fast"))
+    frame = frame.drop("__fast").with_columns(__inexact=pl.lit(False))
     table = TypedTable(path, sheet, frame, columns, errors)
     if slow.height:
         _by_row_model(table, schema, raw, slow["__row"].to_list(), originals, columns)

@@ -264,9 +264,13 @@ def _orders(table: TypedTable) -> dict[str, Any]:
             f"--orders {table.path}: rows without a po_number "
             f"(requisition {missing['requisition_ref'][0]}); raise them first"
         )
-    frame = frame.with_columns(__po=pl.col("po_number").rank("dense").cast(pl.Int64) - 1).sort(
-        ["__po", "__row"]
-    )
+    # A PO's lines are usually together: then a PO is a run of rows; else sort by PO.
+    change = pl.col("po_number").ne_missing(pl.col("po_number").shift(1))
+    frame = frame.with_columns(__po=(change.cum_sum() - 1).cast(pl.Int64))
+    if frame.height and int(frame["__po"][-1]) + 1 != frame["po_number"].n_unique():
+        frame = frame.with_columns(__po=pl.col("po_number").rank("dense").cast(pl.Int64) - 1).sort(
+            ["__po", "__row"]
+        )
     headers = [f for f in _ORDER_HEADER_FIELDS if f in frame.columns]
     per_po = frame.group_by("__po", maintain_order=True).agg(
         pl.col("po_number").first(),
@@ -380,23 +384,32 @@ def _documents(
         for name in _HEADER:
             if name not in frame.columns:
                 frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
-        groups = frame.group_by(_KEY, maintain_order=True).agg(
-            __first=pl.col("__row").first(),
-            __rows=pl.col("__row"),
-            __conflict=pl.any_horizontal([pl.col(h).n_unique() > 1 for h in _HEADER]),
-            **{h: pl.col(h).first() for h in _HEADER},
+        frame = _number_documents(frame)
+        # A header value that differs from its document's first row: the document is held.
+        start = pl.col("__key").ne_missing(pl.col("__key").shift(1))
+        differs = pl.any_horizontal(
+            [
+                pl.col(h).fill_null("\x00") != pl.when(start).then(pl.col(h).fill_null("\x00")).forward_fill()
+                for h in _HEADER
+            ]
         )
-        clashing = groups.filter(pl.col("__conflict"))
-        if clashing.height:
-            conflicts += _conflicts(table, frame, clashing)
-            groups = groups.filter(~pl.col("__conflict"))
-        groups = groups.with_columns(__doc=pl.int_range(offset, offset + groups.height, dtype=pl.Int64))
-        lines = frame.join(groups.select(*_KEY, "__doc"), on=_KEY, how="inner").sort("__doc", "__row")
+        clashing_keys = frame.filter(differs)["__key"].unique()
+        if len(clashing_keys):
+            clashing = frame.filter(pl.col("__key").is_in(clashing_keys.implode()))
+            clashing_groups = clashing.group_by("__key", maintain_order=True).agg(
+                *[pl.col(k).first() for k in _KEY], __rows=pl.col("__row")
+            )
+            conflicts += _conflicts(table, clashing, clashing_groups)
+            frame = frame.filter(~pl.col("__key").is_in(clashing_keys.implode()))
+            frame = frame.with_columns(__key=(start.cum_sum() - 1).cast(pl.Int64))
+        frame = frame.with_columns(__doc=pl.col("__key") + offset)
+        groups = frame.filter(start.fill_null(True)).select(*_KEY, *_HEADER, "__doc")
+        lines = frame
         lines = _line_amounts(lines).with_columns(__table=pl.lit(number))
         totals = _totals(lines)
-        docs = groups.join(totals, on="__doc", how="left").sort("__doc")
+        docs = groups.join(totals, on="__doc", how="left", maintain_order="left")
         docs = docs.with_columns(__source=pl.lit(str(table.path)))
-        doc_parts.append(docs.drop("__rows"))
+        doc_parts.append(docs)
         line_parts.append(lines)
         offset += groups.height
     documents = _document_columns(doc_parts)
@@ -409,6 +422,30 @@ def _documents(
     if xml:
         _append_models(documents, lines_out, xml, offset, models)
     return documents, lines_out, models, conflicts, line_rows
+
+
+def _number_documents(frame: pl.DataFrame) -> pl.DataFrame:
+    """``__key``: each row's document (type, supplier VAT, number, date), numbered in the
+    order documents first appear, rows of a document together and in file order.
+
+    Exports write a document's rows together: then a document is a run of rows, found
+    in one pass. Otherwise the documents are numbered by first appearance and the rows
+    sorted by document.
+    """
+    if not frame.height:
+        return frame.with_columns(__key=pl.lit(0, dtype=pl.Int64))
+    change = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in _KEY])
+    frame = frame.with_columns(__key=(change.cum_sum() - 1).cast(pl.Int64))
+    runs = int(frame["__key"][-1]) + 1
+    if runs == frame.select(pl.struct(_KEY).n_unique()).item():
+        return frame
+    ids = frame.select(_KEY).unique(maintain_order=True).with_row_index("__first_seen")
+    frame = frame.drop("__key").join(ids, on=_KEY, how="left", maintain_order="left", nulls_equal=True)
+    return (
+        frame.with_columns(__key=pl.col("__first_seen").cast(pl.Int64))
+        .drop("__first_seen")
+        .sort("__key", "__row")
+    )
 
 
 def _line_amounts(lines: pl.DataFrame) -> pl.DataFrame:
@@ -424,7 +461,12 @@ def _line_amounts(lines: pl.DataFrame) -> pl.DataFrame:
         __category=pl.when(pl.col("vat_category").is_not_null())
         .then(pl.col("vat_category").str.to_uppercase())
         .otherwise(pl.when(pl.col("vat_rate") == 0).then(pl.lit("Z")).otherwise(pl.lit("S"))),
-        __label=pl.int_range(1, pl.len() + 1).over("__doc"),
+        # Position in the document (its rows are consecutive): row index - first row index + 1.
+        __label=pl.int_range(pl.len(), dtype=pl.Int64)
+        - pl.when(pl.col("__doc").ne_missing(pl.col("__doc").shift(1)))
+        .then(pl.int_range(pl.len(), dtype=pl.Int64))
+        .forward_fill()
+        + 1,
     )
 
 
