@@ -29,22 +29,31 @@ Example:
 from __future__ import annotations
 
 import logging
-import re
 import sys
-import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import structlog
-from pydantic import BaseModel, SecretStr
+
+from config.redaction import (
+    REDACTED,
+    SECRET_KEY_PATTERN,
+    redact,
+    register_secret,
+    registered_secrets,
+    secrets_from_settings,
+)
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 __all__ = [
+    "AUDIT_LOGGER_NAME",
     "LOGGER_NAME",
     "REDACTED",
+    "SECRET_KEY_PATTERN",
     "Redactor",
+    "SentenceRenderer",
     "bind_context",
     "clear_context",
     "configure_logging",
@@ -56,118 +65,7 @@ __all__ = [
 ]
 
 LOGGER_NAME = "procbots"
-REDACTED = "***"
-
-# Keys whose values are dropped whatever they hold. Matched anywhere in the key,
-# case-insensitively, so ``portal_password``, ``X-Api-Key`` and ``set-cookie`` count.
-SECRET_KEY_PATTERN = re.compile(
-    r"pass(word|wd|phrase)?(?![a-z])|secret|token|api[_-]?key|authori[sz]ation|cookie|hmac|credential"
-    r"|private[_-]?key|totp|signature",
-    re.IGNORECASE,
-)
-
-_secret_values: set[str] = set()
-_secrets_lock = threading.Lock()
-# Longest first, so a secret that contains another is replaced whole.
-_secret_pattern: re.Pattern[str] | None = None
-
-
-def register_secret(value: str | SecretStr | None) -> None:
-    """Adds a value that must never appear in a log line or audit record.
-
-    Example:
-        >>> register_secret("hunter2")
-        >>> redact("login with hunter2")
-        'login with ***'
-    """
-    global _secret_pattern
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    if not raw:
-        return
-    with _secrets_lock:
-        if raw in _secret_values:
-            return
-        _secret_values.add(raw)
-        ordered = sorted(_secret_values, key=len, reverse=True)
-        _secret_pattern = re.compile("|".join(re.escape(v) for v in ordered))
-
-
-def registered_secrets() -> frozenset[str]:
-    """The secret values currently redacted (for tests and diagnostics)."""
-    return frozenset(_secret_values)
-
-
-def secrets_from_settings(settings: Settings | BaseModel) -> list[str]:
-    """Every non-empty ``SecretStr`` value found anywhere in a settings model."""
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            if value.get_secret_value():
-                found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple | set | frozenset):
-            for item in value:
-                walk(item)
-
-    walk(settings)
-    return found
-
-
-def _is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and SECRET_KEY_PATTERN.search(key) is not None
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with secret-looking keys and known secret values masked.
-
-    Strings have every registered secret replaced by ``***``; dicts lose the values
-    of secret-looking keys; lists, tuples and sets are walked recursively;
-    ``SecretStr`` becomes ``***``; other objects are kept unless their text shows a
-    secret, in which case their redacted text replaces them.
-    """
-    pattern = _secret_pattern
-    return _redact(value, pattern, 0)
-
-
-def _redact(value: Any, pattern: re.Pattern[str] | None, depth: int) -> Any:
-    if depth > 50:  # a cycle or absurd nesting: refuse to walk further, never leak
-        return REDACTED
-    if isinstance(value, str):
-        return pattern.sub(REDACTED, value) if pattern is not None else value
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, SecretStr):
-        return REDACTED
-    if isinstance(value, Mapping):
-        return {
-            _redact(k, pattern, depth + 1) if isinstance(k, str) else k: (
-                REDACTED if _is_secret_key(k) and v not in (None, "") else _redact(v, pattern, depth + 1)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(v, pattern, depth + 1) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_redact(v, pattern, depth + 1) for v in value)
-    if isinstance(value, set | frozenset):
-        return [_redact(v, pattern, depth + 1) for v in value]
-    if isinstance(value, BaseModel):
-        return _redact(value.model_dump(mode="json"), pattern, depth + 1)
-    if isinstance(value, BaseException):
-        return _redact(f"{type(value).__name__}: {value}", pattern, depth + 1)
-    if pattern is not None:
-        # Objects we do not know (Decimal, Path, datetime ...) are kept as they are
-        # unless their text carries a secret.
-        text = str(value)
-        if pattern.search(text):
-            return pattern.sub(REDACTED, text)
-    return value
+AUDIT_LOGGER_NAME = f"{LOGGER_NAME}.audit"
 
 
 class Redactor:
@@ -259,7 +157,50 @@ class _PrefectBridge(logging.Handler):
             self.handleError(record)
 
 
-def _choose_renderer(renderer: Literal["auto", "json", "console"]) -> Any:
+# Fields every line carries that a person reading a run's log does not need repeated.
+_CONTEXT_FIELDS = frozenset({"event", "timestamp", "level", "logger", "run_id", "bot", "flow_run_id"})
+_MAX_LISTED = 5
+
+
+def _short(value: Any) -> str:
+    """A field value as a person reads it: long lists cut to their first few."""
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [str(v) for v in value]
+        shown = ", ".join(items[:_MAX_LISTED])
+        return f"[{shown} and {len(items) - _MAX_LISTED} more]" if len(items) > _MAX_LISTED else f"[{shown}]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}={_short(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+class SentenceRenderer:
+    """structlog renderer for run logs people read: ``po created: po_number=PO-000123, ...``.
+
+    The event, then its own fields; the run id, bot, level and time are left out
+    (the Prefect UI shows the run, level and time of every line); lists longer than
+    five are cut (``[a, b, c, d, e and 89 more]``); an exception is its last line.
+
+    Example:
+        >>> SentenceRenderer()(None, "info", {"event": "po created", "po_number": "PO-1", "bot": "x"})
+        'po created: po_number=PO-1'
+    """
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+        event = str(event_dict.get("event", ""))
+        parts = []
+        for key, value in event_dict.items():
+            if key in _CONTEXT_FIELDS or value is None or value == "":
+                continue
+            if key == "exception":
+                lines = [line for line in str(value).strip().splitlines() if line.strip()]
+                value = lines[-1] if lines else value
+            parts.append(f"{key}={_short(value)}")
+        return f"{event}: {', '.join(parts)}" if parts else event
+
+
+def _choose_renderer(renderer: Literal["auto", "json", "console", "sentence"]) -> Any:
+    if renderer == "sentence":
+        return SentenceRenderer()
     if renderer == "auto":
         renderer = "console" if sys.stderr.isatty() else "json"
     if renderer == "console":
@@ -275,7 +216,7 @@ _configured_level = logging.INFO
 def configure_logging(
     settings: Settings | None = None,
     *,
-    renderer: Literal["auto", "json", "console"] = "auto",
+    renderer: Literal["auto", "json", "console", "sentence"] = "auto",
     extra_secrets: Iterable[str] = (),
 ) -> None:
     """Sets up structlog and the ``procbots`` stdlib logger; safe to call again.
@@ -283,7 +224,8 @@ def configure_logging(
     Args:
         settings: where the level and the secret values come from; the process
             settings (``get_settings()``) when omitted.
-        renderer: ``json`` lines, ``console`` text, or ``auto`` (console on a TTY).
+        renderer: ``json`` lines, ``console`` text, ``sentence`` (one readable line per
+            event, for run logs in the Prefect UI), or ``auto`` (console on a TTY, else json).
         extra_secrets: more values to redact, as with :func:`register_secret`.
 
     Example:
@@ -332,6 +274,17 @@ def configure_logging(
     bridge = _PrefectBridge()
     bridge.addFilter(_RedactForeignRecords())
     owner.addHandler(bridge)
+
+    # Audit records belong in the audit file (hash-chained), not in a run's log stream:
+    # ``procbots.audit`` goes to stderr only, never to Prefect's handlers on ``procbots``.
+    audit = logging.getLogger(AUDIT_LOGGER_NAME)
+    audit.propagate = False
+    for handler in [h for h in audit.handlers if getattr(h, "procbots_owned", False)]:
+        audit.removeHandler(handler)
+    audit_handler = _StderrHandler()
+    audit_handler.addFilter(_RedactForeignRecords())
+    audit_handler.setFormatter(logging.Formatter("%(message)s"))
+    audit.addHandler(audit_handler)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

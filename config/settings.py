@@ -329,7 +329,7 @@ def _settings_files() -> list[tuple[str, Path]]:
 
 #: Shown instead of the value of a secret setting in an error.
 HIDDEN = "<hidden>"
-# Setting names that hold a secret whatever their type (with config.logging's key pattern).
+# Setting names that hold a secret whatever their type (with config.redaction's key pattern).
 _SECRET_NAMES = re.compile(r"webhook|hash", re.IGNORECASE)
 
 
@@ -360,7 +360,7 @@ def is_secret_setting(loc: Sequence[str | int]) -> bool:
         >>> is_secret_setting(("portal", "password")), is_secret_setting(("portal", "url"))
         (True, False)
     """
-    from config.logging import SECRET_KEY_PATTERN
+    from config.redaction import SECRET_KEY_PATTERN
 
     model: type[BaseModel] | None = Settings
     for part in loc:
@@ -519,7 +519,7 @@ def portal_password(settings: Settings | None = None) -> SecretStr:
         >>> portal_password(Settings(portal={"password": "s3cret"})).get_secret_value()
         's3cret'
     """
-    from config.logging import register_secret
+    from config.redaction import register_secret
 
     settings = settings or get_settings()
     if settings.portal.password.get_secret_value():

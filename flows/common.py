@@ -1,47 +1,23 @@
-"""What every procbots flow shares: parameters, task runner, logging, artifacts, final state.
+"""What every procbots flow shares: logging, artifacts, run summaries, the task runner.
 
-A procbots flow is thin (see ``docs/operations.md``)::
+The bots' flows come from one factory over the registry (:mod:`flows.bots`); the
+operations flows (:mod:`flows.healthcheck`) are written by hand. Either way:
 
-    from pydantic import Field
-
-    from prefect.client.schemas.objects import State  # at runtime: Prefect reads the hints
-
-    from flows.alerts import alert_on_crashed, alert_on_failure
-    from flows.common import FlowParameters, RunSummary, capped_task_runner, finish, flow_logging
-
-
-    class PurchaseOrdersParameters(FlowParameters):
-        input: str = Field("inbox/requisitions.xlsx", description="Requisitions workbook or CSV")
-
-
-    @flow(
-        name="purchase-orders",
-        task_runner=capped_task_runner(),
-        on_failure=[alert_on_failure],
-        on_crashed=[alert_on_crashed],
-    )
-    def purchase_orders_flow(params: PurchaseOrdersParameters = PurchaseOrdersParameters()) -> State:
-        log = flow_logging("purchase_orders")
-        ...  # run the work-item runner inside a few tasks
-        return finish(RunSummary(bot="purchase_orders", title="Purchase orders", counts=..., rows=...))
-
-Conventions:
-
-- **Parameters are one pydantic model** (a :class:`FlowParameters` subclass) passed
-  as the single argument ``params``, every field with a default and a
-  ``Field(description=...)``: the Prefect UI renders it as a form with help text,
-  ``prefect.yaml`` sets deployment defaults under ``parameters: {params: {...}}``,
-  and a bad value is refused by the API before a run starts.
-- **Tasks are few** (per bot step or per batch, never per item) and run on
+- **Parameters are one pydantic model** passed as the single argument ``params``,
+  every field with a plain default (``""``/``0`` for "use the setting", never
+  ``None``) and a ``Field(description=...)`` written for a person: the Prefect UI
+  renders it as a form with help text; ``prefect.yaml`` sets deployment defaults
+  under ``parameters: {params: {...}}``.
+- **Tasks are few** (per bot run or per check, never per item) and run on
   :func:`capped_task_runner`, because Prefect's default thread pool is unbounded
   and every browser context is a few hundred MB.
-- **Logs** go through :func:`flow_logging` (structlog JSON lines under the
-  ``procbots`` logger), which reach the run's logs in the Prefect UI.
+- **Logs** go through :func:`flow_logging`: one readable sentence per event
+  (``po created: po_number=PO-000123``) in the run's logs; audit records stay in
+  the audit file.
 - **Artifacts**: :func:`publish_summary` (markdown summary, table of rows, links).
-- **Final state**: :func:`finish`. Business exceptions leave the run ``Completed``
-  (with a message and an alert: the bot did its job, people must act on the
-  data); items that failed on system errors after every retry make it
-  ``Failed``; an uncaught exception is Prefect's own ``Failed``/``Crashed``.
+- **Final state**: :func:`flows.outcome.finish`. Business exceptions leave the run
+  ``Completed``; items failed on system errors make it ``Failed`` with a one-line
+  message (no traceback as the run's last log line: see :class:`RunFailed`).
 - **Browser sessions** against a portal are limited across all machines by the
   global concurrency limit :data:`PORTAL_BROWSER_SESSIONS` (:func:`browser_session_slots`).
 """
@@ -61,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from bots.registry import BotParameters, new_run_id
 from config.logging import LOGGER_NAME, bind_context, configure_logging, get_logger, redact
 
 if TYPE_CHECKING:
     import structlog
-    from prefect.client.schemas.objects import State
     from prefect.futures import PrefectFuture
     from prefect.task_runners import TaskRunner
 
@@ -78,16 +54,17 @@ __all__ = [
     "LONDON",
     "PORTAL_BROWSER_SESSIONS",
     "FlowParameters",
+    "RunFailed",
     "RunSummary",
     "artifact_key",
     "browser_session_slots",
     "capped_task_runner",
     "current_flow_run_id",
-    "finish",
     "flow_logging",
     "flow_run_ui_url",
     "london",
     "publish_summary",
+    "quiet_engine_failures",
     "render_summary_markdown",
 ]
 
@@ -103,15 +80,13 @@ PORTAL_BROWSER_SESSIONS = "portal-browser-sessions"
 _KEY_INVALID = re.compile(r"[^a-z0-9]+")
 
 
-class FlowParameters(BaseModel):
-    """Base of every flow's parameter model: unknown fields are an error, not ignored.
+class FlowParameters(BotParameters):
+    """Base of a hand-written flow's parameter model (the bots' are in their registry entries).
 
     Example:
-        >>> class ContractUploadsParameters(FlowParameters):
-        ...     folder: str = Field("inbox/contracts", description="Folder of contract PDFs")
+        >>> class HealthcheckParameters(FlowParameters):
+        ...     timeout_s: float = Field(5.0, description="Seconds to wait for the portal")
     """
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def capped_task_runner(max_workers: int = DEFAULT_MAX_WORKERS) -> TaskRunner[PrefectFuture[Any]]:
@@ -143,13 +118,18 @@ def current_flow_run_id() -> UUID | None:
     return None
 
 
-def flow_logging(bot: str, settings: Settings | None = None) -> structlog.stdlib.BoundLogger:
+def flow_logging(
+    bot: str, settings: Settings | None = None, *, run_id: str | None = None
+) -> structlog.stdlib.BoundLogger:
     """Configures procbots logging for this run and returns the bot's logger.
 
-    Lines are JSON (structured in the Prefect UI too) and carry ``run_id``
-    (the flow run id) and ``bot``. They reach the run's logs either through
-    Prefect's own handler (``PREFECT_LOGGING_EXTRA_LOGGERS=procbots``, set for
-    workers by ``prefect.yaml``) or through the bridge in ``config.logging``.
+    Lines are sentences (``po created: po_number=PO-000123``, see
+    :class:`config.logging.SentenceRenderer`) bound to ``run_id`` (the one
+    run-id format, :func:`bots.registry.new_run_id`), ``flow_run_id`` and ``bot``.
+    They reach the run's logs either through Prefect's own handler
+    (``PREFECT_LOGGING_EXTRA_LOGGERS=procbots``, set for workers by
+    ``prefect.yaml``) or through the bridge in ``config.logging``; audit records
+    do not (they are in the audit file).
 
     Example:
         >>> log = flow_logging("purchase_orders")  # doctest: +SKIP
@@ -158,13 +138,67 @@ def flow_logging(bot: str, settings: Settings | None = None) -> structlog.stdlib
     # Child processes (browser helpers, subprocess bots) inherit it; this process's
     # Prefect logging is already set up, which is what the bridge is for.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", LOGGER_NAME)
-    configure_logging(settings, renderer="json")
+    configure_logging(settings, renderer="sentence")
     owner = logging.getLogger(LOGGER_NAME)
     if owner.level == logging.NOTSET:  # never inherit the root's WARNING: bot INFO lines matter
         owner.setLevel(logging.INFO)
-    run_id = current_flow_run_id()
-    bind_context(run_id=str(run_id) if run_id else None, bot=bot)
+    quiet_engine_failures()
+    flow_run_id = current_flow_run_id()
+    bind_context(
+        run_id=run_id or new_run_id(flow_run_id),
+        bot=bot,
+        flow_run_id=str(flow_run_id) if flow_run_id else None,
+    )
     return get_logger(bot)
+
+
+class RunFailed(Exception):
+    """The data of a ``Failed`` state procbots returns: the run's one-line message and summary.
+
+    Prefect turns a failed state's data into the exception it raises at the end of
+    the run; an exception here (not a dict) is what it expects.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message, summary or {})
+        self.message = message
+        self.summary = summary or {}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _QuietEngineFailure(logging.Filter):
+    """Makes Prefect's closing line of a run procbots failed on purpose a sentence.
+
+    A Failed run's engine ends with ``Engine execution exited with unexpected
+    exception`` and the traceback of the state's exception, as the newest line of
+    the run's logs. For a run that failed with a message (items failed, input
+    refused) that traceback says nothing: it becomes ``The run ended Failed: <message>``.
+    Other exceptions (bugs) keep their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _is_failed_on_purpose(exc):
+            record.msg = "The run ended Failed: %s"
+            record.args = (str(exc),)
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _is_failed_on_purpose(exc: BaseException) -> bool:
+    from prefect.exceptions import FailedRun
+
+    return isinstance(exc, RunFailed | FailedRun)
+
+
+def quiet_engine_failures() -> None:
+    """Installs :class:`_QuietEngineFailure` on Prefect's flow-run logger (once per process)."""
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, _QuietEngineFailure) for f in logger.filters):
+        logger.addFilter(_QuietEngineFailure())
 
 
 def london(moment: datetime | None) -> str:
@@ -257,13 +291,15 @@ def publish_summary(
     *,
     message: str | None = None,
     table_name: str = "items",
+    tables: Mapping[str, list[dict[str, Any]]] | None = None,
+    table_titles: Mapping[str, str] | None = None,
 ) -> dict[str, UUID]:
     """Publishes a run's summary as Prefect artifacts; returns their ids by kind.
 
     Creates ``<key>-summary`` (markdown), ``<key>-<table_name>`` (table of
     ``rows``) and one ``<key>-link-<name>`` link artifact per link (paths become
-    ``file://`` URIs). Keys are made safe with :func:`artifact_key`; every value
-    is redacted, so no secret reaches an artifact.
+    ``file://`` URIs), and ``<key>-<name>`` for each of ``tables``. Keys are made safe
+    with :func:`artifact_key`; every value is redacted, so no secret reaches an artifact.
 
     Example:
         >>> publish_summary(  # doctest: +SKIP
@@ -285,6 +321,12 @@ def publish_summary(
     ids["table"] = create_table_artifact(  # type: ignore[assignment]
         table, key=artifact_key(base, table_name), description=f"{title}: {table_name}"
     )
+    for name, extra in (tables or {}).items():
+        ids[f"table:{name}"] = create_table_artifact(  # type: ignore[assignment]
+            redact([{column: _cell(value) for column, value in row.items()} for row in extra]),
+            key=artifact_key(base, name),
+            description=f"{title}: {(table_titles or {}).get(name, name.replace('-', ' '))}",
+        )
     for name, target in links.items():
         ids[f"link:{name}"] = create_link_artifact(  # type: ignore[assignment]
             redact(_link_target(target)), link_text=name, key=artifact_key(base, "link", name)
@@ -318,6 +360,7 @@ class RunSummary:
     links: dict[str, Path | str] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    note: str = ""
 
     @property
     def business_exceptions(self) -> int:
@@ -331,7 +374,8 @@ class RunSummary:
     def message(self) -> str:
         """One line for the run state, e.g. ``"12 done, 3 business_exception"``."""
         parts = [f"{count} {name}" for name, count in self.counts.items() if count]
-        return f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
+        text = f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
+        return f"{text}; {self.note}" if self.note else text
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the flow's return value)."""
@@ -344,40 +388,6 @@ class RunSummary:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat(),
         }
-
-
-def finish(summary: RunSummary, *, publish: bool = True, alert: bool = True) -> State:
-    """The final state of a bot run; return it from the flow.
-
-    - no failures, no business exceptions: ``Completed``;
-    - business exceptions: ``Completed`` with a message saying how many, and an
-      alert to the configured webhook (``alerts.on_business_exceptions``);
-    - items ``failed`` on system errors after every retry: ``Failed`` (the flow's
-      ``on_failure`` hook :func:`flows.alerts.alert_on_failure` sends the alert).
-
-    Publishes the summary artifacts when running inside a flow run.
-    """
-    from prefect.states import Completed, Failed
-
-    message = summary.message()
-    in_run = current_flow_run_id() is not None
-    if publish and in_run:
-        publish_summary(
-            summary.bot, summary.title, summary.counts, summary.rows, summary.links, message=message
-        )
-    log = get_logger("flows")
-    if summary.system_failures:
-        log.error("run failed", bot=summary.bot, counts=summary.counts)
-        return Failed(message=message, data=summary.as_dict())
-    if summary.business_exceptions:
-        log.warning("run completed with business exceptions", bot=summary.bot, counts=summary.counts)
-        if alert:
-            from flows.alerts import alert_business_exceptions
-
-            alert_business_exceptions(summary)
-    else:
-        log.info("run completed", bot=summary.bot, counts=summary.counts)
-    return Completed(message=message, data=summary.as_dict())
 
 
 @contextmanager

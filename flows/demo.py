@@ -54,6 +54,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bots import registry
+from bots.registry import Bot, DemoInputs
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -68,6 +71,7 @@ __all__ = [
     "DemoOptions",
     "DemoSetupError",
     "FlowOutcome",
+    "demo_flow",
     "run_demo",
 ]
 
@@ -86,14 +90,6 @@ class DemoSetupError(Exception):
 
 
 # -- what runs ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoInputs:
-    """Where a demo's inputs are and which portal the flows drive."""
-
-    inbox: Path
-    portal_url: str
 
 
 @dataclass(frozen=True)
@@ -131,47 +127,21 @@ class DemoFlow:
         return self.path.is_file()
 
 
-HEALTHCHECK = DemoFlow(
-    key="healthcheck",
-    title="Portal healthcheck",
-    entrypoint="flows/healthcheck.py:portal_healthcheck_flow",
-    bot=None,
-    parameters=lambda inputs: {"portal_url": inputs.portal_url},
-)
+def demo_flow(bot: Bot) -> DemoFlow:
+    """The demo's view of a registry entry (its flow, ledger queue and demo parameters)."""
+    if bot.demo is None:
+        raise ValueError(f"{bot.name} takes no part in the demo (its registry entry has no demo)")
+    return DemoFlow(
+        key=bot.key, title=bot.title, entrypoint=bot.entrypoint, bot=bot.ledger_bot, parameters=bot.demo
+    )
 
-# The daily job, in the order of its schedules (prefect.yaml): 07:00 purchase orders,
-# then invoice matching, then contract uploads.
-DEMO_FLOWS: tuple[DemoFlow, ...] = (
-    DemoFlow(
-        key="purchase_orders",
-        title="Purchase orders",
-        entrypoint="flows/purchase_orders.py:purchase_orders_flow",
-        bot="purchase_orders",
-        parameters=lambda inputs: {
-            "input": str(inputs.inbox / "requisitions.xlsx"),
-            "portal_url": inputs.portal_url,
-            "peppol": True,  # a PEPPOL BIS Order 3 XML per PO raised, in the outbox
-        },
-    ),
-    DemoFlow(
-        key="invoice_matching",
-        title="Invoice matching",
-        entrypoint="flows/invoice_matching.py:invoice_matching_flow",
-        bot="invoice_matching",
-        parameters=lambda inputs: {"portal_url": inputs.portal_url},
-    ),
-    DemoFlow(
-        key="contract_uploads",
-        title="Contract uploads",
-        entrypoint="flows/contract_uploads.py:contract_uploads_flow",
-        bot="contract_uploads",
-        parameters=lambda inputs: {
-            "folder": str(inputs.inbox / "contracts"),
-            "portal_url": inputs.portal_url,
-            # The demo wrote these files before starting the flow: no copy can be in progress.
-            "stable_for_s": 0,
-        },
-    ),
+
+# The first flow of the daily job: nothing else starts when the portal is not there.
+HEALTHCHECK = demo_flow(registry.get("portal-healthcheck"))
+
+# The daily job: every bot of the registry with demo parameters, in the registry's order.
+DEMO_FLOWS: tuple[DemoFlow, ...] = tuple(
+    demo_flow(bot) for bot in registry.bots(kind="bots") if bot.demo is not None
 )
 
 
@@ -450,6 +420,8 @@ def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, r
 
     from prefect import tags
 
+    from flows.common import RunFailed
+
     def note_running(_flow: Any, flow_run: Any, _state: Any) -> None:
         write(
             result_path.with_name(result_path.name.replace(".result.", ".running.")),
@@ -467,7 +439,9 @@ def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, r
         data = state.result(raise_on_failure=False)
     except Exception as exc:  # the summary still shows the state; the data is a bonus
         data = f"{type(exc).__name__}: {exc}"
-    if isinstance(data, BaseException):
+    if isinstance(data, RunFailed):  # a bot run failed on purpose: its summary has the links
+        data = data.summary or str(data)
+    elif isinstance(data, BaseException):
         data = f"{type(data).__name__}: {data}"
     flow_run_id = state.state_details.flow_run_id if state.state_details else None
     write(

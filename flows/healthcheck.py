@@ -36,12 +36,14 @@ __all__ = ["CheckResult", "HealthcheckParameters", "portal_healthcheck_flow"]
 class HealthcheckParameters(FlowParameters):
     """What the healthcheck looks at; empty values use the procbots settings."""
 
-    portal_url: str | None = Field(
-        None, description="Portal base URL to probe (its /healthz); empty = settings portal.url"
+    portal_url: str = Field(
+        "",
+        description="The portal's web address to check (its /healthz page). Leave empty to use the "
+        "portal.url setting.",
     )
-    timeout_s: float = Field(5.0, gt=0, le=120, description="Seconds to wait for the portal to answer")
-    check_ledger: bool = Field(True, description="Check that the work-item ledger accepts a write")
-    check_audit: bool = Field(True, description="Check that the audit folder is writable")
+    timeout_s: float = Field(5.0, gt=0, le=120, description="Seconds to wait for the portal to answer.")
+    check_ledger: bool = Field(True, description="Also check that the work-item ledger accepts a write.")
+    check_audit: bool = Field(True, description="Also check that the audit folder can be written to.")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from bots.runtime.ledger import Ledger
 from config.settings import AlertSettings, RetrySettings, Settings
 from flows.alerts import Alert, AlertDeliveryError, alert_business_exceptions, send_alert, teams_payload
-from flows.common import RunSummary, finish
+from flows.common import RunSummary
+from flows.outcome import finish
 from tests.plugins.prefect_server import WebhookReceiver
 
 FAST_RETRY = RetrySettings(max_attempts=3, initial_s=0.01, max_s=0.05, jitter_s=0)

@@ -238,7 +238,8 @@ def test_the_flow_completes_through_the_prefect_api_with_its_artifacts(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from flows.contract_uploads import ContractUploadsParameters, contract_uploads_flow
+    from bots.bot_parameters import ContractUploadsParameters
+    from flows.bots import contract_uploads_flow
     from sandbox.pdf import text_pdf
     from tests.test_contracts import good_details, vat
 

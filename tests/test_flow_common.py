@@ -21,13 +21,14 @@ from flows.commands.serve import (
     split_available,
 )
 from flows.common import (
+    RunFailed,
     RunSummary,
     artifact_key,
     capped_task_runner,
-    finish,
     london,
     render_summary_markdown,
 )
+from flows.outcome import finish
 
 
 @pytest.mark.parametrize(
@@ -124,23 +125,50 @@ def test_finish_state_follows_outcomes(counts: dict[str, int], completed: bool, 
     assert state.is_completed() is completed
     assert state.is_failed() is not completed
     assert state.message == message
+    if not completed:  # Prefect resolves a failed state's data into the exception it raises
+        assert isinstance(state.data, RunFailed)
+        assert str(state.data) == message
+        assert state.data.summary["counts"] == counts
 
 
 def test_load_deployment_specs_reads_prefect_yaml() -> None:
-    """prefect.yaml holds the four deployments with Europe/London crons and a limit of one run each."""
+    """prefect.yaml holds one deployment per registry entry, Europe/London crons, one run at a time."""
+    from bots import registry
+
     specs = {spec.name: spec for spec in load_deployment_specs(PREFECT_YAML)}
     assert {name: [(s.cron, s.timezone) for s in spec.schedules] for name, spec in specs.items()} == {
-        "purchase-orders": [("0 7 * * 1-5", "Europe/London")],
-        "invoice-matching": [("0 8-18 * * 1-5", "Europe/London")],
-        "contract-uploads": [("*/15 * * * *", "Europe/London")],
-        "portal-healthcheck": [("*/5 * * * *", "Europe/London")],
+        bot.name: [(bot.schedule, "Europe/London")] for bot in registry.bots() if bot.schedule
     }
+    assert {"purchase-orders", "invoice-matching", "contract-uploads", "portal-healthcheck"} <= set(specs)
     assert all(spec.concurrency_limit == 1 for spec in specs.values())
     assert all(spec.work_pool == "procbots" for spec in specs.values())
     assert all(
         spec.job_variables["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "procbots" for spec in specs.values()
     )
-    assert specs["purchase-orders"].entrypoint == "flows/purchase_orders.py:purchase_orders_flow"
+    assert specs["purchase-orders"].entrypoint == "flows/bots.py:purchase_orders_flow"
+
+
+def test_prefect_yaml_is_exactly_what_the_registry_generates() -> None:
+    """prefect.yaml is generated from the bot registry; a hand edit or a new entry without
+    regenerating fails here (run `procbots serve --write-prefect-yaml`)."""
+    from flows.commands.serve import registry_specs, render_prefect_yaml
+
+    assert PREFECT_YAML.read_text(encoding="utf-8") == render_prefect_yaml(), (
+        "prefect.yaml differs from the registry: run `procbots serve --write-prefect-yaml`"
+    )
+    assert load_deployment_specs(PREFECT_YAML) == registry_specs()
+
+
+def test_write_prefect_yaml_writes_what_the_registry_gives(tmp_path: Path) -> None:
+    """`procbots serve --write-prefect-yaml --prefect-file F` writes the registry's deployments to F."""
+    from flows.cli import app
+    from flows.commands.serve import registry_specs
+
+    target = tmp_path / "prefect.yaml"
+    result = CliRunner().invoke(app, ["serve", "--prefect-file", str(target), "--write-prefect-yaml"])
+    assert result.exit_code == 0, result.output
+    assert load_deployment_specs(target) == registry_specs()
+    assert "purchase-orders" in result.output
 
 
 def test_malformed_prefect_yaml_names_file_and_deployment(tmp_path: Path) -> None:
@@ -163,9 +191,24 @@ def _undescribed(schema: dict[str, Any]) -> list[str]:
     return missing
 
 
+def _toggles_and_jargon(schema: dict[str, Any]) -> list[str]:
+    """Fields that would show a None toggle, or help text written for developers."""
+    found = []
+    for model, definition in schema.get("definitions", {}).items():
+        for field_name, prop in definition.get("properties", {}).items():
+            if any(option.get("type") == "null" for option in prop.get("anyOf", [])):
+                found.append(f"{model}.{field_name}: None toggle")
+            if "rendered as" in str(prop.get("description", "")):
+                found.append(f"{model}.{field_name}: {prop['description']}")
+        if "rendered as" in str(definition.get("description", "")):
+            found.append(f"{model}: {definition['description']}")
+    return found
+
+
 def test_every_existing_flow_has_a_described_parameter_form() -> None:
     """Each deployable flow takes a pydantic model whose fields all have descriptions (the UI form),
-    and prefect.yaml's parameters for it validate against the flow."""
+    with plain defaults (no None toggles) and plain-language help, and prefect.yaml's parameters
+    for it validate against the flow."""
     ready, _ = split_available(load_deployment_specs(PREFECT_YAML), PROJECT_ROOT)
     assert "portal-healthcheck" in {spec.name for spec in ready}
     for deployment, spec in zip(runner_deployments(ready, PROJECT_ROOT), ready, strict=True):
@@ -178,6 +221,7 @@ def test_every_existing_flow_has_a_described_parameter_form() -> None:
                 "(is its type hint importable at run time?)"
             )
         assert _undescribed(schema) == [], spec.name
+        assert _toggles_and_jargon(schema) == [], spec.name
         from prefect.flows import load_flow_from_entrypoint
 
         flow = load_flow_from_entrypoint(f"{PROJECT_ROOT / spec.path}:{spec.function}")
@@ -225,8 +269,9 @@ def test_serve_refuses_a_missing_prefect_yaml(tmp_path: Path) -> None:
 
 @pytest.mark.prefect
 def test_flow_publishes_artifacts_and_logs_to_the_run(prefect_api: None, settings_env: Path) -> None:
-    """Inside a real flow run: procbots JSON lines land in the run logs (bridge path), and
-    publish_summary creates the markdown, table and link artifacts under safe keys."""
+    """Inside a real flow run: procbots lines land in the run logs as sentences (bridge path),
+    audit records do not (they are in the audit file), and publish_summary creates the markdown,
+    table and link artifacts under safe keys."""
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -236,15 +281,21 @@ def test_flow_publishes_artifacts_and_logs_to_the_run(prefect_api: None, setting
         LogFilterFlowRunId,
     )
 
+    from config.settings import get_settings
+    from connectors.audit import reset_default_audit_log
     from flows.common import flow_logging
     from tests.plugins.prefect_server import wait_for
 
     evidence = settings_env / "evidence"
+    reset_default_audit_log()  # the audit file of this test's data root
 
     @flow(name="common-helpers-check")
     def demo_flow() -> Any:
         log = flow_logging("contract_uploads")
-        log.info("contract uploaded", contract_id="C-0001")
+        log.info("contract uploaded", contract_id="C-0001", items=[f"wi-{n}" for n in range(94)])
+        from connectors.audit import audit_event
+
+        audit_event("contract_uploaded", contract_id="C-0001")
         return finish(
             RunSummary(
                 bot="contract_uploads",
@@ -278,14 +329,24 @@ def test_flow_publishes_artifacts_and_logs_to_the_run(prefect_api: None, setting
         )  # link artifacts render as markdown
         assert evidence.resolve().as_uri() in str(by_key["contract-uploads-link-evidence"].data)
 
-        def uploaded_line() -> dict[str, Any] | None:
-            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
-            for log in logs:
-                if log.name.startswith("procbots") and '"contract uploaded"' in log.message:
-                    return dict(json.loads(log.message))
-            return None
+        def run_logs() -> list[Any]:
+            return client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+
+        def uploaded_line() -> Any:
+            return next((log for log in run_logs() if log.message.startswith("contract uploaded")), None)
 
         line = wait_for(uploaded_line, timeout_s=20, what="procbots line in the run logs")
-    assert line["contract_id"] == "C-0001"
-    assert line["run_id"] == str(flow_run_id)
-    assert line["bot"] == "contract_uploads"
+        # "run completed" is logged after the audit record: once it is in, the audit record would be.
+        wait_for(
+            lambda: any(log.message.startswith("run completed") for log in run_logs()),
+            timeout_s=20,
+            what="the run's last procbots line",
+        )
+        messages = [log.message for log in run_logs()]
+    items = "[wi-0, wi-1, wi-2, wi-3, wi-4 and 89 more]"
+    assert line.message == f"contract uploaded: contract_id=C-0001, items={items}"
+    assert line.flow_run_id == flow_run_id
+    assert line.name == "procbots.contract_uploads"
+    assert not [m for m in messages if "prev_hash" in m or "contract_uploaded" in m]
+    audit_lines = get_settings().audit_path.read_text().splitlines()
+    assert any('"contract_uploaded"' in entry for entry in audit_lines)

@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from flows.invoice_matching import InvoiceMatchingParameters
+from bots.bot_parameters import InvoiceMatchingParameters
 from sandbox.server import SandboxServer
 
 SEED = 1
@@ -55,7 +55,8 @@ def _engine_counts(sample: Path) -> Counter[str]:
         ),
         pytest.param({"orders": "o.csv"}, "needs both orders and invoices", id="orders-without-invoices"),
         pytest.param({"invoices": ["i.xml"]}, "needs both orders and invoices", id="invoices-without-orders"),
-        pytest.param({"workers": 0}, "greater than or equal to 1", id="no-workers"),
+        # 0 means "use the browser.contexts setting" (a plain default, no None toggle in the form)
+        pytest.param({"workers": -1}, "greater than or equal to 0", id="negative-workers"),
         pytest.param({"portal": "x"}, "Extra inputs are not permitted", id="unknown-field"),
     ],
 )
@@ -139,7 +140,7 @@ def test_flow_file_mode_completes_with_summary_exceptions_and_report_artifacts(
         LogFilterFlowRunId,
     )
 
-    from flows.invoice_matching import invoice_matching_flow
+    from flows.bots import invoice_matching_flow
     from tests.plugins.prefect_server import wait_for
 
     params = InvoiceMatchingParameters(
@@ -170,7 +171,7 @@ def test_flow_file_mode_completes_with_summary_exceptions_and_report_artifacts(
         assert f"| approve | {expected['approve']} |" in summary
         assert f"| hold | {expected['hold']} |" in summary
         assert f"| reject | {expected['reject']} |" in summary
-        assert "top hold reasons:" in summary
+        assert "held or rejected for:" in summary
         assert reports[0].resolve().as_uri() in summary
         exceptions = json.loads(str(by_key["invoice-matching-exceptions"].data))
         assert Counter(row["decision"] for row in exceptions) == Counter(
@@ -180,18 +181,22 @@ def test_flow_file_mode_completes_with_summary_exceptions_and_report_artifacts(
         reasons = json.loads(str(by_key["invoice-matching-hold-reasons"].data))
         assert reasons
         assert reasons[0]["count"] == max(r["count"] for r in reasons)
+        # Every held or rejected document is counted under each of its codes (rejections too).
+        codes = Counter(code for row in exceptions for code in row["reason_codes"].split(", "))
+        assert {r["code"]: r["count"] for r in reasons} == dict(codes)
+        assert "held or rejected" in str(by_key["invoice-matching-hold-reasons"].description)
         assert reports[0].resolve().as_uri() in str(by_key["invoice-matching-link-report"].data)
 
-        def finished_line() -> dict[str, Any] | None:
+        def finished_line() -> str | None:
             logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
-            for log in logs:
-                if '"invoice matching finished"' in log.message:
-                    return dict(json.loads(log.message))
-            return None
+            finished = (log.message for log in logs if log.message.startswith("invoice matching finished"))
+            return next(finished, None)
 
         line = wait_for(finished_line, timeout_s=20, what="the finished line in the run logs")
-    assert line["hold"] == expected["hold"]
-    assert line["mode"] == "files"
+    # A sentence for people: the event and its counts.
+    assert f"hold={expected['hold']}" in line
+    assert str(state.message).startswith("Invoice matching (files): ")
+    assert f"approve={expected['approve']}" in line
 
 
 @pytest.mark.prefect
@@ -209,7 +214,7 @@ def test_flow_portal_mode_decides_the_inbox_and_links_the_report(
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from config.settings import get_settings
-    from flows.invoice_matching import invoice_matching_flow
+    from flows.bots import invoice_matching_flow
     from tests.plugins.sandbox import SANDBOX_PASSWORD
 
     monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", SANDBOX_PASSWORD)

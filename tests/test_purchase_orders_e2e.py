@@ -425,7 +425,8 @@ def test_flow_completes_with_a_results_table_artifact_and_bot_logs(
         LogFilterFlowRunId,
     )
 
-    from flows.purchase_orders import PurchaseOrdersParameters, purchase_orders_flow
+    from bots.bot_parameters import PurchaseOrdersParameters
+    from flows.bots import purchase_orders_flow
     from tests.plugins.prefect_server import wait_for
 
     server, prefix = po_portal, "E-"
@@ -458,7 +459,7 @@ def test_flow_completes_with_a_results_table_artifact_and_bot_logs(
                 logs = client.read_logs(
                     LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=offset
                 )
-                found += [log.message for log in logs if '"po created"' in log.message]
+                found += [log.message for log in logs if log.message.startswith("po created: ")]
                 if len(logs) < 200:
                     return found if len(found) == 2 else None
                 offset += 200
@@ -472,8 +473,9 @@ def test_flow_quarantines_an_unreadable_file_from_the_drop_folder(
 ) -> None:
     """Without an input file the flow takes the drop folder's files; one that is not a
     requisition spreadsheet goes to quarantine/ with its reason, and the run completes."""
+    from bots.bot_parameters import PurchaseOrdersParameters
     from connectors.dropfolder import DropFolder
-    from flows.purchase_orders import PurchaseOrdersParameters, purchase_orders_flow
+    from flows.bots import purchase_orders_flow
 
     folder = DropFolder(portal_env / "requisitions", stable_for_s=0)
     folder.deposit(b"requisition_ref;this is not a workbook", "requisitions.xlsx")

@@ -1,240 +1,226 @@
-"""`procbots run` commands."""
+"""``procbots run <bot>``: one command per registered bot, its options from the bot's parameters.
+
+The commands are made from :mod:`bots.registry`: each parameter field becomes an
+option (its :class:`bots.registry.Cli` flag, its description as help, its bounds),
+plus ``--json``. Relative input paths are read from the working directory here
+(from the data root in a flow run). Exit codes: 0 success, 1 some items ended in
+exceptions (the output says which), 2 bad usage or configuration (one line, no
+traceback). Importing this module imports the registry and the parameter models
+only, never a bot.
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="run commands", no_args_is_help=True)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic.fields import FieldInfo
+
+    from bots.registry import Bot, BotParameters, RunOutcome
+
+__all__ = ["app", "bot_command"]
 
 
-# --- invoice-matching (issue 7) -------------------------------------------------------------
+class _RegistryGroup(TyperGroup):
+    """``procbots run``'s commands, made from the registry when asked for (never at start-up)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from bots import registry
+
+        return [bot.name for bot in registry.bots(kind="bots")]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        from bots import registry
+
+        try:
+            bot = registry.get(cmd_name)
+        except KeyError:
+            return None
+        if bot.flow is not None:  # an operations flow: no bot to run
+            return None
+        one = typer.Typer(rich_markup_mode="rich")
+        one.command(bot.name)(bot_command(bot))
+        return typer.main.get_command(one)
 
 
-@app.command("invoice-matching")
-def invoice_matching(
-    portal: Annotated[
-        str | None,
-        typer.Option("--portal", help="Portal base URL (portal mode; default settings portal.url)"),
-    ] = None,
-    orders: Annotated[Path | None, typer.Option("--orders", help="File mode: orders CSV/XLSX")] = None,
-    receipts: Annotated[
-        Path | None, typer.Option("--receipts", help="File mode: goods receipts CSV/XLSX")
-    ] = None,
-    invoices: Annotated[
-        list[Path] | None, typer.Option("--invoices", help="File mode: UBL XML/CSV/XLSX files or folders")
-    ] = None,
-    more_invoices: Annotated[
-        list[Path] | None, typer.Argument(help="More invoice files, so `--invoices a.xml b.xml` works")
-    ] = None,
-    policy: Annotated[Path | None, typer.Option("--policy", help="Matching tolerances TOML")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report workbook (.xlsx)")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, max=32, help="Browser contexts")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
-) -> None:
-    """Match invoices to orders and receipts; in the portal, approve, hold or reject each open one.
-    Exit 0 all approved, 1 some held, rejected or failed, 2 bad usage or configuration."""
-    import json
+app = typer.Typer(
+    cls=_RegistryGroup,
+    help="Run one bot now, outside Prefect (each bot of the registry is a command).",
+    no_args_is_help=True,
+)
 
+_JSON = "as_json"
+_REST = "more_args"
+
+
+def _bounds(info: FieldInfo) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
+    for meta in info.metadata:
+        for attr, name in (("ge", "min"), ("le", "max")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                bounds[name] = value
+    return bounds
+
+
+def _option(model: type[BotParameters], name: str, info: FieldInfo) -> inspect.Parameter:
+    """One typer option for one parameter field."""
+    from bots import registry
+
+    flag = registry.cli_flag(model, name)
+    help_text = (info.description or "").replace("[", "\\[")  # not rich markup
+    annotation = info.annotation
+    default: Any
+    if annotation is bool:
+        hint: Any = Annotated[bool, typer.Option(flag.flag, help=help_text)]
+        default = bool(info.get_default(call_default_factory=True))
+    elif annotation in (int, float):
+        hint = Annotated[annotation | None, typer.Option(flag.flag, help=help_text, **_bounds(info))]
+        default = None
+    elif annotation == list[str]:
+        hint = Annotated[list[str] | None, typer.Option(flag.flag, help=help_text)]
+        default = None
+    else:
+        hint = Annotated[str | None, typer.Option(flag.flag, help=help_text)]
+        default = None
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
+
+
+def _problems(exc: Exception, model: type[BotParameters]) -> str:
     from pydantic import ValidationError
 
-    from bots.domain.errors import ApplicationError
-    from connectors.portal.pages.base import LoginRejected
-    from flows.commands.match import InputError
-    from flows.invoice_matching import InvoiceMatchingParameters, run_invoice_matching
+    from bots import registry
 
-    files = [str(p) for p in [*(invoices or []), *(more_invoices or [])]]
-    try:
-        params = InvoiceMatchingParameters(
-            portal_url=portal,
-            orders=str(orders) if orders else None,
-            receipts=str(receipts) if receipts else None,
-            invoices=files,
-            policy=str(policy) if policy else None,
-            out=str(out) if out else None,
-            workers=workers,
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        field = str(err["loc"][0]) if err["loc"] else ""
+        lines.append(
+            f"{registry.cli_flag(model, field).flag} {message}" if field in model.model_fields else message
         )
-        outcome = run_invoice_matching(params)
-    except ValidationError as exc:
-        problems = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
-        typer.echo(f"procbots run invoice-matching: {problems}", err=True)
+    return "; ".join(lines)
+
+
+def _print(outcome: RunOutcome, bot: Bot, as_json: bool) -> None:
+    from bots import registry
+
+    data = getattr(outcome, "data", None)
+    if as_json:
+        if data is None:
+            data = {
+                "counts": dict(outcome.counts),
+                "exceptions": [registry.row_dict(row) for row in outcome.exceptions],
+                "reports": {name: str(path) for name, path in outcome.reports.items()},
+            }
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        return
+    lines = getattr(outcome, "lines", None)
+    if not lines:
+        counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in outcome.counts.items() if n)
+        lines = [f"{bot.title}: {counts or 'nothing to do'}"]
+        lines += [f"  {registry.row_dict(row)}" for row in outcome.exceptions]
+        lines += [f"{name}: {path}" for name, path in outcome.reports.items()]
+    for line in lines:
+        typer.echo(line)
+
+
+def _execute(bot: Bot, model: type[BotParameters], given: dict[str, Any]) -> None:
+    """Validate, resolve the inputs, run, print, exit with the bot's code."""
+    from pydantic import ValidationError
+
+    from bots import registry
+    from bots.domain.errors import ApplicationError
+    from config.settings import SettingsError, get_settings
+    from connectors.portal.pages.base import LoginRejected
+
+    command = f"procbots run {bot.name}"
+    as_json = bool(given.pop(_JSON, False))
+    rest = given.pop(_REST, None) or []
+    values = {name: value for name, value in given.items() if value is not None}
+    rest_field = next((n for n in model.model_fields if registry.cli_flag(model, n).rest), None)
+    if rest:
+        if rest_field is None:
+            typer.echo(f"{command}: unexpected arguments: {' '.join(rest)}", err=True)
+            raise typer.Exit(2)
+        values[rest_field] = [*values.get(rest_field, []), *rest]
+    try:
+        params = model(**values)
+        params = registry.resolve_inputs(
+            params, Path.cwd(), label=lambda name: registry.cli_flag(model, name).flag
+        )
+    except (ValidationError, registry.BotInputError) as exc:
+        typer.echo(f"{command}: {_problems(exc, model)}", err=True)
         raise typer.Exit(2) from None
-    except (InputError, LoginRejected, FileNotFoundError) as exc:
-        typer.echo(f"procbots run invoice-matching: {exc}", err=True)
+    context = registry.RunContext(run_id=registry.new_run_id(), data_root=get_settings().paths.root)
+    try:
+        outcome = bot.run_callable()(params, context)
+    except (registry.BotInputError, SettingsError, LoginRejected) as exc:
+        typer.echo(f"{command}: {exc}", err=True)
         raise typer.Exit(2) from None
     except ApplicationError as exc:
-        typer.echo(f"procbots run invoice-matching: the portal failed: {exc}", err=True)
+        typer.echo(f"{command}: the portal failed: {exc}", err=True)
         raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "mode": outcome.mode,
-                    "counts": outcome.counts,
-                    "hold_reasons": outcome.hold_reasons,
-                    "exceptions": outcome.rows,
-                    "report": str(outcome.report) if outcome.report else None,
-                },
-                indent=2,
-            )
-        )
-    else:
-        typer.echo(outcome.message())
-        if outcome.report:
-            typer.echo(f"Report: {outcome.report}")
-    raise typer.Exit(outcome.exit_code)
-
-
-# --- purchase-orders (issue 6) --------------------------------------------------------------
-
-
-@app.command("purchase-orders")
-def purchase_orders(
-    input_file: Annotated[
-        Path, typer.Option("--input", help="Requisition workbook (.xlsx) or CSV, one row per line")
-    ],
-    portal: Annotated[
-        str | None, typer.Option("--portal", help="Portal base URL (default settings portal.url)")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and search only; create no purchase order")
-    ] = False,
-    contexts: Annotated[
-        int | None, typer.Option("--contexts", min=1, max=32, help="Browser contexts at once")
-    ] = None,
-    peppol: Annotated[
-        bool, typer.Option("--peppol", help="Also write a PEPPOL Order XML per purchase order")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
-) -> None:
-    """Raise a purchase order in the portal for each requisition, exactly once, and write a
-    results workbook. Exit 0 all raised, 1 some exceptions, 2 bad usage or configuration."""
-    import json
-
-    from bots.purchase_orders import run_purchase_orders
-    from config.settings import SettingsError
-    from connectors.portal.pages.base import LoginRejected
-    from connectors.rows import SpreadsheetError
-
-    command = "procbots run purchase-orders"
-    if not input_file.is_file():
-        typer.echo(f"{command}: --input {input_file}: no such file", err=True)
+    _print(outcome, bot, as_json)
+    rows = [registry.row_dict(row) for row in outcome.exceptions]
+    rejected = [row for row in rows if row.get("reason_code") == "LOGIN_REJECTED"]
+    if rejected or getattr(outcome, "stopped", "") == "LOGIN_REJECTED":
+        reason = (
+            rejected[0].get("reason") if rejected else getattr(outcome, "stopped_message", "")
+        ) or "check portal.username and the password"
+        typer.echo(f"{command}: LOGIN_REJECTED: the portal refused the sign-in: {reason}", err=True)
         raise typer.Exit(2)
-    if portal is not None and not portal.startswith(("http://", "https://")):
-        typer.echo(f"{command}: --portal {portal!r}: expected an http:// or https:// URL", err=True)
-        raise typer.Exit(2)
-    try:
-        run = run_purchase_orders(
-            input_file, portal_url=portal, dry_run=dry_run, contexts=contexts, peppol=peppol
+    raise typer.Exit(int(outcome.exit_code))
+
+
+def bot_command(bot: Bot) -> Callable[..., None]:
+    """The typer command of one registry entry."""
+    from bots import registry
+
+    model = bot.parameter_model()
+    assert model is not None, bot.name
+    options = [_option(model, name, info) for name, info in model.model_fields.items()]
+    options.append(
+        inspect.Parameter(
+            _JSON,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")],
         )
-    except (SpreadsheetError, SettingsError) as exc:
-        typer.echo(f"{command}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    rejected = [r for r in run.results if r.reason_code == "LOGIN_REJECTED"]
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "run_id": run.run_id,
-                    "counts": run.counts,
-                    "results": [r.model_dump(mode="json") for r in run.results],
-                    "workbook": str(run.workbook) if run.workbook else None,
-                    "peppol_orders": [str(p) for p in run.orders_xml],
-                },
-                indent=2,
-            )
+    )
+    rest_field = next((n for n in model.model_fields if registry.cli_flag(model, n).rest), None)
+    if rest_field is not None:
+        flag = registry.cli_flag(model, rest_field).flag
+        options.insert(
+            0,
+            inspect.Parameter(
+                _REST,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=None,
+                annotation=Annotated[
+                    list[str] | None, typer.Argument(help=f"More values of {flag}, so `{flag} a b` works")
+                ],
+            ),
         )
-    else:
-        counts = ", ".join(f"{n} {status.lower()}" for status, n in run.counts.items()) or "no requisitions"
-        typer.echo(f"Purchase orders{' (dry run)' if dry_run else ''}: {counts}")
-        for result in run.exceptions:
-            typer.echo(f"  {result.requisition_ref}: {result.status}: {result.reason or ''}")
-        if run.workbook:
-            typer.echo(f"Results: {run.workbook}")
-    if rejected:
-        typer.echo(f"{command}: {LoginRejected.__name__}: {rejected[0].reason}", err=True)
-        raise typer.Exit(2)
-    raise typer.Exit(run.exit_code)
 
+    def command(*args: Any, **given: Any) -> None:
+        if args:
+            given[_REST] = args[0]
+        _execute(bot, model, given)
 
-# --- contract-uploads (issue 8) -------------------------------------------------------------
-
-
-@app.command("contract-uploads")
-def contract_uploads(
-    folder: Annotated[
-        Path,
-        typer.Option(
-            "--folder",
-            help="Drop folder: PDFs with metadata.xlsx/.csv or a JSON sidecar each, in it or its inbox/",
-        ),
-    ],
-    portal: Annotated[
-        str | None, typer.Option("--portal", help="Portal base URL (default settings portal.url)")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and report only; claim, upload and move nothing")
-    ] = False,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, max=32, help="Browser contexts at once")
-    ] = None,
-    stable_for: Annotated[
-        float,
-        typer.Option("--stable-for", min=0, help="Seconds a file must stay unchanged before it is taken"),
-    ] = 2.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome per contract as JSON")] = False,
-) -> None:
-    """Upload signed contracts to the portal's contract register, exactly once, verified; quarantine
-    the rest with reasons and write a contracts report. Exit 0 all uploaded, 1 some rejected or failed,
-    2 bad usage or configuration."""
-    import json
-
-    from bots.contracts import run_contract_uploads
-    from config.settings import SettingsError
-    from connectors.dropfolder import DropFolderError
-
-    command = "procbots run contract-uploads"
-    if not folder.is_dir():
-        typer.echo(f"{command}: --folder {folder}: no such folder", err=True)
-        raise typer.Exit(2)
-    if portal is not None and not portal.startswith(("http://", "https://")):
-        typer.echo(f"{command}: --portal {portal!r}: expected an http:// or https:// URL", err=True)
-        raise typer.Exit(2)
-    try:
-        result = run_contract_uploads(
-            folder, portal_url=portal, dry_run=dry_run, workers=workers, stable_for_s=stable_for
-        )
-    except (SettingsError, DropFolderError) as exc:
-        typer.echo(f"{command}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "counts": result.counts,
-                    "contracts": [o.as_row() for o in result.outcomes],
-                    "unreadable_metadata": result.quarantined_metadata,
-                    "report": str(result.report) if result.report else None,
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
-    else:
-        counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.counts.items() if n)
-        typer.echo(f"Contract uploads{' (dry run)' if dry_run else ''}: {counts or 'nothing to do'}")
-        for o in result.outcomes:
-            if o.outcome in ("rejected", "failed", "pending"):
-                typer.echo(f"  {o.contract_id or o.source}: {o.outcome}: {o.reason_code}: {o.reason or ''}")
-        for line in result.quarantined_metadata:
-            typer.echo(f"  {line}")
-        if result.report:
-            typer.echo(f"Report: {result.report}")
-    if any(o.reason_code == "LOGIN_REJECTED" for o in result.outcomes):
-        typer.echo(
-            f"{command}: the portal refused the sign-in; check portal.username and the password", err=True
-        )
-        raise typer.Exit(2)
-    raise typer.Exit(result.exit_code)
+    command.__signature__ = inspect.Signature(options)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in options}
+    command.__name__ = bot.key
+    command.__doc__ = (
+        f"{bot.description} Exit 0 all done, 1 some items need a person, 2 bad usage or configuration."
+    )
+    return command

@@ -1,7 +1,9 @@
 """`procbots serve`: run the deployments of ``prefect.yaml``, on one box or through workers.
 
-``prefect.yaml`` is the one source of truth. This module reads its deployments
-and either
+``prefect.yaml`` is generated from the bot registry (:mod:`bots.registry`):
+``procbots serve --write-prefect-yaml`` writes it (:func:`render_prefect_yaml`),
+and a test fails when the file in the checkout differs from what the registry
+gives. This module reads its deployments and either
 
 - serves them from this process (``procbots serve``: Prefect's ``serve()``, no
   work pool or worker needed: a single machine),
@@ -40,6 +42,8 @@ __all__ = [
     "ensure_operations_setup",
     "entrypoint_problem",
     "load_deployment_specs",
+    "registry_specs",
+    "render_prefect_yaml",
     "runner_deployments",
     "serve",
     "split_available",
@@ -142,7 +146,10 @@ def entrypoint_problem(spec: DeploymentSpec, root: Path = PROJECT_ROOT, *, load:
     path = root / spec.path
     if not path.is_file():
         return f"{spec.path} does not exist yet"
-    if f"def {spec.function}" not in path.read_text(encoding="utf-8"):
+    from bots import registry
+
+    made = {bot.flow_function for bot in registry.bots(kind="bots")}  # flows/bots.py's factory
+    if f"def {spec.function}" not in path.read_text(encoding="utf-8") and spec.function not in made:
         return f"{spec.path} has no function {spec.function}"
     if load:
         try:
@@ -290,6 +297,94 @@ def deploy_to_work_pool(
     return [spec.name for spec in ready], [(spec.name, reason) for spec, reason in skipped]
 
 
+_YAML_HEADER = """\
+# procbots deployments, generated from the bot registry (bots/registry.py) by
+#   procbots serve --write-prefect-yaml
+# Do not edit by hand: change the registry entry and regenerate (a test compares them).
+#
+#   Worker route (one or more machines):  procbots serve --setup      # work pool + global limit, once
+#                                         procbots serve --deploy     # register the deployments below
+#                                         PROCBOTS_CHECKOUT=$PWD prefect worker start --pool procbots
+#   One box, no worker:                   procbots serve              # serves the same deployments
+#
+# Schedules are cron in Europe/London: 07:00 means 07:00 on the office clock in
+# both GMT (winter) and BST (summer). Parameters are each flow's pydantic model
+# `params`; its defaults apply unless set here. See docs/operations.md.
+name: procbots
+prefect-version: {prefect_version}
+
+build: null
+push: null
+
+# Workers run flows from their own checkout of this repository: each machine sets
+# PROCBOTS_CHECKOUT to the checkout's path (resolved on the worker, at run time).
+pull:
+  - prefect.deployments.steps.set_working_directory:
+      directory: "{{{{ $PROCBOTS_CHECKOUT }}}}"
+
+definitions:
+  work_pools:
+    procbots: &procbots_pool
+      name: procbots
+      work_queue_name: default
+      job_variables:
+        env:
+          # procbots' log lines go to the Prefect run logs.
+          PREFECT_LOGGING_EXTRA_LOGGERS: procbots
+
+deployments:
+"""
+
+
+def registry_specs() -> list[DeploymentSpec]:
+    """The deployments the registry gives, in its order (what ``prefect.yaml`` must hold)."""
+    from bots import registry
+
+    return [
+        DeploymentSpec(
+            name=bot.name,
+            entrypoint=bot.entrypoint,
+            description=bot.description,
+            parameters=dict(bot.deployment_parameters),
+            tags=list(bot.tags),
+            schedules=[ScheduleSpec(bot.schedule, registry.TIMEZONE)] if bot.schedule else [],
+            concurrency_limit=bot.concurrency,
+            collision_strategy=bot.collision,
+            work_pool=WORK_POOL,
+            job_variables={"env": {"PREFECT_LOGGING_EXTRA_LOGGERS": "procbots"}},
+        )
+        for bot in registry.bots()
+    ]
+
+
+def render_prefect_yaml() -> str:
+    """The text of ``prefect.yaml`` for the registry (``procbots serve --write-prefect-yaml``)."""
+    import json
+
+    import prefect
+
+    out = [_YAML_HEADER.format(prefect_version=prefect.__version__)]
+    for spec in registry_specs():
+        out.append(f"  - name: {spec.name}\n")
+        out.append(f"    description: {json.dumps(spec.description)}\n")
+        out.append(f"    entrypoint: {spec.entrypoint}\n")
+        out.append(f"    parameters: {json.dumps(spec.parameters)}\n")
+        out.append(f"    tags: [{', '.join(spec.tags)}]\n")
+        if spec.schedules:
+            out.append("    schedules:\n")
+            for schedule in spec.schedules:
+                out.append(f'      - cron: "{schedule.cron}"\n')
+                out.append(f"        timezone: {schedule.timezone}\n")
+                out.append(f"        active: {str(schedule.active).lower()}\n")
+        else:
+            out.append("    schedules: []\n")
+        out.append("    concurrency_limit:\n")
+        out.append(f"      limit: {spec.concurrency_limit}\n")
+        out.append(f"      collision_strategy: {spec.collision_strategy}\n")
+        out.append("    work_pool: *procbots_pool\n\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
 def serve(
     prefect_file: Annotated[
         Path, typer.Option("--prefect-file", help="The prefect.yaml to read", dir_okay=False)
@@ -314,8 +409,16 @@ def serve(
         bool,
         typer.Option("--console", help="Also serve the work-queue console (console.host, console.port)"),
     ] = False,
+    write_prefect_yaml: Annotated[
+        bool,
+        typer.Option("--write-prefect-yaml", help="Write --prefect-file from the bot registry, then exit"),
+    ] = False,
 ) -> None:
     """Serve every deployment of prefect.yaml from this machine (Prefect serve())."""
+    if write_prefect_yaml:
+        prefect_file.write_text(render_prefect_yaml(), encoding="utf-8")
+        typer.echo(f"wrote {prefect_file}: {', '.join(spec.name for spec in registry_specs())}")
+        return
     try:
         specs = load_deployment_specs(prefect_file)
     except ProjectFileError as exc:
