@@ -11,12 +11,12 @@ from __future__ import annotations
 import getpass
 import json
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bots.runtime.ledger import SCHEMA_VERSION, ItemState, Ledger, payload_sha256
+from bots.runtime.ledger import SCHEMA_VERSION, ItemState, Ledger, WorkItem, payload_sha256
 from connectors.audit import AuditLog, verify_audit
 from tests.test_workitems import FakeClock
 
@@ -228,3 +228,37 @@ def test_a_schema_1_ledger_is_migrated_in_place(tmp_path: Path, clock: Clock) ->
         names = {row[1] for row in db.execute("PRAGMA index_list(work_items)")}
     assert "ix_work_items_claim_rank" in names
     assert "ix_work_items_claim" not in names
+
+
+def test_the_next_run_of_the_bot_processes_a_retried_item_first_with_its_corrected_data(
+    tmp_path: Path, audit_path: Path
+) -> None:
+    """A run started for another file: the runner takes the corrected item before the file's own."""
+    from bots.domain.errors import BusinessError
+    from bots.runtime.runner import Runner
+    from tests.test_runner import fast_settings
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", audit=AuditLog(audit_path).append)
+    seen: list[tuple[str, str]] = []
+
+    def raise_po(item: WorkItem) -> dict[str, str]:
+        seen.append((item.idempotency_key, item.payload["need_by"]))
+        if item.payload["need_by"] < "2026-04-01":
+            raise BusinessError("NEED_BY_IN_PAST", f"{item.idempotency_key}: need-by date is in the past")
+        return {"po_number": f"PO-{item.id:06d}"}
+
+    ledger.add("purchase_orders", "REQ-MONDAY", {"need_by": "2026-01-01"})
+    monday = Runner(ledger, "purchase_orders", raise_po, settings=fast_settings(tmp_path)).run()
+    assert monday.business_exception == 1
+    item_id = ledger.find("purchase_orders", "REQ-MONDAY").id  # type: ignore[union-attr]
+    ledger.replace_payload_and_retry(item_id, {"need_by": "2026-06-30"}, "typo", operator="a.clerk")
+    tuesday_started = datetime.now(UTC)
+    ledger.add_many("purchase_orders", [(f"REQ-TUESDAY-{n}", {"need_by": "2026-07-01"}) for n in range(3)])
+    seen.clear()
+    tuesday = Runner(ledger, "purchase_orders", raise_po, settings=fast_settings(tmp_path)).run()
+    assert tuesday.done == 4
+    assert seen[0] == ("REQ-MONDAY", "2026-06-30")  # first, and with the corrected data
+    assert [i.idempotency_key for i in ledger.retried_since("purchase_orders", tuesday_started)] == [
+        "REQ-MONDAY"
+    ]
+    assert ledger.get(item_id).state is ItemState.DONE
