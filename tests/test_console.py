@@ -22,6 +22,7 @@ from connectors.audit import reset_default_audit_log, verify_audit
 from connectors.console_links import console_link, download_path
 from flows.console.app import create_app
 from flows.console.auth import SessionStore, hash_password, verify_password
+from flows.console.workqueue import PAYLOAD_MODELS, payload_model
 
 PASSWORD = "Console-Test-Password-1"
 PNG = bytes.fromhex(
@@ -403,3 +404,15 @@ def test_an_items_flow_run_is_found_through_the_prefect_api_and_linked(
     assert f"Open flow run {flow_run_id} in the Prefect UI" in page
     assert finder.ui_url, "the harness's Prefect settings give a UI address"
     assert f'href="{finder.ui_url}/runs/flow-run/{flow_run_id}"' in page
+
+
+@pytest.mark.parametrize("bot", sorted(PAYLOAD_MODELS))
+def test_each_payload_model_is_the_model_its_bot_files_items_as(bot: str) -> None:
+    import importlib
+
+    from pydantic import BaseModel
+
+    model = payload_model(bot)
+    assert model is not None
+    assert issubclass(model, BaseModel)
+    assert bot == importlib.import_module(model.__module__).BOT

@@ -24,6 +24,7 @@ from connectors.audit import reset_default_audit_log, verify_audit
 from connectors.console_links import console_link
 from flows.console.auth import hash_password
 from flows.console.server import ConsoleServer
+from tests.plugins.browser import assert_accessible
 from tests.plugins.sandbox import SANDBOX_PASSWORD
 from tests.test_purchase_orders_e2e import INVALID, SEED, SEEDED_ORDERS, write_requisitions
 
@@ -82,6 +83,7 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
         # Sign in: a wrong password is refused, the right one opens the queues.
         page.goto(url + "/")
         assert page.url.startswith(url + "/login")
+        assert_accessible(page)
         page.screenshot(path=test_output / "console-sign-in.png")
         sign_in(page, url, password="not-her-password")
         assert page.get_by_role("alert").inner_text() == "Wrong name or password."
@@ -91,12 +93,14 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
         waiting = page.get_by_role("table", name="Exceptions by bot, state and reason code")
         row = waiting.get_by_role("row").filter(has_text="NEED_BY_IN_PAST")
         assert row.get_by_role("cell").all_inner_texts()[:3] == [BOT, "business exception", "NEED_BY_IN_PAST"]
+        assert_accessible(page)
         page.screenshot(path=test_output / "console-queues.png", full_page=True)
 
         row.get_by_role("link", name="1").click()
         page.get_by_role("heading", name=f"Queue of {BOT}").wait_for()
         items = page.get_by_role("table", name="Items", exact=True)
         assert items.get_by_role("row").count() == 2  # the header and the one exception
+        assert_accessible(page)
         items.get_by_role("link", name=PAST_NEED_BY).click()
         page.get_by_role("heading", name=f"Item {blocked.id}: {PAST_NEED_BY}").wait_for()
         assert "need-by date is before today" in page.locator("dl.facts").inner_text()
@@ -112,6 +116,7 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
             with page.expect_download() as download:
                 page.get_by_role("link", name="download").last.click()
             assert Path(download.value.path()).read_bytes() == Path(traces[-1]).read_bytes()
+        assert_accessible(page)
         page.screenshot(path=test_output / "console-item-evidence.png")
 
         # The results workbook through the link the artifacts would carry: 200 and the bytes.
@@ -131,6 +136,7 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
         corrected = (london_today() + dt.timedelta(days=21)).isoformat()
         page.get_by_label("need_by").fill(corrected)
         page.get_by_label("What you corrected and why").fill("Ward 7 confirmed delivery in three weeks")
+        assert_accessible(page)
         page.screenshot(path=test_output / "console-replace.png", full_page=True)
         page.get_by_role("button", name="Save and retry").click()
         page.get_by_role("heading", name=f"Item {blocked.id}: {PAST_NEED_BY}").wait_for()

@@ -8,25 +8,10 @@ import re
 import pytest
 
 from sandbox.pdf import text_pdf
+from tests.plugins.browser import assert_accessible
 from tests.plugins.sandbox import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-# Every visible form control must have a label; every table header cells.
-UNLABELLED_JS = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-    .filter(el => el.labels.length === 0).map(el => el.outerHTML)"""
-TABLES_WITHOUT_TH_JS = (
-    "() => [...document.querySelectorAll('table')].filter(t => !t.querySelector('th')).length"
-)
-UNNAMED_BUTTONS_JS = (
-    "() => [...document.querySelectorAll('button')].filter(b => !b.textContent.trim()).length"
-)
-
-
-def _assert_accessible(page) -> None:
-    assert page.evaluate(UNLABELLED_JS) == []
-    assert page.evaluate(TABLES_WITHOUT_TH_JS) == 0
-    assert page.evaluate(UNNAMED_BUTTONS_JS) == 0
 
 
 def test_every_page_renders_with_labels_and_table_headers(sandbox, page) -> None:
@@ -53,7 +38,7 @@ def test_every_page_renders_with_labels_and_table_headers(sandbox, page) -> None
         assert response.status == 200, path
         if heading:
             assert page.get_by_role("heading", level=1).inner_text() == heading
-        _assert_accessible(page)
+        assert_accessible(page)
     page.goto(sandbox.url + "/purchase-orders/PO-000001")
     assert page.get_by_role("row", name=re.compile("Gross total")).count() == 1
 
