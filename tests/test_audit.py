@@ -443,3 +443,16 @@ def test_a_line_over_64_kib_fails_verification(tmp_path: Path) -> None:
     result = verify_audit(path)
     assert (result.ok, result.first_broken_seq) == (False, 2)
     assert "over the 65536-byte limit" in result.message
+
+
+def test_verifying_with_another_key_says_which_key_the_chain_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path, hmac_key="the-right-key").append("po_created", po_number="PO-1")
+    result = verify_audit(path, hmac_key="another-key")
+    assert (result.ok, result.needs_key) == (False, True)
+    assert key_id("the-right-key") in result.message
+    assert "the-right-key" not in result.message
+    monkeypatch.setenv("AUDIT_KEY", "another-key")
+    assert _verify_cli(str(path), "--hmac-key-env", "AUDIT_KEY")[0] == 2
