@@ -43,6 +43,8 @@ __all__ = [
     "ReceiptDraft",
     "ReceivedLine",
     "Scan",
+    "check_against_order",
+    "check_document",
     "check_receipt",
     "from_despatch",
     "from_scans",
@@ -267,18 +269,11 @@ def _resolve(draft: ReceiptDraft, line: ReceivedLine, po_lines: Mapping[int, PoL
     return line.po_line
 
 
-def check_receipt(
-    draft: ReceiptDraft, po_lines: Mapping[int, PoLineState] | None, today: dt.date
-) -> tuple[tuple[int, Decimal], ...]:
-    """The (PO line, quantity) pairs to key for ``draft``, or the business exception.
-
-    Args:
-        po_lines: the order's lines as the portal shows them; ``None`` when the portal
-            has no such order.
-        today: today in London.
+def check_document(draft: ReceiptDraft, today: dt.date) -> None:
+    """The rules a receipt must meet before anyone looks at its order.
 
     Raises:
-        BusinessError: one of :data:`RECEIPT_REASONS`, naming the document and line.
+        BusinessError: ``DUPLICATE_DESPATCH``, ``DATE_IN_FUTURE`` or ``UNKNOWN_PO`` (none named).
     """
     if draft.duplicate_of is not None:
         raise BusinessError(
@@ -293,6 +288,20 @@ def check_receipt(
         )
     if draft.po_number is None:
         raise BusinessError("UNKNOWN_PO", f"{draft.document}: names no purchase order")
+
+
+def check_against_order(
+    draft: ReceiptDraft, po_lines: Mapping[int, PoLineState] | None
+) -> tuple[tuple[int, Decimal], ...]:
+    """The (PO line, quantity) pairs to key for ``draft`` on its order as the portal shows it.
+
+    Args:
+        po_lines: the order's lines with what was received so far; ``None`` when the
+            portal has no such order.
+
+    Raises:
+        BusinessError: ``UNKNOWN_PO``, ``UNKNOWN_PO_LINE``, ``GTIN_MISMATCH`` or ``OVER_RECEIPT``.
+    """
     if po_lines is None:
         raise BusinessError(
             "UNKNOWN_PO", f"{draft.document}: the portal has no purchase order {draft.po_number}"
@@ -312,6 +321,18 @@ def check_receipt(
                 f"to {_plain(state.received + quantity)} received of {_plain(state.ordered)} ordered",
             )
     return tuple(sorted(totals.items()))
+
+
+def check_receipt(
+    draft: ReceiptDraft, po_lines: Mapping[int, PoLineState] | None, today: dt.date
+) -> tuple[tuple[int, Decimal], ...]:
+    """:func:`check_document`, then :func:`check_against_order`: every rule of one receipt.
+
+    Raises:
+        BusinessError: one of :data:`RECEIPT_REASONS`, naming the document and line.
+    """
+    check_document(draft, today)
+    return check_against_order(draft, po_lines)
 
 
 def _plain(value: Decimal) -> str:
