@@ -36,7 +36,7 @@ import hashlib
 import re
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +98,9 @@ ACTION_SENT = "action_sent"
 
 OPEN_STATUS = "received"
 """The inbox status of a document nobody has decided yet."""
+RECEIPT_HOLDS = frozenset({"NOT_RECEIVED", "QTY_OVER_RECEIVED"})
+"""Hold reasons a goods receipt clears: a document the bot held only for these is approved
+by a later run once matching approves it (the receipt has been recorded since)."""
 
 STATUS_OF: dict[str, str] = {"approve": "approved", "hold": "on_hold", "reject": "rejected"}
 """The portal status each matching decision leads to."""
@@ -127,6 +130,8 @@ class InvoiceTask(BaseModel):
     reasons: list[dict[str, Any]] = Field(default_factory=list)
     problem: str | None = None
     """Why the document cannot be matched (its UBL is unreadable): a person must look."""
+    release: bool = False
+    """Approve a document this bot held for want of a goods receipt, now that matching approves it."""
 
 
 def idempotency_key(supplier_vat: str | None, invoice_number: str, document_type: str = "invoice") -> str:
@@ -166,13 +171,18 @@ def hold_note(decision: Decision, limit: int = NOTE_LIMIT) -> str:
 
 
 def plan_tasks(
-    summaries: Sequence[InvoiceSummary], decisions: Mapping[int, Decision]
+    summaries: Sequence[InvoiceSummary],
+    decisions: Mapping[int, Decision],
+    held_for_receipt: Collection[str] = (),
 ) -> list[tuple[str, InvoiceTask]]:
     """The work items for the open documents: ``(idempotency key, task)`` by portal id.
 
     Args:
         summaries: inbox rows of every readable document, open or decided.
         decisions: the matching decision of each document, by portal id.
+        held_for_receipt: keys of documents this bot put on hold only for want of a
+            goods receipt (:data:`RECEIPT_HOLDS`). One still on hold that matching now
+            approves gets a release item, ``<key>/released``, which approves it.
 
     A document whose key another inbox entry already has (an exact duplicate the
     supplier sent twice) is keyed ``<key>#<portal id>``: both entries need a
@@ -187,7 +197,10 @@ def plan_tasks(
         if key in seen:
             key = f"{key}#{summary.portal_id}"
         seen.add(key)
-        if summary.status != OPEN_STATUS:
+        release = summary.status == "on_hold" and key in held_for_receipt and decision.decision == "approve"
+        if release:
+            key = f"{key}/released"
+        elif summary.status != OPEN_STATUS:
             continue
         acts = decision.decision != "approve"
         reason_code = decision.reasons[0].code if decision.reasons and acts else None
@@ -204,6 +217,7 @@ def plan_tasks(
                     reason_code=reason_code,
                     note=hold_note(decision) if acts else "",
                     reasons=[r.to_dict() for r in decision.reasons],
+                    release=release,
                 ),
             )
         )
@@ -459,7 +473,8 @@ class InvoiceInboxBot(PortalBot):
         Returns the items in plan order: matched documents by portal id, then the
         unreadable open ones. A key already filed keeps its item (and its state).
         """
-        planned = plan_tasks([s for s, _ in snapshot.documents], decisions)
+        summaries = [s for s, _ in snapshot.documents]
+        planned = plan_tasks(summaries, decisions, self.held_for_receipt(summaries, decisions))
         for summary in snapshot.unreadable_open:
             # Nothing to match: the item ends a business exception and a person looks.
             task = InvoiceTask(
@@ -473,6 +488,24 @@ class InvoiceInboxBot(PortalBot):
         self.ledger.add_many(BOT, planned)
         filed = self.ledger.find_many(BOT, [key for key, _ in planned])
         return [filed[key] for key, _ in planned]
+
+    def held_for_receipt(
+        self, summaries: Sequence[InvoiceSummary], decisions: Mapping[int, Decision]
+    ) -> set[str]:
+        """Keys of on-hold documents this bot held (not found held) only for want of a receipt."""
+        keys = [
+            idempotency_key(d.supplier_vat, d.invoice_number, d.document_type)
+            for s in summaries
+            if s.status == "on_hold" and (d := decisions[s.portal_id]).decision == "approve"
+        ]
+        held = set()
+        for key, item in self.ledger.find_many(BOT, keys).items():
+            result = item.result or {}
+            reasons = {r.get("code") for r in item.payload.get("reasons", [])}
+            ours = str(item.state) == "done" and not result.get("found_decided")
+            if ours and result.get("status") == "on_hold" and reasons and reasons <= RECEIPT_HOLDS:
+                held.add(key)
+        return held
 
     # -- 3. decide in the portal, one item --------------------------------------------------
 
@@ -525,7 +558,7 @@ class InvoiceInboxBot(PortalBot):
                 f"Portal invoice {task.portal_id} shows {shown.invoice_number} from {shown.supplier_vat}, "
                 f"not {task.invoice_number} from {task.supplier_vat}; check the inbox before re-running",
             )
-        if shown.decided:
+        if shown.decided and not (task.release and shown.status == "on_hold"):
             if item.done_step(ACTION_SENT) and shown.status == STATUS_OF[task.decision]:
                 # An earlier attempt's post was saved but its answer lost (a 5xx after saving).
                 await asyncio.to_thread(item.checkpoint, DECIDED, shown.status)

@@ -118,6 +118,27 @@ def test_plan_tasks_keeps_a_copys_key_when_the_original_was_decided_in_an_earlie
     assert [(key, task.portal_id) for key, task in planned] == [("GB980780684/INV1#7", 7)]
 
 
+def test_plan_tasks_releases_a_document_held_for_a_receipt_once_matching_approves_it() -> None:
+    """A document the bot held NOT_RECEIVED gets a release item when its goods have been
+    receipted since; one held for another reason, or that matching still holds, does not."""
+    summaries = [
+        _summary(4, "INV-4", status="on_hold"),
+        _summary(5, "INV-5", status="on_hold"),
+        _summary(6, "INV-6", status="on_hold"),
+    ]
+    decisions = {
+        4: _decision("INV-4", "approve"),
+        5: _decision("INV-5", "approve"),
+        6: _decision("INV-6", "hold", Reason("NOT_RECEIVED", 1, "Line 1: nothing received yet")),
+    }
+    held = {"GB980780684/INV4", "GB980780684/INV6"}  # INV-5 was held by a clerk, not for a receipt
+    planned = plan_tasks(summaries, decisions, held)
+    assert [(key, task.portal_id, task.decision, task.release) for key, task in planned] == [
+        ("GB980780684/INV4/released", 4, "approve", True)
+    ]
+    assert plan_tasks(summaries, decisions) == []
+
+
 def test_plan_files_open_documents_in_order_and_a_rerun_returns_the_same_items(
     settings_env: Path, tmp_path: Path
 ) -> None:
