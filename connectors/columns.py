@@ -149,10 +149,10 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
         data = path.read_bytes()
     except OSError as exc:
         raise SpreadsheetError(path, f"cannot be opened: {exc.strerror or exc}") from None
-    from connectors.limits import RowLimit
+    from connectors.limits import RowLimit, text_lines
 
     # Bulk inputs have their own (large) row limit, checked before anything is parsed.
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    lines = text_lines(data)
     RowLimit.bulk().check(path, lines - 1, counted="counting its lines")
     text, encoding = decode_csv(path, data)
     delimiter = sniff_delimiter(text)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from connectors.limits import RowLimit
+from connectors.limits import RowLimit, text_lines
 from connectors.rows import ReadResult, RowSchema, SpreadsheetError, neutralise_formula
 
 __all__ = ["DELIMITERS", "MAX_CSV_BYTES", "decode_csv", "read_rows", "sniff_delimiter", "write_csv"]
@@ -143,7 +143,7 @@ def read_rows(
     limit = row_limit or RowLimit.work_items()
     # Lines are an upper bound of records, counted at memchr speed; only a file over the
     # limit by lines has its records counted (a quoted field may span lines).
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    lines = text_lines(data)
     text, _encoding = decode_csv(path, data)
     delimiter = delimiter or sniff_delimiter(text)
     if lines - 1 > limit.rows:

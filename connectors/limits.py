@@ -25,7 +25,21 @@ from pathlib import Path
 
 from connectors.rows import SpreadsheetError
 
-__all__ = ["RowLimit", "TooManyRowsError"]
+__all__ = ["RowLimit", "TooManyRowsError", "text_lines"]
+
+
+def text_lines(data: bytes) -> int:
+    """The lines of a text file's bytes, counted at memchr speed: an upper bound of its CSV
+    records (a quoted field may span lines). Lines may end in LF, CRLF or, in old Mac
+    files, CR alone, which the csv module also reads as a line end.
+
+    Example:
+        >>> text_lines(b"a,b\\r\\n1,2\\r\\n"), text_lines(b"a,b\\r1,2"), text_lines(b"")
+        (2, 2, 0)
+    """
+    if not data:
+        return 0
+    return max(data.count(b"\n"), data.count(b"\r")) + (0 if data.endswith((b"\n", b"\r")) else 1)
 
 
 class TooManyRowsError(SpreadsheetError):

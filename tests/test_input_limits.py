@@ -147,6 +147,14 @@ def test_a_csv_over_the_work_item_limit_is_refused(low_limits: Path, tmp_path: P
     )
 
 
+def test_a_csv_with_old_mac_line_ends_is_counted_too(low_limits: Path, tmp_path: Path) -> None:
+    path = tmp_path / "scan.csv"
+    path.write_bytes(b"item,quantity\r" + b"".join(b"ITEM-%d,%d\r" % (n, n + 1) for n in range(LIMIT + 1)))
+    assert b"\n" not in path.read_bytes()  # control: CR alone ends the lines
+    with pytest.raises(TooManyRowsError, match="has 51 data rows"):
+        csvfiles.read_rows(path, Line)
+
+
 def test_a_csv_whose_quoted_line_breaks_pass_the_limit_in_lines_but_not_in_rows_is_read(
     low_limits: Path, tmp_path: Path
 ) -> None:
