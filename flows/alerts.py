@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -428,19 +429,24 @@ def _alert_failure_once(flow: Any, flow_run: Any, state: Any, what: str) -> None
 
         settings = get_settings()
         key = f"failure:{getattr(flow, 'name', 'flow')}"
-        with _incidents(settings) as incidents:
-            open_incident = incidents.get(key)
-            if open_incident is not None:
-                open_incident["repeats"] = int(open_incident.get("repeats", 0)) + 1
-                open_incident["last_at"] = datetime.now(UTC).isoformat()
-                open_incident["last_message"] = redact(str(getattr(state, "message", "") or ""))
-                get_logger("alerts").info(
-                    "alert not repeated: the incident is open", flow=key, repeats=open_incident["repeats"]
-                )
-                return
+        try:
+            with _incidents(settings) as incidents:
+                open_incident = incidents.get(key)
+                if open_incident is not None:
+                    open_incident["repeats"] = int(open_incident.get("repeats", 0)) + 1
+                    open_incident["last_at"] = datetime.now(UTC).isoformat()
+                    open_incident["last_message"] = redact(str(getattr(state, "message", "") or ""))
+                    get_logger("alerts").info(
+                        "alert not repeated: the incident is open", flow=key, repeats=open_incident["repeats"]
+                    )
+                    return
+        except OSError as exc:  # no state (the data root is the problem): alert every time
+            get_logger("alerts").warning(
+                "alert state unavailable; not de-duplicating", error=redact(str(exc))
+            )
         alert = _run_alert(flow, flow_run, state, what, settings)
         if _send_quietly(alert, settings):  # undelivered: the next failure tries again
-            with _incidents(settings) as incidents:
+            with contextlib.suppress(OSError), _incidents(settings) as incidents:
                 now = alert.sent_at.isoformat()
                 incidents.setdefault(key, {"since": now, "last_at": now, "repeats": 0, "title": alert.title})
     except Exception as exc:  # a hook never fails the run because of its alert

@@ -386,3 +386,19 @@ def test_a_failure_alert_names_the_failed_items_by_reason_code(
     assert (group["reason_code"], group["count"]) == ("PORTAL_5XX", 3)
     assert group["keys"] == ["REQ-F0", "REQ-F1", "REQ-F2"]
     assert "connection refused" in body["text"]
+
+
+@pytest.mark.prefect
+def test_failure_alerts_still_go_out_when_their_state_cannot_be_kept(
+    prefect_api: None, settings_env: Path, configured_hook: WebhookReceiver
+) -> None:
+    """A data root that cannot be written (the disk may be the incident) must not silence alerts."""
+    settings_env.mkdir(parents=True, exist_ok=True)
+    (settings_env / "alerts").write_text("a file where the alert state folder should be")
+    checked = _hooked_flow("portal-check-no-state", ["fail", "fail"])
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            checked()
+    assert [r.json()["title"] for r in configured_hook.delivered()] == [
+        "procbots: portal-check-no-state failed"
+    ] * 2
