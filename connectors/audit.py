@@ -374,7 +374,9 @@ def verify_audit(path: Path, hmac_key: str | None = None) -> AuditVerification:
 
     Reads the chain header of ``seq`` 1 first: a keyed chain needs ``hmac_key``
     (``needs_key`` otherwise), and a chain that is not keyed while a key is given
-    is broken at ``seq`` 1 (a keyless re-chain of a keyed log). Then, line by
+    is broken at ``seq`` 1 (a keyless re-chain of a keyed log). A log written
+    before chain headers is checked with the key when one is given, else with
+    SHA-256, and says it has no header. Then, line by
     line: a line over 64 KiB, not JSON, with a duplicate key, or not in canonical
     form (a reformatted line); an edited record (its hash no longer matches); a
     deleted, inserted or reordered record (``seq`` out of order or ``prev_hash``
@@ -464,8 +466,6 @@ def _verify_lines(path: Path, hmac_key: str | None, header: dict[str, Any] | Non
                     seq,
                     f"{where}: seq {seq} is not in canonical form (sorted keys, no spaces): reformatted",
                 )
-            if seq == 1 and header is None:
-                return _broken(records, 1, f"{where}: seq 1 has no chain header (keyed or not)")
             if seq == 1 and header is not None and header.get("alg") != "hmac-sha256" and hmac_key:
                 return _broken(
                     records,
@@ -478,17 +478,27 @@ def _verify_lines(path: Path, hmac_key: str | None, header: dict[str, Any] | Non
                     records, seq, f"{where}: seq {seq} does not follow the previous record (prev_hash)"
                 )
             if record.get("hash") != record_hash(record, hmac_key):
-                return _broken(records, seq, f"{where}: seq {seq} was altered (hash mismatch)")
+                hint = ""
+                if seq == 1 and header is None and not hmac_key:
+                    hint = "; a log from before chain headers that was keyed needs its key"
+                return _broken(records, seq, f"{where}: seq {seq} was altered (hash mismatch{hint})")
             problem = _check_references(path, record)
             if problem:
                 return _broken(records, seq, f"{where}: seq {seq}: {problem}")
             prev_hash = record["hash"]
             expected_seq += 1
             records += 1
-    keyed = header is not None and header.get("alg") == "hmac-sha256"
-    return AuditVerification(
-        True, records, None, f"intact, {records} records" + ("" if keyed else " (not keyed: SHA-256 only)")
-    )
+    if header is None:
+        kind = (
+            " (keyed: HMAC-SHA256; no chain header)"
+            if hmac_key
+            else " (no chain header; not keyed: SHA-256 only)"
+        )
+    elif header.get("alg") == "hmac-sha256":
+        kind = ""
+    else:
+        kind = " (not keyed: SHA-256 only)"
+    return AuditVerification(True, records, None, f"intact, {records} records{kind}")
 
 
 def _check_references(path: Path, record: dict[str, Any]) -> str | None:

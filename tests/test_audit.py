@@ -456,3 +456,36 @@ def test_verifying_with_another_key_says_which_key_the_chain_needs(
     assert "the-right-key" not in result.message
     monkeypatch.setenv("AUDIT_KEY", "another-key")
     assert _verify_cli(str(path), "--hmac-key-env", "AUDIT_KEY")[0] == 2
+
+
+def _without_header(path: Path, hmac_key: str | None = None) -> None:
+    """The log as procbots wrote it before chain headers: the same chain, seq 1 without ``chain``."""
+    out, prev = [], GENESIS_HASH
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        record.pop("chain", None)
+        record["prev_hash"] = prev
+        record["hash"] = record_hash(record, hmac_key)
+        prev = record["hash"]
+        out.append(canonical_json(record))
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_a_log_from_before_chain_headers_still_verifies_and_says_so(tmp_path: Path) -> None:
+    plain, keyed = tmp_path / "plain.jsonl", tmp_path / "keyed.jsonl"
+    for n in range(3):
+        AuditLog(plain).append("po_created", po_number=f"PO-{n}")
+        AuditLog(keyed, hmac_key="old-key").append("po_created", po_number=f"PO-{n}")
+    _without_header(plain)
+    _without_header(keyed, "old-key")
+    result = verify_audit(plain)
+    assert (result.ok, result.records) == (True, 3)
+    assert "no chain header" in result.message
+    assert verify_audit(keyed, hmac_key="old-key").ok
+    without_key = verify_audit(keyed)
+    assert (without_key.ok, without_key.first_broken_seq) == (False, 1)
+    assert "needs its key" in without_key.message
+    AuditLog(plain).append("po_created", po_number="PO-3")  # new writers continue an old log
+    assert verify_audit(plain).records == 4
+    _without_header(keyed)  # a forger strips the header and re-chains with SHA-256: the key refuses it
+    assert verify_audit(keyed, hmac_key="old-key").first_broken_seq == 1
