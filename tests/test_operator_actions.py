@@ -33,9 +33,15 @@ def audit_path(tmp_path: Path) -> Path:
     return tmp_path / "audit" / "audit.jsonl"
 
 
-@pytest.fixture
-def ledger(tmp_path: Path, clock: Clock, audit_path: Path) -> Ledger:
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock, audit=AuditLog(audit_path).append)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock, audit_path: Path) -> Ledger:
+    """The ledger on SQLite, and on PostgreSQL (marked ``postgres``)."""
+    url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    return Ledger(url, clock=clock, audit=AuditLog(audit_path).append)
 
 
 def _records(audit_path: Path, event: str) -> list[dict[str, object]]:
