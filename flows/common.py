@@ -240,8 +240,12 @@ def _cell(value: Any) -> Any:
 
 
 def _link_target(target: Path | str) -> str:
+    """A link a browser opens: the console's address of a file when ``console.public_url`` is set."""
     if isinstance(target, Path):
-        return target.resolve().as_uri()
+        from config.settings import get_settings
+        from connectors.console_links import console_link
+
+        return console_link(target, get_settings())
     return target
 
 

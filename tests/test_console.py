@@ -416,3 +416,19 @@ def test_each_payload_model_is_the_model_its_bot_files_items_as(bot: str) -> Non
     assert model is not None
     assert issubclass(model, BaseModel)
     assert bot == importlib.import_module(model.__module__).BOT
+
+
+def test_run_summary_links_point_at_the_console_when_it_has_a_public_address(
+    settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.common import render_summary_markdown
+
+    report = settings_env / "outbox" / "purchase-orders-1.xlsx"
+    monkeypatch.setenv("PROCBOTS_CONSOLE__PUBLIC_URL", "https://procbots.trust.nhs.uk")
+    get_settings.cache_clear()
+    text = render_summary_markdown("Purchase orders", {"raised": 1}, [], {"results": report})
+    assert "- [results](https://procbots.trust.nhs.uk/files/outbox/purchase-orders-1.xlsx)" in text
+    monkeypatch.delenv("PROCBOTS_CONSOLE__PUBLIC_URL")
+    get_settings.cache_clear()
+    text = render_summary_markdown("Purchase orders", {"raised": 1}, [], {"results": report})
+    assert f"- [results]({report.resolve().as_uri()})" in text
