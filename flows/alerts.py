@@ -349,8 +349,18 @@ def _ledger_items(bot: str, states: list[str], since: datetime | None, settings:
 
 
 def _bot_of(flow_name: str) -> str:
-    """The bot a flow runs: flows are named after their bot (``purchase-orders`` -> ``purchase_orders``)."""
-    return flow_name.replace("-", "_")
+    """The ledger ``bot`` of a flow's work items: its registry entry's ``ledger_bot``.
+
+    A flow not in the registry (the healthcheck, a test flow) counts as a bot named
+    after it (``purchase-orders`` -> ``purchase_orders``).
+    """
+    from bots import registry
+
+    try:
+        entry = registry.get(flow_name)
+    except KeyError:
+        return flow_name.replace("-", "_")
+    return entry.ledger_bot or entry.key
 
 
 # -- de-duplication: one alert per incident, one when it is over ------------------------

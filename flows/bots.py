@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from bots import registry
 from bots.registry import Bot, BotInputError, BotParameters, RunContext, RunOutcome
-from flows.alerts import alert_on_crashed, alert_on_failure
+from flows.alerts import alert_on_completion, alert_on_crashed, alert_on_failure
 from flows.common import (
     RunSummary,
     browser_session_slots,
@@ -189,6 +189,7 @@ def bot_flow(bot: Bot) -> Flow[..., State]:
         task_runner=capped_task_runner(2),
         on_failure=[alert_on_failure],
         on_crashed=[alert_on_crashed],
+        on_completion=[alert_on_completion],  # one "recovered" after a failure alert
     )(run)
     return made
 

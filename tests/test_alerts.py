@@ -402,3 +402,15 @@ def test_failure_alerts_still_go_out_when_their_state_cannot_be_kept(
     assert [r.json()["title"] for r in configured_hook.delivered()] == [
         "procbots: portal-check-no-state failed"
     ] * 2
+
+
+def test_every_bot_flow_and_the_healthcheck_carry_the_three_alert_hooks() -> None:
+    """Failure, crash and recovery: without the completion hook no 'recovered' would ever come."""
+    from flows.alerts import alert_on_completion, alert_on_crashed, alert_on_failure
+    from flows.bots import FLOWS
+    from flows.healthcheck import portal_healthcheck_flow
+
+    for made in [*FLOWS.values(), portal_healthcheck_flow]:
+        assert alert_on_failure in made.on_failure_hooks, made.name
+        assert alert_on_crashed in made.on_crashed_hooks, made.name
+        assert alert_on_completion in made.on_completion_hooks, made.name
