@@ -79,11 +79,12 @@ _WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\..*)?", re
 _CHUNK = 1024 * 1024
 
 AuditFn = Callable[..., Any]
-Outcome = Literal["done", "failed", "quarantine"]
+Outcome = Literal["done", "failed", "quarantine", "inbox"]
 _EVENTS: dict[Outcome, str] = {
     "done": "dropfolder_done",
     "failed": "dropfolder_failed",
     "quarantine": "dropfolder_quarantined",
+    "inbox": "dropfolder_released",
 }
 
 
@@ -229,7 +230,7 @@ def _jsonable(value: Any) -> Any:
 @dataclass
 class ClaimedFile:
     """A file this worker holds in ``processing/``; finish it with exactly one of
-    :meth:`done`, :meth:`fail` or :meth:`quarantine`.
+    :meth:`done`, :meth:`fail` or :meth:`quarantine` (or give it back with :meth:`release`).
 
     Used as a context manager, an exception inside the block fails the file with
     reason ``PROCESSING_ERROR`` (and propagates); leaving the block without deciding
@@ -259,6 +260,11 @@ class ClaimedFile:
     def quarantine(self, reason: str, message: str, errors: Iterable[Any] = ()) -> Path:
         """Moves the file to ``quarantine/`` with a ``.reason.json`` beside it."""
         return self._finish("quarantine", reason, message, errors)
+
+    def release(self) -> Path:
+        """Puts the file back in ``inbox/`` undecided: its items are not finished (the run
+        stopped early), so the next run takes it again. Returns its inbox path."""
+        return self._finish("inbox", None, "", ())
 
     def _finish(self, outcome: Outcome, reason: str | None, message: str, errors: Iterable[Any]) -> Path:
         if self.outcome is not None:
