@@ -82,25 +82,29 @@ def slow_portal(tmp_path: Path) -> Iterator[SandboxServer]:
     server.stop()
 
 
-def start_run(source: Path, portal: str, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            str(PROCBOTS),
-            "run",
-            "purchase-orders",
-            "--input",
-            str(source),
-            "--portal",
-            portal,
-            "--json",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a kill takes Chromium down with it
-    )
+class Run:
+    """``procbots run purchase-orders`` in the background; output in files (a full pipe would stall it)."""
+
+    def __init__(self, source: Path, portal: str, env: dict[str, str], *extra: str) -> None:
+        folder = Path(env["TMPDIR"]).parent / "runs"
+        folder.mkdir(exist_ok=True)
+        self.out_path = folder / f"{time.monotonic_ns()}.out"
+        self.err_path = self.out_path.with_suffix(".err")
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [str(PROCBOTS), "run", "purchase-orders", "--input", str(source), "--portal", portal,
+                 "--json", *extra],
+                env=env, stdout=out, stderr=err, text=True,
+                start_new_session=True,  # its own process group: a kill takes Chromium down with it
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def wait(self, timeout_s: float) -> tuple[int, str, str]:
+        code = self.proc.wait(timeout=timeout_s)
+        return code, self.out_path.read_text(), self.err_path.read_text()
 
 
 def ledger_items(env: dict[str, str]) -> list[Any]:
@@ -123,21 +127,19 @@ def wait_for_leases_to_expire(env: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
-def wait_until(condition: Any, what: str, timeout_s: float = 120) -> None:
+def wait_until(condition: Any, what: str, timeout_s: float = 120, run: Run | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() > deadline or (run is not None and run.proc.poll() is not None):
+            lines = run.err_path.read_text().splitlines()[-25:] if run is not None else []
+            output = "\n".join(line[:400] for line in lines)
+            raise AssertionError(f"timed out waiting for {what} (or the run ended): {output}")
         time.sleep(0.1)
 
 
 def process_state(pid: int) -> str:
     """The state letter of a process (``T``: stopped), from /proc."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
-def kill_group(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
-    os.killpg(proc.pid, sig)
-    proc.wait(timeout=30)
 
 
 def json_output(stdout: str) -> dict[str, Any]:
@@ -165,11 +167,15 @@ def test_a_po_run_killed_at_three_random_moments_is_finished_exactly_once_by_the
     for kill in range(3):
         raised_before = len(portal_orders(server, prefix))
         target = min(raised_before + rng.randint(1, 3), len(refs) - 1)
-        proc = start_run(source, server.url, run_env, "--contexts", "2")
-        wait_until(lambda t=target: len(portal_orders(server, prefix)) >= t, f"{target} POs (kill {kill})")  # type: ignore[misc]
+        run = Run(source, server.url, run_env, "--contexts", "2")
+        wait_until(
+            lambda t=target: len(portal_orders(server, prefix)) >= t,  # type: ignore[misc]
+            f"{target} POs (kill {kill})",
+            run=run,
+        )
         time.sleep(rng.uniform(0, 0.6))
-        kill_group(proc)
-        assert proc.returncode == -signal.SIGKILL, f"seed {seed}: the run ended before its kill"
+        run.kill()
+        assert run.proc.returncode == -signal.SIGKILL, f"seed {seed}: the run ended before its kill"
         wait_for_leases_to_expire(run_env)
 
     final = subprocess.run(
@@ -217,13 +223,15 @@ def test_a_worker_paused_until_its_lease_was_taken_does_not_submit_when_resumed(
     source = write_requisitions(tmp_path / "requisitions.xlsx", 2, prefix=prefix)
     script = tmp_path / "pausing_run.py"
     script.write_text(PAUSING_RUN)
-    paused = subprocess.Popen(
-        [sys.executable, str(script), str(source), server.url],
-        env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    errors = tmp_path / "paused.err"
+    with errors.open("w") as err_file:
+        paused = subprocess.Popen(
+            [sys.executable, str(script), str(source), server.url],
+            env=run_env, stdout=subprocess.PIPE, stderr=err_file, text=True,
+        )  # fmt: skip
     assert paused.stdout is not None
     line = paused.stdout.readline()
-    assert line.startswith("pausing before"), paused.stderr.read() if paused.poll() is not None else line
+    assert line.startswith("pausing before"), errors.read_text()[-3000:]
     ref = line.split()[-1]
     wait_until(lambda: process_state(paused.pid) == "T", "the worker to stop")
     wait_for_leases_to_expire(run_env)
@@ -236,7 +244,8 @@ def test_a_worker_paused_until_its_lease_was_taken_does_not_submit_when_resumed(
     po_numbers = one_po_each(server, prefix, [f"{prefix}REQ-2026-000001", f"{prefix}REQ-2026-000002"])
 
     os.kill(paused.pid, signal.SIGCONT)
-    out, err = paused.communicate(timeout=120)
+    out, _ = paused.communicate(timeout=120)
+    err = errors.read_text()
     assert "paused run ended" in out, err[-3000:]
     assert "lease lost" in err
     assert one_po_each(server, prefix, list(po_numbers)) == po_numbers  # nothing submitted after SIGCONT
@@ -253,14 +262,14 @@ def test_a_portal_that_goes_away_stops_the_run_and_the_next_run_finishes_the_res
     server, prefix = slow_portal, "P-"
     source = write_requisitions(tmp_path / "requisitions.xlsx", 10, prefix=prefix)
     refs = [f"{prefix}REQ-2026-{n:06d}" for n in range(1, 11)]
-    proc = start_run(source, server.url, run_env, "--contexts", "2")
-    wait_until(lambda: len(portal_orders(server, prefix)) >= 3, "3 POs")
+    run = Run(source, server.url, run_env, "--contexts", "2")
+    wait_until(lambda: len(portal_orders(server, prefix)) >= 3, "3 POs", run=run)
     server.stop()
     stopped_at = time.monotonic()
-    out, err = proc.communicate(timeout=120)
+    code, out, err = run.wait(120)
     took = time.monotonic() - stopped_at
     assert took < 30, f"the run went on for {took:.0f} s after the portal stopped"
-    assert proc.returncode == 1, err[-3000:]
+    assert code == 1, err[-3000:]
     assert "PORTAL_UNAVAILABLE" in err
     report = json_output(out)
     assert report["stopped"] == "PORTAL_UNAVAILABLE"
@@ -339,9 +348,9 @@ def test_a_killed_run_leaves_no_file_holding_the_password_under_the_data_root_or
     found, so the search would see a leak."""
     server, prefix = slow_portal, "X-"
     source = write_requisitions(tmp_path / "requisitions.xlsx", 8, prefix=prefix)
-    proc = start_run(source, server.url, run_env, "--contexts", "2")
-    wait_until(lambda: len(portal_orders(server, prefix)) >= 2, "2 POs")
-    kill_group(proc)
+    run = Run(source, server.url, run_env, "--contexts", "2")
+    wait_until(lambda: len(portal_orders(server, prefix)) >= 2, "2 POs", run=run)
+    run.kill()
     searched = [Path(run_env["PROCBOTS_PATHS__ROOT"]), Path(run_env["TMPDIR"])]
     assert any((searched[0] / "private" / "playwright").iterdir()), "the killed run left no Playwright files"
     forms = secret_forms(SANDBOX_PASSWORD)

@@ -364,3 +364,49 @@ def test_the_console_script_does_not_echo_a_mistyped_password_from_the_secrets_f
     assert "setting portal.password=" in result.stderr
     assert "Input should be a valid string" in result.stderr
     assert str(SECRET_VALUE) not in result.stderr + result.stdout
+
+
+# --- timings that contradict each other (issue 13 item 5) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"PROCBOTS_LEDGER__LEASE_S": "6", "PROCBOTS_LEDGER__HEARTBEAT_S": "60"},
+            ["ledger.heartbeat_s", "ledger.lease_s"],
+        ),
+        (
+            {"PROCBOTS_LEDGER__LEASE_S": "30", "PROCBOTS_LEDGER__HEARTBEAT_S": "10"},
+            ["ledger.heartbeat_s", "ledger.lease_s"],
+        ),
+        (
+            {"PROCBOTS_RETRY__INITIAL_S": "20", "PROCBOTS_RETRY__MAX_S": "10"},
+            ["retry.initial_s", "retry.max_s"],
+        ),
+    ],
+    ids=["heartbeat-longer-than-lease", "heartbeat-exactly-a-third", "backoff-starts-above-its-cap"],
+)
+def test_contradictory_timings_are_refused_at_start_with_exit_2_naming_both_keys(
+    tmp_path: Path, env: dict[str, str], named: list[str]
+) -> None:
+    """A heartbeat of a third of the lease or more (a healthy worker would lose its items), or a
+    first retry wait above the longest: one clear line, exit 2, before any work."""
+    source = tmp_path / "requisitions.csv"
+    source.write_text("requisition_ref\n")
+    result = subprocess.run(
+        [str(PROCBOTS), "run", "purchase-orders", "--input", str(source)],
+        env={**os.environ, "PROCBOTS_PATHS__ROOT": str(tmp_path / "var"), **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    problem = [line for line in result.stderr.splitlines() if line.startswith("setting ")]
+    assert len(problem) == 1, result.stderr
+    assert all(key in problem[0] for key in named), problem
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "var" / "ledger.db").exists()
+
+
+def test_a_heartbeat_well_inside_the_lease_is_accepted() -> None:
+    settings = Settings(ledger={"lease_s": 30, "heartbeat_s": 9.9}, retry={"initial_s": 1, "max_s": 1})
+    assert (settings.ledger.heartbeat_s, settings.retry.initial_s) == (9.9, 1)

@@ -171,7 +171,9 @@ async def open_chromium(
                 os.environ["TMPDIR"] = saved
     # Chromium's own TMPDIR holds only its singleton socket, whose path must stay under
     # 108 bytes, so it gets a short private folder of its own (the profile is in private_dir).
-    sockets = tempfile.mkdtemp(prefix="procbots-chromium-") if private_dir is not None else None
+    # (A long TMPDIR would not fit: then the system's /tmp.) It never holds anything but the socket.
+    short = tempfile.gettempdir() if len(tempfile.gettempdir()) <= 40 else "/tmp"  # noqa: S108
+    sockets = tempfile.mkdtemp(prefix="procbots-chromium-", dir=short) if private_dir is not None else None
     try:
         settings, executable = _executable(pw, settings)
         browser = await pw.chromium.launch(
