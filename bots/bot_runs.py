@@ -105,6 +105,7 @@ def _po_outcome(runs: list[PurchaseOrderRun], params: PurchaseOrdersParameters) 
         "peppol_orders": [str(p) for run in runs for p in run.orders_xml],
     }
     stopped = next((run for run in runs if run.stopped), None)
+    data["stopped"] = stopped.stopped if stopped is not None else None
     if stopped is not None:
         lines.append(f"Run stopped early: {stopped.stopped}: {stopped.stopped_message}")
     return BotRun(
@@ -157,6 +158,11 @@ def run_purchase_orders_bot(params: PurchaseOrdersParameters, context: RunContex
         except Exception as exc:
             claimed.fail("PROCESSING_ERROR", f"{type(exc).__name__}: {exc}")
             raise
+        if runs[-1].stopped:
+            # Its requisitions are not finished: the file waits in the inbox for the next run,
+            # and so do the other files (the portal is down or refuses the sign-in).
+            claimed.release()
+            break
         claimed.done()
     return _po_outcome(runs, params)
 

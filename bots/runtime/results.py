@@ -147,15 +147,6 @@ class BotRun(Generic[R]):
         """The items people must act on (or that a later run must finish)."""
         return [r for r in self.results if r.status in EXCEPTION_STATUSES]
 
-    def stop_note(self) -> str:
-        """One line on why the run stopped early and what is left ("" when it did not)."""
-        if not self.stopped:
-            return ""
-        left = sum(1 for r in self.results if r.status == STATUS_PENDING)
-        return (
-            f"run stopped early: {self.stopped}: {self.stopped_message}; {left} left pending for the next run"
-        )
-
     @property
     def exit_code(self) -> int:
         """0 when every item is done, 1 otherwise (exceptions, or the run stopped early)."""
