@@ -544,7 +544,7 @@ def alert_business_exceptions(summary: RunSummary, settings: Settings | None = N
     if not settings.alerts.on_business_exceptions:
         return False
     facts = {name.replace("_", " ").capitalize(): str(count) for name, count in summary.counts.items()}
-    items = _ledger_items(summary.bot, ["business_exception"], summary.started_at, settings)
+    items = _ledger_items(_bot_of(summary.bot), ["business_exception"], summary.started_at, settings)
     groups = _item_groups(items, settings) if items else _row_groups(summary.rows, settings)
     if groups:
         facts["Reasons"] = ", ".join(
