@@ -268,18 +268,17 @@ def test_replace_data_and_retry_stores_the_checked_payload_and_the_audit_names_t
     item = ledger.get(item_id)
     assert str(item.state) == "pending"
     assert item.payload == {**original, "need_by": "2031-03-31"}
-    history = ledger.history(item_id)
-    assert [t.event for t in history][-2:] == ["payload_replaced", "requeued"]
-    assert history[-2].owner == "console:jsmith"
-    assert 'need_by "2020-01-31" -> "2031-03-31"' in str(history[-2].detail)
+    (replaced,) = [t for t in ledger.history(item_id) if t.event == "payload_replaced"]
+    assert replaced.owner == "Jane Smith (jsmith)"
+    assert (
+        replaced.detail == 'need-by corrected with the ward (changed: need_by "2020-01-31" -> "2031-03-31")'
+    )
 
-    records = {r["event"]: r for r in audit_records(settings)}
-    replaced = records["operator.replace_payload"]
-    assert (replaced["operator"], replaced["operator_name"]) == ("jsmith", "Jane Smith")
-    assert replaced["reason"] == "need-by corrected with the ward"
-    assert replaced["old_payload"]["need_by"] == "2020-01-31"  # type: ignore[index]
-    assert replaced["new_payload"]["need_by"] == "2031-03-31"  # type: ignore[index]
-    assert records["operator.retry"]["operator_name"] == "Jane Smith"
+    (record,) = [r for r in audit_records(settings) if r["event"] == "workitem.payload_replaced"]
+    assert record["operator"] == "Jane Smith (jsmith)"
+    assert str(record["reason"]).startswith("need-by corrected with the ward")
+    assert record["old_payload"]["need_by"] == "2020-01-31"  # type: ignore[index]
+    assert record["new_payload"]["need_by"] == "2031-03-31"  # type: ignore[index]
     assert verify_audit(settings.audit_path).ok
 
 
@@ -298,16 +297,17 @@ def test_resolve_needs_a_note_and_marks_the_item_done_by_the_person(
     assert done.status_code == 303
     item = ledger.get(item_id)
     assert str(item.state) == "done"
-    assert item.result == {
-        "resolved_by": "Jane Smith",
-        "resolved_by_user": "jsmith",
-        "note": "raised by phone as PO-9",
-    }
+    assert item.result is not None
+    assert (item.result["resolved_by"], item.result["note"], item.result["reason_code"]) == (
+        "Jane Smith (jsmith)",
+        "raised by phone as PO-9",
+        "NEED_BY_IN_PAST",
+    )
     again = client.post(f"/items/{item_id}/resolve", data={"reason": "twice", "csrf_token": token})
     assert again.status_code == 409
-    (record,) = [r for r in audit_records(settings) if r["event"] == "operator.resolve"]
+    (record,) = [r for r in audit_records(settings) if r["event"] == "workitem.resolved"]
     assert (record["operator"], record["reason"], record["to_state"]) == (
-        "jsmith",
+        "Jane Smith (jsmith)",
         "raised by phone as PO-9",
         "done",
     )
@@ -327,8 +327,8 @@ def test_release_frees_a_stuck_item_and_names_its_holder(
     )
     assert released.status_code == 303
     assert str(ledger.get(item.id).state) == "pending"
-    (record,) = [r for r in audit_records(settings) if r["event"] == "operator.release"]
-    assert (record["operator_name"], record["lease_owner"]) == ("Jane Smith", "dead-host:4242")
+    (record,) = [r for r in audit_records(settings) if r["event"] == "workitem.released"]
+    assert (record["operator"], record["lease_owner_was"]) == ("Jane Smith (jsmith)", "dead-host:4242")
 
 
 def test_hash_password_prints_settings_lines_that_sign_the_person_in(settings_env: Path) -> None:

@@ -156,15 +156,15 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
         assert "done" in facts
         history = page.get_by_role("table", name="Transitions, oldest first")
         replaced = history.get_by_role("row").filter(has_text="payload_replaced")
-        assert "console:jsmith" in replaced.inner_text()
+        assert "Jane Smith (jsmith)" in replaced.inner_text()
         assert f'need_by "{(london_today() - dt.timedelta(days=10)).isoformat()}"' in replaced.inner_text()
         replaced.scroll_into_view_if_needed()
         page.screenshot(path=test_output / "console-item-done.png")
 
     records = [json.loads(line) for line in settings.audit_path.read_text().splitlines()]
-    (replacement,) = [r for r in records if r["event"] == "operator.replace_payload"]
-    assert (replacement["operator"], replacement["operator_name"]) == ("jsmith", "Jane Smith")
-    assert replacement["reason"] == "Ward 7 confirmed delivery in three weeks"
+    (replacement,) = [r for r in records if r["event"] == "workitem.payload_replaced"]
+    assert replacement["operator"] == "Jane Smith (jsmith)"
+    assert replacement["reason"].startswith("Ward 7 confirmed delivery in three weeks (changed: need_by ")
     assert replacement["new_payload"]["need_by"] == corrected
     assert verify_audit(settings.audit_path).ok
     ledger.close()

@@ -1,11 +1,11 @@
 """The console's one door to the ledger: read the queue, and a person's actions on an item.
 
 Every call the console makes on the work-item ledger goes through
-:class:`WorkQueue`, so the pages never touch the database. Actions name the
-person (:class:`Operator`) and their reason; each is one audit record
-(``operator.retry``, ``operator.release``, ``operator.resolve``,
-``operator.replace_payload``) with the person's sign-in name and full name, next to
-the ledger's own ``workitem.*`` record of the state change.
+:class:`WorkQueue`, so the pages never touch the database. Actions are the
+ledger's operator actions, under the person's name (:class:`Operator`, e.g.
+``Jane Smith (jsmith)``) and with their reason: the item's history and the
+audit record (``workitem.requeued``, ``workitem.released``, ``workitem.resolved``,
+``workitem.payload_replaced`` with the old and new payload) both name them.
 
 Example:
     >>> queue = WorkQueue(Ledger.from_settings())  # doctest: +SKIP
@@ -22,10 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 
-from bots.runtime.ledger import ItemState, Ledger, Transition, WorkItem, item_transitions, work_items
-from connectors.audit import audit_event
+from bots.runtime.ledger import ItemState, Ledger, Transition, WorkItem, work_items
 
 __all__ = [
     "ACTIONABLE_STATES",
@@ -33,6 +32,7 @@ __all__ = [
     "Operator",
     "QueueRow",
     "WorkQueue",
+    "actionable",
     "payload_model",
 ]
 
@@ -42,8 +42,19 @@ PAYLOAD_MODELS = {
     "invoice_matching": "bots.invoices:InvoiceTask",
     "contract_uploads": "bots.contracts:ContractJob",
 }
-#: States in which a person may retry, resolve or replace an item's data.
+#: States in which a person may retry, resolve or replace an item's data (and a system
+#: exception whose worker's lease ran out).
 ACTIONABLE_STATES = frozenset({ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW})
+
+
+def actionable(item: WorkItem, now: datetime | None = None) -> bool:
+    """Whether a person may retry, resolve or replace the data of ``item`` now."""
+    if item.state in ACTIONABLE_STATES:
+        return True
+    expires = item.lease_expires_at
+    return item.state is ItemState.SYSTEM_EXCEPTION and (
+        expires is None or expires <= (now or datetime.now(UTC))
+    )
 
 
 def payload_model(bot: str) -> type[BaseModel] | None:
@@ -58,10 +69,15 @@ def payload_model(bot: str) -> type[BaseModel] | None:
 
 @dataclass(frozen=True)
 class Operator:
-    """The person acting: sign-in name and full name (both go to the audit log)."""
+    """The person acting: sign-in name and full name."""
 
     username: str
     name: str
+
+    @property
+    def audit_name(self) -> str:
+        """How the ledger and the audit log name them: ``Jane Smith (jsmith)``."""
+        return f"{self.name} ({self.username})"
 
 
 @dataclass(frozen=True)
@@ -116,46 +132,27 @@ class WorkQueue:
         """The item's transitions, oldest first."""
         return self.ledger.history(item_id)
 
-    # -- a person's actions -------------------------------------------------
+    # -- a person's actions (the ledger records each under the operator, with the reason) -------
 
     def retry(self, item_id: int, operator: Operator, reason: str) -> WorkItem:
-        """Back to ``pending``: the bot's next run (of any input) picks it up."""
-        item = self.ledger.retry(item_id, reason=f"{reason} (by {operator.name})")
-        self._audit("retry", item, operator, reason)
-        return item
+        """Back to ``pending``, first in line: the bot's next run (of any input) takes it."""
+        return self.ledger.retry(item_id, reason, operator=operator.audit_name)
 
     def release(self, item_id: int, operator: Operator, reason: str) -> WorkItem:
         """Frees an item stuck in progress (its worker died) so the next run claims it."""
-        holder = self.ledger.get(item_id).lease_owner
-        item = self.ledger.release(item_id, reason=f"{reason} (by {operator.name})")
-        self._audit("release", item, operator, reason, lease_owner=holder)
-        return item
+        return self.ledger.release(item_id, reason, operator=operator.audit_name)
 
     def resolve(self, item_id: int, operator: Operator, note: str) -> WorkItem:
         """Marks an exception handled by a person (``done``, with the note); the bot leaves it."""
-        if not note.strip():
-            raise ValueError("a note saying how the item was resolved is required")
-        now = datetime.now(UTC)
-        with self.ledger.engine.begin() as conn:
-            row = self._actionable(conn, item_id, "resolve")
-            result = {"resolved_by": operator.name, "resolved_by_user": operator.username, "note": note}
-            conn.execute(
-                update(work_items)
-                .where(work_items.c.id == item_id)
-                .values(state=ItemState.DONE.value, result=result, updated_at=now)
-            )
-            self._transition(conn, row, "resolved", ItemState.DONE.value, operator, note, now)
-        item = self.ledger.get(item_id)
-        self._audit("resolve", item, operator, note, from_state=row["state"])
-        return item
+        return self.ledger.resolve(item_id, note, operator=operator.audit_name)
 
     def replace_and_retry(
         self, item_id: int, operator: Operator, payload: Mapping[str, Any], reason: str
     ) -> WorkItem:
         """Stores a corrected payload (checked against the bot's model) and retries the item.
 
-        The old and new payloads both go to the audit record; the item's history
-        names the fields that changed.
+        The ledger's audit record keeps the old and the new payload; the history
+        says which fields changed, after the person's reason.
 
         Raises:
             pydantic.ValidationError: the payload does not fit the bot's model.
@@ -168,68 +165,14 @@ class WorkQueue:
             if model is not None
             else json.loads(json.dumps(dict(payload)))
         )
-        now = datetime.now(UTC)
-        with self.ledger.engine.begin() as conn:
-            row = self._actionable(conn, item_id, "replace the data of")
-            old = dict(row["payload"])
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            conn.execute(
-                update(work_items).where(work_items.c.id == item_id).values(payload=new, updated_at=now)
-            )
-            detail = "payload replaced: " + (
-                "; ".join(f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in changed) or "no change"
-            )
-            self._transition(conn, row, "payload_replaced", row["state"], operator, detail, now)
-        self._audit(
-            "replace_payload", current, operator, reason, changed=changed, old_payload=old, new_payload=new
+        old = current.payload
+        changed = "; ".join(
+            f"{k} {_short(old.get(k))} -> {_short(new.get(k))}"
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)
         )
-        return self.retry(item_id, operator, reason)
-
-    # -- helpers ------------------------------------------------------------
-
-    @staticmethod
-    def _actionable(conn: Any, item_id: int, what: str) -> Any:
-        row = conn.execute(select(work_items).where(work_items.c.id == item_id)).mappings().first()
-        if row is None:
-            raise LookupError(f"no work item with id {item_id}")
-        if ItemState(row["state"]) not in ACTIONABLE_STATES:
-            raise ValueError(
-                f"work item {item_id} is {row['state']}: a person can only {what} an item that is "
-                + ", ".join(sorted(s.value for s in ACTIONABLE_STATES))
-            )
-        return row
-
-    @staticmethod
-    def _transition(
-        conn: Any, row: Any, event: str, to_state: str, operator: Operator, detail: str, now: datetime
-    ) -> None:
-        conn.execute(
-            insert(item_transitions).values(
-                item_id=row["id"],
-                at=now,
-                event=event,
-                from_state=row["state"],
-                to_state=to_state,
-                owner=f"console:{operator.username}",
-                attempt=row["attempts"],
-                reason_code=row["reason_code"],
-                detail=detail,
-            )
-        )
-
-    @staticmethod
-    def _audit(action: str, item: WorkItem, operator: Operator, reason: str, **fields: Any) -> None:
-        audit_event(
-            f"operator.{action}",
-            item_id=item.id,
-            bot=item.bot,
-            idempotency_key=item.idempotency_key,
-            operator=operator.username,
-            operator_name=operator.name,
-            reason=reason,
-            to_state=str(item.state),
-            **fields,
-        )
+        said = f"{reason} (changed: {changed or 'nothing'})"
+        return self.ledger.replace_payload_and_retry(item_id, new, said, operator=operator.audit_name)
 
 
 def _short(value: Any) -> str:

@@ -14,7 +14,7 @@ from bots.runtime.ledger import ACTIVE_STATES, WorkItem
 from flows.console.auth import Session
 from flows.console.flowruns import run_ids
 from flows.console.web import checked_form, console, operator, render, signed_in
-from flows.console.workqueue import ACTIONABLE_STATES, payload_model
+from flows.console.workqueue import actionable, payload_model
 
 router = APIRouter()
 
@@ -56,7 +56,7 @@ def _page(
             "run_id": runs[0] if runs else None,
             "flow_run_id": flow_run_id,
             "flow_run_url": finder.link(flow_run_id) if flow_run_id else None,
-            "actionable": item.state in ACTIONABLE_STATES,
+            "actionable": actionable(item),
             "leased": item.state in ACTIVE_STATES,
             "error": error,
         },
