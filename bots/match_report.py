@@ -7,7 +7,8 @@ Sheets, written through :func:`connectors.excel.write_report`:
 * **Exceptions**: one row per reason a document was held or rejected (invoice,
   supplier, PO, line, code, message, amount) with empty *Action taken* and *Cleared by*
   columns, so a clerk can work down the list, filter by code and sign rows off.
-* **All decisions**: one row per document with its decision, reason codes and notes.
+* **All decisions**: one row per document with its decision, reason codes and notes; above
+  20,000 documents a CSV file beside the workbook (``<name>-decisions.csv``) instead.
 * **By supplier** and **Notes** (facts that did not change a decision, such as an
   under-priced line or a rounding difference accepted).
 
@@ -23,17 +24,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bots.domain.matching import Decision, summarise
+from connectors.csvfiles import write_csv
 from connectors.excel import ChartSpec, Column, Sheet, Summary, write_report
 
-__all__ = ["write_match_report"]
+__all__ = ["decisions_csv_path", "write_match_report"]
 
 # Above this many documents the workbook is streamed (constant memory, plain widths).
 _STREAM_FROM = 20_000
+# Above this many documents the full decision list is a CSV file beside the workbook
+# (``<name>-decisions.csv``) instead of an "All decisions" sheet nobody scrolls.
+_SHEET_LIMIT = 20_000
 _KINDS = ("approve", "hold", "reject")
 _LABELS = {"approve": "Approved", "hold": "Held", "reject": "Rejected"}
 
@@ -197,18 +203,33 @@ def write_match_report(
         Sheet(
             "Exceptions", _EXCEPTION_COLUMNS, _exception_rows(decisions), highlight=("decision", {"reject"})
         ),
-        Sheet(
-            "All decisions",
-            _DECISION_COLUMNS,
-            _decision_rows(decisions),
-            highlight=("decision", {"hold", "reject"}),
-        ),
         Sheet("By supplier", _SUPPLIER_COLUMNS, by_supplier),
         Sheet("Notes", _NOTE_COLUMNS, _note_rows(decisions)),
     ]
-    return write_report(
-        path,
-        sheets,
-        summary=_summary(decisions, totals, title),
-        write_only=len(decisions) > _STREAM_FROM,
-    )
+    summary = _summary(decisions, totals, title)
+    if len(decisions) > _SHEET_LIMIT:
+        listing = decisions_csv_path(path)
+        write_csv(
+            listing,
+            [c.header for c in _DECISION_COLUMNS],
+            ([row.get(c.key) for c in _DECISION_COLUMNS] for row in _decision_rows(decisions)),
+        )
+        figures = [*summary.figures, ("All decisions (CSV beside this workbook)", listing.name)]
+        summary = replace(summary, figures=figures)
+    else:
+        sheets.insert(
+            1,
+            Sheet(
+                "All decisions",
+                _DECISION_COLUMNS,
+                _decision_rows(decisions),
+                highlight=("decision", {"hold", "reject"}),
+            ),
+        )
+    return write_report(path, sheets, summary=summary, write_only=len(decisions) > _STREAM_FROM)
+
+
+def decisions_csv_path(report: str | Path) -> Path:
+    """Where a large run's full decision list goes: ``<report name>-decisions.csv`` beside it."""
+    report = Path(report)
+    return report.with_name(f"{report.stem}-decisions.csv")

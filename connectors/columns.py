@@ -66,14 +66,21 @@ _UK_DATE = r"^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$"
 # with any is left to the row model.
 _ODD_TEXT = "[\x00-\x08\x0b\x0c\x0e-\x1f\x85\u2028\u2029]"
 _CONTROL = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
-_NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
+_LAST_BYTES = b"\x85\xa8\xa9"
+_NOT_ODD = bytes(b for b in range(256) if b not in _CONTROL + _LAST_BYTES)
 _ODD_SEQUENCES = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 
 
 def _has_odd_text(data: bytes) -> bool:
-    """Whether UTF-8 ``data`` holds a character :data:`_ODD_TEXT` matches (one pass of
-    ``translate`` and three substring searches: a regex over the file took seconds)."""
-    return bool(data.translate(None, _NOT_CONTROL)) or any(seq in data for seq in _ODD_SEQUENCES)
+    """Whether UTF-8 ``data`` holds a character :data:`_ODD_TEXT` matches: one
+    ``translate`` pass keeps the control bytes and the last bytes of the multi-byte ones;
+    only when there are such bytes are the sequences searched (a regex took seconds)."""
+    found = data.translate(None, _NOT_ODD)
+    if not found:
+        return False
+    if found.translate(None, _LAST_BYTES):
+        return True
+    return any(seq in data for seq in _ODD_SEQUENCES)
 
 
 _BAD_CELL = "\x00"

@@ -26,11 +26,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -63,7 +61,6 @@ from connectors.rows import (
     _construction,
     _instance,
     build_validated,
-    paused_gc,
     to_text,
 )
 
@@ -333,26 +330,6 @@ def _po_line_builder() -> Callable[[OrderRow], POLine]:
 _po_line = _po_line_builder()
 
 
-@contextlib.contextmanager
-def _bulk_load_gc() -> Iterator[None]:
-    """:func:`~connectors.rows.paused_gc`, and no collector pass over what the load built.
-
-    Re-enabling the collector after building ~10^6 objects made its next young collection
-    walk all of them (a tenth of the load), only to find no cycles. Freezing then unfreezing
-    moves them straight to the oldest generation instead; a full collection still visits
-    them later. Skipped when the caller froze objects (unfreezing would release theirs).
-    """
-    enabled = gc.isenabled()
-    with paused_gc():
-        try:
-            yield
-        finally:
-            if enabled and gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-
-
-@_bulk_load_gc()  # builds many acyclic objects
 def load_orders(
     path: str | Path,
     *,
@@ -422,7 +399,6 @@ def load_orders(
     return orders, errors
 
 
-@paused_gc()  # builds many acyclic objects: see connectors.rows.paused_gc
 def load_receipts(
     path: str | Path,
     *,
@@ -472,7 +448,6 @@ def _vat_category(row: InvoiceRow) -> str:
     return "Z" if row.vat_rate == 0 else "S"
 
 
-@paused_gc()  # builds many acyclic objects: see connectors.rows.paused_gc
 def load_invoice_rows(
     path: str | Path,
     *,

@@ -736,17 +736,25 @@ class _Models:
         by_doc: dict[int, list[tuple[int, int]]] = {}
         for doc, table_index, row in rows.iter_rows():
             by_doc.setdefault(doc, []).append((table_index, row))
+        # One pass over each file's rows for all the documents wanted (not one per document).
+        records: dict[tuple[int, int], dict[str, Any]] = {}
+        for table_index in sorted({t for pairs in by_doc.values() for t, _ in pairs}):
+            table = self.invoice_tables[table_index]
+            numbers = [row for pairs in by_doc.values() for t, row in pairs if t == table_index]
+            for record in table.frame.filter(pl.col("__row").is_in(numbers)).iter_rows(named=True):
+                records[(table_index, record["__row"])] = record
         out = []
         for i in indices:
             if i in self.documents:
                 out.append(self.documents[i])
                 continue
             table = self.invoice_tables[by_doc[i][0][0]]
-            numbers = [row for _, row in by_doc[i]]
-            frame = table.frame.filter(pl.col("__row").is_in(numbers)).sort("__row")
             models: list[InvoiceRow] = [
-                cast("InvoiceRow", table.models.get(record["__row"]) or _row_model(InvoiceRow, record))
-                for record in frame.iter_rows(named=True)
+                cast(
+                    "InvoiceRow",
+                    table.models.get(row) or _row_model(InvoiceRow, records[(table_index, row)]),
+                )
+                for table_index, row in sorted(by_doc[i], key=lambda pair: pair[1])
             ]
             first = models[0]
             out.append(invoice_from_rows(first.document_type, first.invoice_number, models, str(table.path)))

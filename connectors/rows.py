@@ -50,8 +50,6 @@ from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from bots.domain.memory import paused_gc
-
 __all__ = [
     "BOOL",
     "DATE",
@@ -74,7 +72,6 @@ __all__ = [
     "is_formula_like",
     "neutralise_formula",
     "normalise_header",
-    "paused_gc",
     "to_bool",
     "to_date",
     "to_datetime",
@@ -987,22 +984,21 @@ class RowSchema(Generic[T]):
             flush = _FastBatches(self.model, fast, plan, full, good_rows, good_numbers)
         numbers: list[int] = []
         batch: list[Sequence[Any]] = []
-        with paused_gc():
-            for number, cells in iterator:
-                if len(cells) < width:
-                    cells = [*cells, *([None] * (width - len(cells)))]
-                if _is_blank(cells):
-                    continue
-                if number in skip:
-                    result.warnings.append(RowError(source, sheet, number, None, None, skip[number]))
-                    continue
-                numbers.append(number)
-                batch.append(cells)
-                if len(batch) >= _BATCH_ROWS:
-                    flush(numbers, batch)
-                    numbers, batch = [], []
-            if batch:
+        for number, cells in iterator:
+            if len(cells) < width:
+                cells = [*cells, *([None] * (width - len(cells)))]
+            if _is_blank(cells):
+                continue
+            if number in skip:
+                result.warnings.append(RowError(source, sheet, number, None, None, skip[number]))
+                continue
+            numbers.append(number)
+            batch.append(cells)
+            if len(batch) >= _BATCH_ROWS:
                 flush(numbers, batch)
+                numbers, batch = [], []
+        if batch:
+            flush(numbers, batch)
         return result
 
 
