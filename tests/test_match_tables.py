@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from benchmarks.bench_matching import generate, to_models
 from bots.domain.match_tables import MatchResult, MatchTables, match_tables
-from bots.domain.matching import MatchingPolicy, match_invoices
+from bots.domain.matching import MatchingPolicy, match_invoices, summarise
 from bots.domain.models import Invoice
 from tests.matching_builders import SUPPLIER_B, invoice, order, receipt
 from tests.test_matching import SCENARIOS, Scenario
@@ -36,6 +36,8 @@ def _both(
         if sum(1 for other in invoices if other.invoice_number == doc.invoice_number) == 1:
             assert KINDS[result.decision[i]] == by_number[(doc.invoice_number, doc.document_type, doc.source)]
     assert result.counts() == {k: sum(1 for d in expected if d["decision"] == k) for k in KINDS}
+    # The column-wise summary is summarise() of the decisions, key for key.
+    assert result.summary() == summarise(result.decisions())
     return result
 
 

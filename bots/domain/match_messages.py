@@ -1,6 +1,7 @@
 """The sentences a payables clerk reads on a held, rejected or noted invoice.
 
-Pure functions of plain values (numbers as exact ``Decimal``, dates, strings), used by
+Pure functions of plain values (numbers as exact ``Decimal`` or as the engine's integers
+of 1/10,000, dates, strings), used by
 the bulk engine (:mod:`bots.domain.match_tables`) to word its reasons column by column.
 Each returns the message of one reason code; the wording is the interface people read,
 so the differential tests compare it, character for character, with the readable
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 __all__ = [
+    "WITHIN_TOLERANCE",
     "currency_mismatch",
     "day",
     "financial_year_label",
@@ -22,10 +24,14 @@ __all__ = [
     "no_lines",
     "no_po",
     "number",
+    "pennies_money",
     "po_not_found",
     "price",
     "quantity",
+    "scaled_number",
+    "scaled_unit_price",
     "supplier_mismatch",
+    "tolerance_text",
     "unit_price",
     "vat_category",
     "vat_rate_differs",
@@ -98,16 +104,47 @@ def no_lines(kind: str, po: str) -> str:
     return f"The {kind} has no lines to match to purchase order {po}"
 
 
+# --- amounts held as integers of 1/10,000 (the engine's columns) ---------------------------
+
+SCALE = 10_000
+
+
+def scaled_number(value: int) -> str:
+    """:func:`number` of ``value`` / 10,000, from the integer: ``125000`` -> ``12.5``."""
+    sign = "-" if value < 0 else ""
+    whole, fraction = divmod(abs(value), SCALE)
+    if not fraction:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:04d}".rstrip("0")
+
+
+def pennies_money(pennies: int, currency: str = "GBP") -> str:
+    """:func:`money` of an amount already rounded to pennies."""
+    symbol = _SYMBOLS.get(currency, f"{currency} ")
+    sign = "-" if pennies < 0 else ""
+    whole, cents = divmod(abs(pennies), 100)
+    return f"{sign}{symbol}{whole:,}.{cents:02d}"
+
+
+def scaled_unit_price(value: int, currency: str = "GBP") -> str:
+    """:func:`unit_price` of ``value`` / 10,000."""
+    if value % 100 == 0:
+        return pennies_money(value // 100, currency)
+    symbol = _SYMBOLS.get(currency, f"{currency} ")
+    return f"{'-' if value < 0 else ''}{symbol}{scaled_number(abs(value))}"
+
+
 # --- line reasons -------------------------------------------------------------------------
 
 
-def vat_category(label: int, rate: Decimal, category: str, accepted: Sequence[Decimal]) -> str:
-    """``VAT_RATE_MISMATCH``: a rate the policy does not accept, or a category that does
-    not fit the rate."""
-    if rate not in accepted:
+def vat_category(label: int, rate: int, category: str, accepted: Sequence[Decimal]) -> str:
+    """``VAT_RATE_MISMATCH``: a rate (1/10,000 of a per cent) the policy does not accept,
+    or a category that does not fit the rate."""
+    if Decimal(rate).scaleb(-4) not in accepted:
         listed = ", ".join(number(r) + "%" for r in accepted)
-        return f"Line {label}: VAT rate {number(rate)}% is not a UK VAT rate this policy accepts ({listed})"
-    return f"Line {label}: VAT category {category} does not fit VAT rate {number(rate)}%"
+        shown = scaled_number(rate)
+        return f"Line {label}: VAT rate {shown}% is not a UK VAT rate this policy accepts ({listed})"
+    return f"Line {label}: VAT category {category} does not fit VAT rate {scaled_number(rate)}%"
 
 
 def line_not_on_po(label: int, po: str, reference: str) -> str:
@@ -115,62 +152,53 @@ def line_not_on_po(label: int, po: str, reference: str) -> str:
     return f"Line {label}: purchase order {po} has no line {reference}"
 
 
-def price(
-    label: int,
-    po_line_no: int,
-    invoiced: Decimal,
-    ordered: Decimal,
-    tolerance_pct: Decimal,
-    tolerance_abs: Decimal,
-    currency: str,
-) -> tuple[bool, str]:
-    """A price that differs from the PO's: (over tolerance, message). Under the PO price
-    is always accepted (``PRICE_UNDER_PO``); over it within tolerance is
-    ``PRICE_WITHIN_TOLERANCE``; beyond the stricter of % and £ ``PRICE_OVER_TOLERANCE``."""
+def tolerance_text(tolerance_pct: Decimal, tolerance_abs: Decimal, currency: str) -> str:
+    """``(tolerance 2% / £5.00)``: the price tolerance as the price messages state it."""
+    return f"(tolerance {number(tolerance_pct)}% / {money(tolerance_abs, currency)})"
+
+
+def price(label: int, po_line_no: int, invoiced: int, ordered: int, tolerance: str, currency: str) -> str:
+    """The text of ``PRICE_UNDER_PO``, ``PRICE_WITHIN_TOLERANCE`` (without "; within
+    tolerance, accepted") or ``PRICE_OVER_TOLERANCE``; prices in 1/10,000,
+    ``tolerance`` from :func:`tolerance_text`."""
     where = f"Line {label}" if label == po_line_no else f"Line {label} (PO line {po_line_no})"
     if invoiced < ordered:
-        return False, (
-            f"{where}: unit price {unit_price(invoiced, currency)} is below the PO price "
-            f"{unit_price(ordered, currency)}; accepted"
+        return (
+            f"{where}: unit price {scaled_unit_price(invoiced, currency)} is below the PO price "
+            f"{scaled_unit_price(ordered, currency)}; accepted"
         )
     over = invoiced - ordered
-    tolerance = min(ordered * tolerance_pct / _HUNDRED, tolerance_abs)
-    share = (
-        f"{(over * _HUNDRED / ordered).quantize(_TENTH, rounding=ROUND_HALF_UP)}% over"
-        if ordered
-        else f"{unit_price(over, currency)} over"
+    if ordered:
+        # over / ordered as a percentage, rounded half up to a tenth, in integers.
+        tenths = (over * 2000 + ordered) // (2 * ordered)
+        share = f"{tenths // 10}.{tenths % 10}% over"
+    else:
+        share = f"{scaled_unit_price(over, currency)} over"
+    return (
+        f"{where}: unit price {scaled_unit_price(invoiced, currency)} is {share} the PO price "
+        f"{scaled_unit_price(ordered, currency)} {tolerance}"
     )
-    text = (
-        f"{where}: unit price {unit_price(invoiced, currency)} is {share} the PO price "
-        f"{unit_price(ordered, currency)} "
-        f"(tolerance {number(tolerance_pct)}% / {money(tolerance_abs, currency)})"
+
+
+WITHIN_TOLERANCE = "; within tolerance, accepted"
+
+
+def vat_rate_differs(label: int, rate: int, po_rate: int) -> str:
+    """``VAT_RATE_MISMATCH``: the line's rate is not the PO line's (1/10,000 of a per cent)."""
+    return (
+        f"Line {label}: VAT rate {scaled_number(rate)}% differs from the PO line's {scaled_number(po_rate)}%"
     )
-    if over > tolerance:
-        return True, text
-    return False, text + "; within tolerance, accepted"
 
 
-def vat_rate_differs(label: int, rate: Decimal, po_rate: Decimal) -> str:
-    """``VAT_RATE_MISMATCH``: the line's rate is not the PO line's."""
-    return f"Line {label}: VAT rate {number(rate)}% differs from the PO line's {number(po_rate)}%"
-
-
-def quantity(
-    code: str,
-    label: int,
-    po_line_no: int,
-    kind: str,
-    total: Decimal,
-    before: Decimal,
-    limit: Decimal,
-) -> str:
+def quantity(code: str, label: int, po_line_no: int, kind: str, total: int, before: int, limit: int) -> str:
     """``QTY_OVER_ORDERED`` (``limit`` ordered), ``QTY_OVER_RECEIVED`` (``limit``
-    received) or ``NOT_RECEIVED``; ``before`` is what approved documents billed earlier."""
-    already = f" (already invoiced {number(before)})" if before else ""
+    received) or ``NOT_RECEIVED``; quantities in 1/10,000, ``before`` what approved
+    documents billed earlier."""
+    already = f" (already invoiced {scaled_number(before)})" if before else ""
     if code == "QTY_OVER_ORDERED":
         return (
-            f"Line {label}: {kind}d quantity would reach {number(total)} on PO line {po_line_no} "
-            f"but only {number(limit)} was ordered{already}"
+            f"Line {label}: {kind}d quantity would reach {scaled_number(total)} on PO line {po_line_no} "
+            f"but only {scaled_number(limit)} was ordered{already}"
         )
     if code == "NOT_RECEIVED":
         return (
@@ -178,6 +206,6 @@ def quantity(
             "ask the requester to receipt the goods"
         )
     return (
-        f"Line {label}: invoiced quantity would reach {number(total)} on PO line {po_line_no} "
-        f"but only {number(limit)} has been received{already}"
+        f"Line {label}: invoiced quantity would reach {scaled_number(total)} on PO line {po_line_no} "
+        f"but only {scaled_number(limit)} has been received{already}"
     )

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
@@ -993,14 +993,9 @@ class MatchResult:
             source=t.doc_sources[i],
         )
 
-    def gross_strings(self) -> list[str]:
-        """Each document's gross amount as the decimal string of its decision (pennies)."""
-        out = []
-        for pennies in _pennies(self.gross).tolist():
-            sign = "-" if pennies < 0 else ""
-            whole, cents = divmod(abs(pennies), 100)
-            out.append(f"{sign}{whole}.{cents:02d}")
-        return out
+    def pennies(self) -> Int64Array:
+        """Each document's gross amount in pennies (rounded half up, as its decision shows it)."""
+        return _pennies(self.gross)
 
     def summary(self) -> dict[str, Any]:
         """:func:`~bots.domain.matching.summarise` of :meth:`decisions`, column-wise."""
@@ -1009,6 +1004,12 @@ class MatchResult:
         order = self.order()
         pennies = _pennies(self.gross)
         signed = np.where(t.doc_credit, -pennies, pennies)
+        # Amounts the columns could not hold are the sequential rules' (exact, as Python ints).
+        exact: dict[int, int] = {}
+        for i, found in self.reference.items():
+            amount = int(found.gross_amount.scaleb(2))
+            exact[i] = -amount if t.doc_credit[i] else amount
+            signed[i] = 0
         kinds = self.decision.astype(np.int64)
         reason_counts: Counter[str] = Counter()
         for i in order[np.isin(order, np.fromiter(decided, dtype=np.int64, count=len(decided)))].tolist():
@@ -1018,8 +1019,8 @@ class MatchResult:
         vat_count = len(t.vat_numbers)
         by_vat = [np.bincount(t.doc_vat, minlength=vat_count)]
         by_vat += [np.bincount(t.doc_vat[kinds == k], minlength=vat_count) for k in range(3)]
-        values = np.zeros(vat_count, dtype=object)
-        np.add.at(values, t.doc_vat, signed.astype(object))
+        values = np.zeros(vat_count, dtype=np.int64)  # pennies: exact far beyond any ledger
+        np.add.at(values, t.doc_vat, signed)
         for code in np.flatnonzero(by_vat[0]).tolist():
             row = suppliers.setdefault(
                 t.vat_numbers[code] or "",
@@ -1029,7 +1030,10 @@ class MatchResult:
             for k, kind in enumerate(_KINDS):
                 row[kind] += int(by_vat[k + 1][code])
             row["value"] += int(values[code])
-        totals = [sum(signed[kinds == k].astype(object).tolist(), 0) for k in range(3)]
+        totals = [int(signed[kinds == k].sum()) for k in range(3)]
+        for i, amount in exact.items():
+            suppliers[t.vat_numbers[int(t.doc_vat[i])] or ""]["value"] += amount
+            totals[int(kinds[i])] += amount
         return {
             "documents": t.documents,
             "counts": self.counts(),
@@ -1085,66 +1089,78 @@ class MatchResult:
         flagged = vat_bad | not_on_po | price_differs | rate_differs | over_ordered | not_received
         flagged |= over_received
 
-        reasons: dict[int, list[Reason]] = {i: [] for i in wanted.tolist()}
-        notes: dict[int, list[Reason]] = {i: [] for i in wanted.tolist()}
+        reasons: defaultdict[int, list[Reason]] = defaultdict(list)
+        notes: defaultdict[int, list[Reason]] = defaultdict(list)
         for i in wanted[self.header[wanted] != 0].tolist():
             reasons[i].append(self._header_reason(i))
         accepted = list(policy.vat_rates)
-        pct, absolute = policy.price_tolerance_pct, policy.price_tolerance_abs
+        tolerance = {
+            c: messages.tolerance_text(policy.price_tolerance_pct, policy.price_tolerance_abs, c)
+            for c in t.currencies
+        }
+        columns = (
+            doc.tolist(),
+            lines.tolist(),
+            vat_bad.tolist(),
+            check.tolist(),
+            not_on_po.tolist(),
+            price_differs.tolist(),
+            rate_differs.tolist(),
+            over_ordered.tolist(),
+            not_received.tolist(),
+            over_received.tolist(),
+            row.tolist(),
+            qty.tolist(),
+            price.tolist(),
+            po_price.tolist(),
+            rate.tolist(),
+            po_rate.tolist(),
+            ordered.tolist(),
+            got.tolist(),
+            price_over_mask(price, po_price, policy).tolist(),
+        )
+        labels, categories, ln_line = t.ln_label, t.ln_category, t.ln_line
         for k in np.flatnonzero(flagged).tolist():
-            i, line = int(doc[k]), int(lines[k])
-            label = int(t.ln_label[line])
+            i, line = columns[0][k], columns[1][k]
+            label = int(labels[line])
             currency = t.currencies[int(t.doc_currency[i])]
-            line_rate = _decimal(int(rate[k]))
-            if vat_bad[k]:
-                category = t.categories[int(t.ln_category[line])]
-                reasons[i].append(
-                    Reason(
-                        "VAT_RATE_MISMATCH",
-                        label,
-                        messages.vat_category(label, line_rate, category, accepted),
-                    )
-                )
-            if not check[k]:
+            if columns[2][k]:
+                category = t.categories[int(categories[line])]
+                text = messages.vat_category(label, columns[14][k], category, accepted)
+                reasons[i].append(Reason("VAT_RATE_MISMATCH", label, text))
+            if not columns[3][k]:
                 continue
             po = t.po_numbers[int(t.doc_po[i])]
-            if not_on_po[k]:
-                text = messages.line_not_on_po(label, po, str(int(t.ln_line[line])))
+            if columns[4][k]:
+                text = messages.line_not_on_po(label, po, str(int(ln_line[line])))
                 reasons[i].append(Reason("LINE_NOT_ON_PO", label, text))
                 continue
-            po_line_no = int(t.ol_line[row[k]])
-            if price_differs[k]:
-                over, text = messages.price(
-                    label,
-                    po_line_no,
-                    _decimal(int(price[k])),
-                    _decimal(int(po_price[k])),
-                    pct,
-                    absolute,
-                    currency,
-                )
-                if over:
+            po_line_no = int(t.ol_line[columns[10][k]])
+            if columns[5][k]:
+                invoiced, po_unit = columns[12][k], columns[13][k]
+                text = messages.price(label, po_line_no, invoiced, po_unit, tolerance[currency], currency)
+                if columns[18][k]:
                     reasons[i].append(Reason("PRICE_OVER_TOLERANCE", label, text))
+                elif invoiced < po_unit:
+                    notes[i].append(Reason("PRICE_UNDER_PO", label, text))
                 else:
-                    code = "PRICE_UNDER_PO" if price[k] < po_price[k] else "PRICE_WITHIN_TOLERANCE"
-                    notes[i].append(Reason(code, label, text))
-            if rate_differs[k]:
-                text = messages.vat_rate_differs(label, line_rate, _decimal(int(po_rate[k])))
+                    notes[i].append(Reason("PRICE_WITHIN_TOLERANCE", label, text + messages.WITHIN_TOLERANCE))
+            if columns[6][k]:
+                text = messages.vat_rate_differs(label, columns[14][k], columns[15][k])
                 reasons[i].append(Reason("VAT_RATE_MISMATCH", label, text))
             # An independent invoice is the only one billing its PO lines: its own
             # quantity is the running total, nothing billed before.
-            total = _decimal(int(qty[k]))
+            total = columns[11][k]
             for code, hit, limit in (
-                ("QTY_OVER_ORDERED", over_ordered[k], ordered[k]),
-                ("NOT_RECEIVED", not_received[k], 0),
-                ("QTY_OVER_RECEIVED", over_received[k], got[k]),
+                ("QTY_OVER_ORDERED", columns[7][k], columns[16][k]),
+                ("NOT_RECEIVED", columns[8][k], 0),
+                ("QTY_OVER_RECEIVED", columns[9][k], columns[17][k]),
             ):
                 if hit:
-                    text = messages.quantity(
-                        code, label, po_line_no, "invoice", total, _ZERO, _decimal(int(limit))
-                    )
+                    text = messages.quantity(code, label, po_line_no, "invoice", total, 0, limit)
                     reasons[i].append(Reason(code, label, text))
         out: dict[int, Decision] = {}
+        pennies = _pennies(self.gross)
         for i in wanted.tolist():
             found_reasons = reasons[i]
             out[i] = Decision(
@@ -1154,7 +1170,7 @@ class MatchResult:
                 decision="hold" if found_reasons else "approve",
                 reasons=tuple(found_reasons),
                 po_number=t.doc_po_numbers[i],
-                gross_amount=_money(int(self.gross[i])),
+                gross_amount=Decimal(int(pennies[i])).scaleb(-2),
                 notes=tuple(notes[i]),
                 issue_date=t.doc_dates[i],
                 currency=t.currencies[int(t.doc_currency[i])],
@@ -1186,6 +1202,17 @@ class MatchResult:
 
 
 _NO_PO, _PO_NOT_FOUND, _SUPPLIER_MISMATCH, _CURRENCY_MISMATCH, _NO_LINES = 1, 2, 3, 4, 5
+
+
+def price_over_mask(price: Int64Array, po_price: Int64Array, policy: MatchingPolicy) -> BoolArray:
+    """Over the PO price by more than the stricter of the % and the absolute tolerance
+    (prices in 1/10,000; as in the line rules)."""
+    pct = int(policy.price_tolerance_pct.scaleb(_SCALE))
+    absolute = int(policy.price_tolerance_abs.scaleb(_SCALE))
+    over = price - po_price
+    return (over > 0) & ((over * 10**6 > po_price * pct) | (over > absolute))
+
+
 _ZERO = Decimal(0)
 
 
@@ -1204,7 +1231,15 @@ def _cents(pennies: int) -> Decimal:
 
 
 def _ranks(values: Sequence[Any]) -> Int64Array:
-    """Each value's rank among the distinct values, sorted (equal values, equal ranks)."""
+    """Each value's rank among the distinct values, sorted (equal values, equal ranks).
+
+    Strings are sorted by numpy as fixed-width unicode (code point order, as Python
+    compares them), unless one holds a NUL, which numpy's strings cannot keep."""
+    if values and all(type(v) is str for v in values):
+        joined = "".join(values)
+        if "\x00" not in joined:
+            _, inverse = np.unique(np.array(values, dtype=str), return_inverse=True)
+            return inverse.astype(np.int64).reshape(-1)
     book = {value: rank for rank, value in enumerate(sorted(set(values)))}
     return np.fromiter(map(book.__getitem__, values), dtype=np.int64, count=len(values))
 

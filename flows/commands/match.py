@@ -163,7 +163,7 @@ def _with_conflicts(summary: dict[str, Any], conflicts: list[Decision]) -> dict[
     return summary
 
 
-_CHUNK = 20_000
+_CHUNK = 50_000
 
 
 def _write_json(
@@ -174,54 +174,38 @@ def _write_json(
     summary: dict[str, Any],
     unreadable: list[str],
 ) -> None:
-    """``{"invoices": [...], "summary": {...}}`` on stdout, written in chunks as it is made
-    (orjson); a clean approval's object is made from the columns, without a Decision."""
+    """``{"invoices": [...], "summary": {...}}`` on stdout, written in chunks as it is made.
+
+    A clean approval's object is encoded column-wise (polars, from the tables' columns,
+    no ``Decision``); a document with reasons or notes is its ``Decision.to_dict()``
+    (orjson). Same keys, same order, as ``Decision.to_dict``.
+    """
     import sys
 
+    import numpy as np
     import orjson
+    import polars as pl
 
     out = sys.stdout.buffer
     out.write(b'{"invoices": [\n')
     t = result.tables
-    gross = result.gross_strings()
-    dates = t.doc_dates
-    vats = [t.vat_numbers[c] for c in t.doc_vat.tolist()]
-    currencies = [t.currencies[c] for c in t.doc_currency.tolist()]
-    indices = order.tolist()
+    indices = np.asarray(order, dtype=np.int64)
     first = True
     for start in range(0, len(indices), _CHUNK):
-        parts = []
-        for i in indices[start : start + _CHUNK]:
+        chunk = indices[start : start + _CHUNK]
+        encoded = _clean_approvals(result, chunk, pl).to_list()
+        for k, i in enumerate(chunk.tolist()):
             decision = decided.get(i)
             if decision is not None:
-                parts.append(orjson.dumps(decision.to_dict()))
-                continue
-            day = dates[i]
-            parts.append(
-                orjson.dumps(
-                    {
-                        "invoice_number": t.doc_numbers[i],
-                        "supplier_vat": vats[i],
-                        "document_type": t.doc_types[i],
-                        "decision": "approve",
-                        "reasons": [],
-                        "notes": [],
-                        "po_number": t.doc_po_numbers[i],
-                        "issue_date": day.isoformat() if day else None,
-                        "currency": currencies[i],
-                        "gross_amount": gross[i],
-                        "source": t.doc_sources[i],
-                    }
-                )
-            )
-        if parts:
-            out.write(b"" if first else b",\n")
-            out.write(b",\n".join(parts))
+                encoded[k] = orjson.dumps(decision.to_dict()).decode()
+        if encoded:
+            out.write(("" if first else ",\n").encode() + ",\n".join(encoded).encode())
             first = False
     for decision in conflicts:
         out.write(b"" if first else b",\n")
         out.write(orjson.dumps(decision.to_dict()))
         first = False
+    del t
     out.write(b'\n], "summary": ')
     out.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     if unreadable:
@@ -229,6 +213,46 @@ def _write_json(
         out.write(orjson.dumps(unreadable))
     out.write(b"}\n")
     out.flush()
+
+
+def _clean_approvals(result: Any, chunk: Any, pl: Any) -> Any:
+    """The JSON objects of documents ``chunk`` as clean approvals, one string each."""
+    t = result.tables
+    pennies = result.pennies()[chunk]
+    magnitude = pl.Series(abs(pennies))
+    gross = (
+        pl.when(pl.Series(pennies < 0)).then(pl.lit("-")).otherwise(pl.lit(""))
+        + (magnitude // 100).cast(pl.String)
+        + "."
+        + (magnitude % 100).cast(pl.String).str.zfill(2)
+    )
+    frame = pl.DataFrame(
+        {
+            "invoice_number": pl.Series(t.doc_numbers, dtype=pl.String).gather(chunk),
+            "supplier_vat": pl.Series(t.vat_numbers, dtype=pl.String).gather(t.doc_vat[chunk]),
+            "document_type": pl.Series(t.doc_types, dtype=pl.String).gather(chunk),
+            "po_number": pl.Series(t.doc_po_numbers, dtype=pl.String).gather(chunk),
+            "issue_date": pl.Series(t.doc_dates, dtype=pl.Date).gather(chunk).cast(pl.String),
+            "currency": pl.Series(t.currencies, dtype=pl.String).gather(t.doc_currency[chunk]),
+            "source": pl.Series(t.doc_sources, dtype=pl.String).gather(chunk),
+        }
+    )
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    return frame.select(
+        pl.struct(
+            pl.col("invoice_number"),
+            pl.col("supplier_vat"),
+            pl.col("document_type"),
+            pl.lit("approve").alias("decision"),
+            empty.alias("reasons"),
+            empty.alias("notes"),
+            pl.col("po_number"),
+            pl.col("issue_date"),
+            pl.col("currency"),
+            gross.alias("gross_amount"),
+            pl.col("source"),
+        ).struct.json_encode()
+    ).to_series()
 
 
 # --- output -------------------------------------------------------------------------------
