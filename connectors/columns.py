@@ -161,7 +161,12 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
     # Bulk inputs have their own (large) row limit, checked before anything is parsed.
     lines = text_lines(data)
     RowLimit.bulk().check(path, lines - 1, counted="counting its lines")
-    text, encoding = decode_csv(path, data)
+    if data.isascii() and b"\x00" not in data[:4096] and not data.isspace():
+        # Plain ASCII (the usual export): valid UTF-8 as it is; only the head is decoded,
+        # to find the delimiter and the header.
+        text, encoding = data[: 1 << 16].decode("ascii"), "utf-8"
+    else:
+        text, encoding = decode_csv(path, data)
     delimiter = sniff_delimiter(text)
     end = text.find("\n", 0, 1 << 20)
     first_line = text[:end] if end >= 0 else text[: 1 << 20]
@@ -170,7 +175,6 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
     simple = bool(mapping) and all(r in mapping.values() for r in schema.required) and '"' not in first_line
     if simple:
         payload = data[3:] if encoding == "utf-8-sig" else data if encoding == "utf-8" else text.encode()
-        del text
         try:
             frame = pl.read_csv(
                 io.BytesIO(payload),
