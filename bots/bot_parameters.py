@@ -15,6 +15,7 @@ from bots.registry import BotParameters, Cli, InputPath
 
 __all__ = [
     "ContractUploadsParameters",
+    "GoodsReceiptsParameters",
     "InvoiceMatchingParameters",
     "PortalUrl",
     "PurchaseOrdersParameters",
@@ -156,3 +157,15 @@ class ContractUploadsParameters(BotParameters):
         le=600,
         description="Seconds a file must stay unchanged before it is taken (so copies in progress wait).",
     )
+
+
+class GoodsReceiptsParameters(BotParameters):
+    """Where the despatch advices and scans are, and which portal records them."""
+
+    folder: Annotated[str, Cli("--folder"), InputPath("folder")] = Field(
+        "goods-receipts",
+        description="The folder of PEPPOL despatch advices (.xml) and point-of-use scan exports (.csv, "
+        ".xlsx). Files stay there; a receipt already recorded is never recorded again.",
+    )
+    portal_url: PortalUrl = Field("", description=_PORTAL_HELP)
+    workers: Annotated[int, Cli("--workers")] = Field(0, ge=0, le=32, description=_CONTEXTS_HELP)

@@ -22,6 +22,7 @@ from bots.registry import BotInputError, BotRun, RunContext
 if TYPE_CHECKING:
     from bots.bot_parameters import (
         ContractUploadsParameters,
+        GoodsReceiptsParameters,
         InvoiceMatchingParameters,
         PurchaseOrdersParameters,
     )
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "hold_reasons",
     "run_contract_uploads_bot",
+    "run_goods_receipts_bot",
     "run_invoice_matching_bot",
     "run_purchase_orders_bot",
 ]
@@ -375,4 +377,42 @@ def run_contract_uploads_bot(params: ContractUploadsParameters, context: RunCont
             "unreadable_metadata": result.quarantined_metadata,
             "report": str(result.report) if result.report else None,
         },
+    )
+
+
+# -- goods receipts -------------------------------------------------------------------------------
+
+
+def run_goods_receipts_bot(params: GoodsReceiptsParameters, context: RunContext) -> BotRun:
+    """Every despatch advice and scan export in the folder, recorded as goods receipts."""
+    from bots.goods_receipts import record_goods_receipts
+    from bots.runtime.results import EXCEPTION_STATUSES
+    from bots.runtime.sync import run_sync
+
+    run = run_sync(
+        record_goods_receipts(
+            Path(params.folder),
+            portal_url=params.portal_url or None,
+            contexts=params.workers or None,
+            run_id=context.run_id,
+        )
+    )
+    counts = {status.split(" (")[0].lower().replace(" ", "_"): n for status, n in run.counts.items()}
+    rows = [r.model_dump(mode="json") for r in run.results]
+    shown = ", ".join(f"{n} {status.lower()}" for status, n in run.counts.items())
+    lines = [f"{run.title}: {shown or 'nothing to do'}"]
+    lines += [f"  {r.document}: {r.status}: {r.reason_code}: {r.reason}" for r in run.exceptions]
+    if run.stopped:
+        lines.append(f"Run stopped early: {run.stopped}: {run.stopped_message}")
+    if run.workbook is not None:
+        lines.append(f"Results: {run.workbook}")
+    return BotRun(
+        title=run.title,
+        counts=counts,
+        exit_code=run.exit_code,
+        reports={"results": run.workbook} if run.workbook is not None else {},
+        exceptions=[r for r in rows if r["status"] in EXCEPTION_STATUSES],
+        rows=rows,
+        lines=lines,
+        data={"counts": run.counts, "results": rows, "stopped": run.stopped},
     )

@@ -321,8 +321,9 @@ def load(reference: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
-# The daily job, in the order of its schedules: 07:00 purchase orders, then invoice
-# matching through the day, contract uploads every 15 minutes; the healthcheck first.
+# The daily job, in the order of its schedules: 07:00 purchase orders, goods receipts every
+# 30 minutes before invoice matching through the day (so held invoices are released),
+# contract uploads every 15 minutes; the healthcheck first.
 BOTS: tuple[Bot, ...] = (
     Bot(
         name="portal-healthcheck",
@@ -355,6 +356,20 @@ BOTS: tuple[Bot, ...] = (
             "portal_url": inputs.portal_url,
             "peppol": True,  # a PEPPOL BIS Order 3 XML per PO raised, in the outbox
         },
+    ),
+    Bot(
+        name="goods-receipts",
+        title="Goods receipts",
+        description="Records goods receipts in the portal from PEPPOL despatch advices and point-of-use "
+        "scans, exactly once each, so invoices held for receipt can be approved.",
+        parameters="bots.bot_parameters:GoodsReceiptsParameters",
+        run="bots.bot_runs:run_goods_receipts_bot",
+        schedule="*/30 * * * 1-5",
+        tags=("procbots", "bot", "goods-receipts", "portal"),
+        docs="docs/goods-receipts.md",
+        ledger_bot="goods_receipts",
+        browser_contexts="workers",
+        demo=lambda inputs: {"folder": str(inputs.inbox / "goods-receipts"), "portal_url": inputs.portal_url},
     ),
     Bot(
         name="invoice-matching",

@@ -39,7 +39,7 @@ DELIVERED = dt.date(2026, 11, 20)
 SCANNED = "2026-11-25 10:00"
 Receipt = tuple[str, str, tuple[tuple[int, str], ...]]  # PO, received date, (line, quantity)
 PROCBOTS = str(Path(sys.executable).with_name("procbots"))
-WORKER = [sys.executable, "-m", "tests.goods_receipts_worker"]
+GOODS_RECEIPTS = [PROCBOTS, "run", "goods-receipts", "--folder"]
 
 
 @dataclass
@@ -142,9 +142,13 @@ def bot_env(root: Path, **extra: str) -> dict[str, str]:
 
 
 def run_bot(folder: Path, portal: SandboxServer, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    """One run of the goods-receipts bot in its own process: exit code and the run as JSON."""
+    """``procbots run goods-receipts --folder F --portal URL --json``: exit code and the run."""
     done = subprocess.run(
-        [*WORKER, str(folder), portal.url], env=env, capture_output=True, text=True, timeout=600
+        [*GOODS_RECEIPTS, str(folder), "--portal", portal.url, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode in (0, 1), done.stderr[-3000:]
     return done.returncode, json.loads(done.stdout)
@@ -203,7 +207,7 @@ def test_a_run_killed_half_way_and_run_again_records_each_receipt_once(tmp_path:
     env = bot_env(tmp_path / "root", PROCBOTS_LEDGER__LEASE_S="4", PROCBOTS_LEDGER__HEARTBEAT_S="1")
     with SandboxServer(seed=SEED, orders=ORDERS, chaos=CHAOS) as portal:
         victim = subprocess.Popen(
-            [*WORKER, str(tmp_path / "in"), portal.url],
+            [*GOODS_RECEIPTS, str(tmp_path / "in"), "--portal", portal.url],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
