@@ -26,6 +26,8 @@ def test_every_page_renders_with_labels_and_table_headers(sandbox, page) -> None
         "/purchase-orders/PO-000001": "Purchase order PO-000001",
         "/purchase-orders/new": "New purchase order",
         "/receipts": "Goods receipts",
+        "/receipts/new": "Record goods receipt",
+        "/receipts/new?po_number=PO-000001": "Record goods receipt",
         f"/receipts/{state['receipts'][0]['grn_number']}": f"Goods receipt {state['receipts'][0]['grn_number']}",  # noqa: E501
         "/invoices": "Invoice inbox",
         f"/invoices/{state['invoices'][0]['id']}": None,
