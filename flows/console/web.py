@@ -41,6 +41,7 @@ class Console:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["london"] = _london
         self.templates.env.filters["data_path"] = self.data_path
+        self.templates.env.filters["bot_title"] = _bot_title
         self.templates.env.globals["file_link"] = lambda path: download_route(path, self.settings)
 
     def data_path(self, path: str) -> str:
@@ -103,6 +104,14 @@ def render(
 
 def to_sign_in(path: str) -> Response:
     return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+
+
+def _bot_title(ledger_bot: str) -> str:
+    """How people call a bot (the registry's title), by the name its items carry in the ledger."""
+    from bots import registry
+
+    titles = {bot.ledger_bot: bot.title for bot in registry.bots() if bot.ledger_bot}
+    return titles.get(ledger_bot, ledger_bot)
 
 
 def _london(value: datetime | None) -> str:
