@@ -135,6 +135,7 @@ async def run_bot(
             log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
         items = ledger.find_many(bot.name, keys)
         rows: list[ResultRow] = [bot.result_row(p, items.get(key), key in earlier) for key, p in keyed]
+        rows += _retried_rows(bot, ledger, started, set(keys))
         run = run_type(
             run_id=run_id,
             results=rows,
@@ -164,3 +165,19 @@ async def run_bot(
         if scratch is not None:
             ledger.close()
             scratch.cleanup()
+
+
+def _retried_rows(bot: Bot[Any], ledger: Ledger, started: dt.datetime, in_input: set[str]) -> list[ResultRow]:
+    """Rows for the items an operator retried that this run processed although not in its input.
+
+    A retried item is claimed first by the next run of its bot, whatever file that run
+    was started for; the run's results list it, saying so.
+    """
+    rows = []
+    for item in ledger.retried_since(bot.name, started):
+        if item.idempotency_key in in_input:
+            continue
+        row = bot.result_row(item.payload_as(bot.payload), item, False)
+        note = "retried by an operator; not in this run's input"
+        rows.append(row.model_copy(update={"reason": f"{row.reason} ({note})" if row.reason else note}))
+    return rows
