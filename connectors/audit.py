@@ -542,9 +542,11 @@ def _default_audit_log() -> AuditLog:
 def audit_event(event: str, *, log: bool = True, **fields: Any) -> dict[str, Any]:
     """Appends to the process audit log (``get_settings().audit_path``) and logs it.
 
-    The structlog event ``audit`` carries the same fields plus ``seq`` and
-    ``hash``, so the trail also shows in the Prefect UI for a flow run;
-    ``log=False`` appends only (commands that print their own sentence).
+    The structlog event ``audit`` (logger ``procbots.audit``) carries the same
+    fields plus ``seq`` and ``hash``; it goes to the process's stderr only, never to
+    a Prefect run's log stream (:func:`config.logging.configure_logging`): the
+    trail's place is the audit file. ``log=False`` appends only (commands that
+    print their own sentence).
 
     Example:
         >>> audit_event("po_created", po_number="PO-000123", item_id="wi-42")  # doctest: +SKIP
