@@ -5,7 +5,7 @@ gives its name, what it does, its typed parameters, how to run it, its schedule,
 tags, concurrency and docs page. From this list come:
 
 - ``procbots run <bot>`` and its typed options (:mod:`flows.commands.run`),
-- the Prefect flows and their parameter forms, one factory (:mod:`flows.bots`),
+- the Prefect flows and their parameter forms, one factory (:mod:`flows.bot_flows`),
 - the deployments in ``prefect.yaml`` (``procbots serve --write-prefect-yaml``; a
   test fails when the file disagrees with this list),
 - the demo's flows (:mod:`flows.demo`), and
@@ -294,7 +294,7 @@ class Bot:
     @property
     def entrypoint(self) -> str:
         """The ``prefect.yaml`` entrypoint: the factory's module unless it has its own flow."""
-        return self.flow or f"flows/bots.py:{self.flow_function}"
+        return self.flow or f"flows/bot_flows.py:{self.flow_function}"
 
     def parameter_model(self) -> type[BotParameters] | None:
         """The parameter model (imported now when named by a string)."""

@@ -1,6 +1,6 @@
 """What every procbots flow shares: logging, artifacts, run summaries, the task runner.
 
-The bots' flows come from one factory over the registry (:mod:`flows.bots`); the
+The bots' flows come from one factory over the registry (:mod:`flows.bot_flows`); the
 operations flows (:mod:`flows.healthcheck`) are written by hand. Either way:
 
 - **Parameters are one pydantic model** passed as the single argument ``params``,

@@ -239,7 +239,7 @@ def test_the_flow_completes_through_the_prefect_api_with_its_artifacts(
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from bots.bot_parameters import ContractUploadsParameters
-    from flows.bots import contract_uploads_flow
+    from flows.bot_flows import contract_uploads_flow
     from sandbox.pdf import text_pdf
     from tests.test_contracts import good_details, vat
 

@@ -145,7 +145,7 @@ def test_load_deployment_specs_reads_prefect_yaml() -> None:
     assert all(
         spec.job_variables["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"] == "procbots" for spec in specs.values()
     )
-    assert specs["purchase-orders"].entrypoint == "flows/bots.py:purchase_orders_flow"
+    assert specs["purchase-orders"].entrypoint == "flows/bot_flows.py:purchase_orders_flow"
 
 
 def test_prefect_yaml_is_exactly_what_the_registry_generates() -> None:
@@ -350,3 +350,10 @@ def test_flow_publishes_artifacts_and_logs_to_the_run(prefect_api: None, setting
     assert not [m for m in messages if "prev_hash" in m or "contract_uploaded" in m]
     audit_lines = get_settings().audit_path.read_text().splitlines()
     assert any('"contract_uploaded"' in entry for entry in audit_lines)
+
+
+def test_no_flow_module_is_named_like_a_product_package() -> None:
+    """Prefect loads a deployment's flow file as a script, with its folder first on sys.path:
+    a flows/bots.py would shadow the bots package (ImportError in every run)."""
+    names = {path.stem for path in (PROJECT_ROOT / "flows").iterdir() if path.suffix == ".py" or path.is_dir()}
+    assert names & {"bots", "config", "connectors", "flows", "sandbox", "prefect"} == set()

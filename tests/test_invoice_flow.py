@@ -140,7 +140,7 @@ def test_flow_file_mode_completes_with_summary_exceptions_and_report_artifacts(
         LogFilterFlowRunId,
     )
 
-    from flows.bots import invoice_matching_flow
+    from flows.bot_flows import invoice_matching_flow
     from tests.plugins.prefect_server import wait_for
 
     params = InvoiceMatchingParameters(
@@ -214,7 +214,7 @@ def test_flow_portal_mode_decides_the_inbox_and_links_the_report(
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from config.settings import get_settings
-    from flows.bots import invoice_matching_flow
+    from flows.bot_flows import invoice_matching_flow
     from tests.plugins.sandbox import SANDBOX_PASSWORD
 
     monkeypatch.setenv("PROCBOTS_PORTAL__PASSWORD", SANDBOX_PASSWORD)

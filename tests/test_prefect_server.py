@@ -7,6 +7,7 @@ the portal is the session's sandbox portal.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,8 +16,6 @@ from flows.commands.serve import PREFECT_YAML, load_deployment_specs
 from tests.plugins.prefect_server import PrefectServer, WebhookReceiver, wait_for
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from prefect.client.schemas.objects import FlowRun
 
     from sandbox.server import SandboxServer
@@ -38,20 +37,28 @@ def healthcheck_run(prefect_server: PrefectServer, portal_url: str) -> FlowRun:
     return prefect_server.run_deployment(HEALTHCHECK, {"params": {"portal_url": portal_url, "timeout_s": 5}})
 
 
-def _procbots_lines(prefect_server: PrefectServer, flow_run_id: Any) -> list[dict[str, Any]]:
+def _run_logs(prefect_server: PrefectServer, flow_run_id: Any) -> list[Any]:
+    """Every log line of a flow run, oldest first."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
 
     with prefect_server.client() as client:
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
-    lines = []
-    for log in logs:
-        if not log.name.startswith("procbots"):
-            continue
-        try:
-            lines.append(json.loads(log.message))
-        except ValueError:
-            continue
-    return lines
+        return list(
+            client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                limit=200,
+                sort=LogSort.TIMESTAMP_ASC,
+            )
+        )
+
+
+def _procbots_lines(prefect_server: PrefectServer, flow_run_id: Any) -> list[str]:
+    """The run's procbots lines (sentences: ``event: key=value, ...``)."""
+    return [log.message for log in _run_logs(prefect_server, flow_run_id) if log.name.startswith("procbots")]
+
+
+def _is_traceback(message: str) -> bool:
+    return "Traceback (most recent call last)" in message or message.startswith("Engine execution exited")
 
 
 def test_healthcheck_deployment_run_through_worker_completes(healthcheck_run: FlowRun) -> None:
@@ -61,25 +68,20 @@ def test_healthcheck_deployment_run_through_worker_completes(healthcheck_run: Fl
     assert healthcheck_run.state.message == "3 checks passed"
 
 
-def test_run_logs_hold_structured_procbots_lines(
-    prefect_server: PrefectServer, healthcheck_run: FlowRun
-) -> None:
-    """The flow's structlog JSON lines reach the run's logs on the server, with run id and bot."""
+def test_run_logs_hold_procbots_sentences(prefect_server: PrefectServer, healthcheck_run: FlowRun) -> None:
+    """The flow's lines reach the run's logs on the server once each, as sentences a person reads
+    (the event and its fields), under the run's id."""
 
-    def portal_line() -> dict[str, Any] | None:
+    def portal_lines() -> list[str] | None:
         lines = _procbots_lines(prefect_server, healthcheck_run.id)
-        return next((line for line in lines if line.get("check") == "portal"), None)
+        return [line for line in lines if line.startswith("healthcheck: check=portal")] or None
 
-    line = wait_for(portal_line, timeout_s=20, what="procbots portal check line in run logs")
-    portal_lines = [
-        x for x in _procbots_lines(prefect_server, healthcheck_run.id) if x.get("check") == "portal"
-    ]
-    assert len(portal_lines) == 1  # Prefect's handler and the procbots bridge never both send it
-    assert line["event"] == "healthcheck"
-    assert line["ok"] is True
-    assert line["bot"] == "healthcheck"
-    assert line["run_id"] == str(healthcheck_run.id)
-    assert line["timestamp"].endswith("Z") or "+00:00" in line["timestamp"]
+    lines = wait_for(portal_lines, timeout_s=20, what="procbots portal check line in run logs")
+    assert len(lines) == 1  # Prefect's handler and the procbots bridge never both send it
+    assert lines[0].startswith("healthcheck: check=portal, ok=True, detail=")
+    assert not lines[0].startswith("{")  # not JSON
+    logs = _run_logs(prefect_server, healthcheck_run.id)
+    assert all(log.flow_run_id == healthcheck_run.id for log in logs)
 
 
 def test_healthcheck_publishes_markdown_and_table_artifacts(
@@ -174,6 +176,14 @@ def test_failed_healthcheck_is_failed_and_alerts_the_webhook(
             logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200)
         assert logs, "the failed run has logs"
         assert all(receiver.token not in log.message for log in logs)
+        closing = wait_for(
+            lambda: [log for log in _run_logs(prefect_server, run.id) if "ended Failed" in log.message],
+            timeout_s=30,
+            what="the failed run's closing line",
+        )
+        assert closing[0].message.startswith("The run ended Failed: ")
+        last = _run_logs(prefect_server, run.id)[-1]
+        assert not _is_traceback(last.message), last.message
     finally:
         receiver.close()
 
@@ -204,11 +214,13 @@ def test_invoice_matching_deployment_runs_through_worker_in_file_mode(
         )
     assert "invoice-matching-summary" in {a.key for a in artifacts}
     lines = wait_for(
-        lambda: [x for x in _procbots_lines(prefect_server, run.id) if x.get("run_id") == str(run.id)],
+        lambda: [
+            x for x in _procbots_lines(prefect_server, run.id) if x.startswith("invoice matching finished")
+        ],
         timeout_s=20,
         what="invoice-matching procbots lines in the run logs",
     )
-    assert {line.get("bot") for line in lines} >= {"invoice_matching"}
+    assert "approve=" in lines[0]
 
 
 @pytest.mark.browser
@@ -230,7 +242,7 @@ def test_prefect_ui_shows_the_flow_run_with_its_logs(
             try:
                 expect(page.get_by_text(healthcheck_run.name).first).to_be_visible(timeout=45_000)
                 # The Logs tab is the run page's default: a procbots line is on screen.
-                procbots_line = page.get_by_text('"check": "portal"').first
+                procbots_line = page.get_by_text("healthcheck: check=portal").first
                 expect(procbots_line).to_be_visible(timeout=20_000)
                 # The screenshot shows the run header and, below it, the structured lines.
                 procbots_line.scroll_into_view_if_needed()
@@ -250,7 +262,6 @@ def test_procbots_serve_serves_prefect_yaml_deployments(
     import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     project = tmp_path / "prefect.yaml"
     project.write_text(
@@ -300,3 +311,60 @@ def test_procbots_serve_serves_prefect_yaml_deployments(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+
+
+def test_a_failed_bot_run_ends_failed_with_a_sentence_not_a_traceback(prefect_server: PrefectServer) -> None:
+    """A bot run that fails (here: its input is not there) ends Failed with one sentence naming the
+    full path it looked at under the data root; no TypeError anywhere, and its last log line, read
+    from the API, is not a traceback."""
+    root = Path(prefect_server.env["PROCBOTS_PATHS__ROOT"])
+    params = {"orders": "no-such/orders.csv", "invoices": ["no-such/invoices"]}
+    run = prefect_server.run_deployment("invoice-matching/invoice-matching", {"params": params})
+    assert run.state is not None
+    assert run.state.is_failed(), run.state
+    assert f"{root / 'no-such' / 'orders.csv'}: no such file" in str(run.state.message)
+
+    def closed() -> list[Any] | None:
+        logs = _run_logs(prefect_server, run.id)
+        return logs if any("ended Failed" in log.message for log in logs) else None
+
+    logs = wait_for(closed, timeout_s=30, what="the failed run's closing line")
+    messages = [log.message for log in logs]
+    assert not [m for m in messages if "Unexpected result for failed state" in m or "TypeError" in m]
+    assert not _is_traceback(messages[-1]), messages[-1]
+    assert any(m.startswith("run refused: problem=orders: ") for m in messages), messages
+
+
+def test_relative_input_paths_are_read_from_the_data_root(prefect_server: PrefectServer) -> None:
+    """Relative paths in the run form are read from the data root (paths.root), not from the
+    worker's working directory."""
+    from sandbox.datafiles import write_input_files
+
+    root = Path(prefect_server.env["PROCBOTS_PATHS__ROOT"])
+    write_input_files(root / "inbox-relative", seed=2, orders=8)
+    params = {
+        "orders": "inbox-relative/orders.csv",
+        "receipts": "inbox-relative/receipts.csv",
+        "invoices": ["inbox-relative/invoices"],
+    }
+    run = prefect_server.run_deployment("invoice-matching/invoice-matching", {"params": params})
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+
+
+def test_invoice_matching_with_orders_but_no_invoices_is_refused_before_a_run(
+    prefect_server: PrefectServer,
+) -> None:
+    """Inconsistent parameters (file mode with orders but no invoices) are refused by the API when
+    the run is asked for, naming the missing field: no run, so no Failed run and no alert."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    with prefect_server.client() as client:
+        deployment = client.read_deployment_by_name("invoice-matching/invoice-matching")
+        before = client.read_flow_runs()
+        with pytest.raises(PrefectHTTPStatusError) as refused:
+            client.create_flow_run_from_deployment(deployment.id, parameters={"params": {"orders": "o.csv"}})
+        after = client.read_flow_runs()
+    assert refused.value.response.status_code in (409, 422)
+    assert "invoices" in refused.value.response.text
+    assert len(after) == len(before)

@@ -426,7 +426,7 @@ def test_flow_completes_with_a_results_table_artifact_and_bot_logs(
     )
 
     from bots.bot_parameters import PurchaseOrdersParameters
-    from flows.bots import purchase_orders_flow
+    from flows.bot_flows import purchase_orders_flow
     from tests.plugins.prefect_server import wait_for
 
     server, prefix = po_portal, "E-"
@@ -475,7 +475,7 @@ def test_flow_quarantines_an_unreadable_file_from_the_drop_folder(
     requisition spreadsheet goes to quarantine/ with its reason, and the run completes."""
     from bots.bot_parameters import PurchaseOrdersParameters
     from connectors.dropfolder import DropFolder
-    from flows.bots import purchase_orders_flow
+    from flows.bot_flows import purchase_orders_flow
 
     folder = DropFolder(portal_env / "requisitions", stable_for_s=0)
     folder.deposit(b"requisition_ref;this is not a workbook", "requisitions.xlsx")

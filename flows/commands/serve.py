@@ -148,7 +148,7 @@ def entrypoint_problem(spec: DeploymentSpec, root: Path = PROJECT_ROOT, *, load:
         return f"{spec.path} does not exist yet"
     from bots import registry
 
-    made = {bot.flow_function for bot in registry.bots(kind="bots")}  # flows/bots.py's factory
+    made = {bot.flow_function for bot in registry.bots(kind="bots")}  # flows/bot_flows.py's factory
     if f"def {spec.function}" not in path.read_text(encoding="utf-8") and spec.function not in made:
         return f"{spec.path} has no function {spec.function}"
     if load:

@@ -4,7 +4,7 @@ For each registry entry without its own flow, :func:`bot_flow` makes a flow name
 after the bot (``purchase-orders``) whose single parameter ``params`` is the
 entry's parameter model (the run form in the Prefect UI), and this module holds
 it as ``<bot>_flow`` (``purchase_orders_flow``): the ``prefect.yaml`` entrypoint
-``flows/bots.py:purchase_orders_flow``. A run:
+``flows/bot_flows.py:purchase_orders_flow``. A run:
 
 1. makes the run id (:func:`bots.registry.new_run_id`) and binds it to the logs;
 2. resolves the input paths against the data root (``paths.root``) and refuses a
@@ -21,7 +21,7 @@ run (``counts``, ``exit_code``, ``reports``, ``exceptions``), plus, when there,
 ``rows``, ``tables``, ``table_name``, ``message()`` and ``title``.
 
 Example:
-    >>> from flows.bots import purchase_orders_flow  # doctest: +SKIP
+    >>> from flows.bot_flows import purchase_orders_flow  # doctest: +SKIP
     >>> purchase_orders_flow(params={"input": "inbox/requisitions.xlsx"})  # doctest: +SKIP
 """
 
@@ -197,5 +197,5 @@ def bot_flow(bot: Bot) -> Flow[..., State]:
 FLOWS: dict[str, Flow[..., State]] = {bot.name: bot_flow(bot) for bot in registry.bots(kind="bots")}
 """Every registered bot's flow by bot name."""
 
-# The entrypoints of prefect.yaml: ``flows/bots.py:<bot>_flow``.
+# The entrypoints of prefect.yaml: ``flows/bot_flows.py:<bot>_flow``.
 globals().update({registry.get(name).flow_function: made for name, made in FLOWS.items()})
