@@ -355,5 +355,6 @@ def test_flow_publishes_artifacts_and_logs_to_the_run(prefect_api: None, setting
 def test_no_flow_module_is_named_like_a_product_package() -> None:
     """Prefect loads a deployment's flow file as a script, with its folder first on sys.path:
     a flows/bots.py would shadow the bots package (ImportError in every run)."""
-    names = {path.stem for path in (PROJECT_ROOT / "flows").iterdir() if path.suffix == ".py" or path.is_dir()}
+    flows = PROJECT_ROOT / "flows"
+    names = {path.stem for path in flows.iterdir() if path.suffix == ".py" or path.is_dir()}
     assert names & {"bots", "config", "connectors", "flows", "sandbox", "prefect"} == set()

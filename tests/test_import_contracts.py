@@ -98,4 +98,5 @@ def test_every_bot_module_is_in_the_bot_modules_layer() -> None:
     would not check it): add it there, next to the other bot modules."""
     layer = {name.strip().strip("()") for name in _layers()[1].split(":")}
     modules = {f"bots.{path.stem}" for path in (ROOT / "bots").glob("*.py") if path.stem != "__init__"}
-    assert modules - layer == set(), f"add {sorted(modules - layer)} to the bot-modules layer in pyproject.toml"
+    missing = sorted(modules - layer)
+    assert missing == [], f"add {missing} to the bot-modules layer in pyproject.toml"
