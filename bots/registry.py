@@ -55,6 +55,7 @@ __all__ = [
     "RunOutcome",
     "bots",
     "cli_flag",
+    "docs_table",
     "get",
     "input_fields",
     "load",
@@ -263,6 +264,8 @@ class Bot:
         flow: an own flow ``"flows/x.py:function"`` instead of the factory's
             (operations flows); its parameters are that flow's.
         deployment_parameters: parameters set on its deployment in ``prefect.yaml``.
+        details: what it does, for the README's table (default: ``description``).
+        when: its schedule in words (``weekdays 07:00``), for the docs' tables.
     """
 
     name: str
@@ -280,6 +283,8 @@ class Bot:
     demo: Callable[[DemoInputs], dict[str, Any]] | None = None
     flow: str | None = None
     deployment_parameters: Mapping[str, Any] = field(default_factory=dict)
+    details: str = ""
+    when: str = ""
 
     @property
     def key(self) -> str:
@@ -336,6 +341,9 @@ BOTS: tuple[Bot, ...] = (
         tags=("procbots", "operations", "healthcheck"),
         collision="CANCEL_NEW",
         docs="docs/operations.md",
+        when="every 5 minutes",
+        details="checks the portal, the ledger and the audit folder; nothing else starts in the demo "
+        "when the portal is not there",
         demo=lambda inputs: {"portal_url": inputs.portal_url},
         deployment_parameters={"params": {"timeout_s": 5.0, "check_ledger": True, "check_audit": True}},
     ),
@@ -349,6 +357,10 @@ BOTS: tuple[Bot, ...] = (
         schedule="0 7 * * 1-5",
         tags=("procbots", "bot", "purchase-orders", "portal"),
         docs="docs/adding-a-bot.md",
+        when="weekdays 07:00",
+        details="requisition spreadsheet (or drop folder) in; each requisition validated (supplier, VAT "
+        "number, GTINs, quantities, prices, VAT rates, ODS site, need-by date) and raised in the portal "
+        "exactly once; results workbook and PEPPOL BIS Order 3 XML out",
         ledger_bot="purchase_orders",
         browser_contexts="contexts",
         demo=lambda inputs: {
@@ -381,6 +393,11 @@ BOTS: tuple[Bot, ...] = (
         schedule="0 8-18 * * 1-5",
         tags=("procbots", "bot", "invoice-matching"),
         docs="docs/matching.md",
+        when="hourly 08:00-18:00 on weekdays",
+        details="2/3-way matching of supplier invoices and credit notes (PEPPOL UBL or CSV/XLSX) against "
+        "orders and goods receipts; Approve / Hold / Reject in the portal's invoice inbox, each exactly "
+        "once; a report a payables clerk can work from; `procbots match`, the flow and the bot decide "
+        "through a bulk engine with the reference engine's exact decisions",
         ledger_bot="invoice_matching",
         browser_contexts="workers",
         demo=lambda inputs: {"portal_url": inputs.portal_url},
@@ -397,6 +414,10 @@ BOTS: tuple[Bot, ...] = (
         # A run still busy after 15 minutes: skip the next one rather than pile them up.
         collision="CANCEL_NEW",
         docs="docs/contracts.md",
+        when="every 15 minutes",
+        details="signed contract PDFs plus metadata from a drop folder, checked (Procurement Act 2023 "
+        "contract details, real unencrypted PDF) and uploaded to the contract register once, then "
+        "verified by SHA-256",
         ledger_bot="contract_uploads",
         browser_contexts="workers",
         demo=lambda inputs: {
@@ -416,6 +437,32 @@ def bots(*, kind: Literal["all", "bots", "operations"] = "all") -> tuple[Bot, ..
     if kind == "operations":
         return tuple(bot for bot in BOTS if bot.flow is not None)
     return BOTS
+
+
+def docs_table(kind: Literal["readme", "deployments"]) -> str:
+    """A markdown table of the registry: the README's bots, or operations' deployments.
+
+    Written into ``README.md`` and ``docs/operations.md`` between their
+    ``<!-- registry:... -->`` markers by ``procbots serve --write-prefect-yaml``.
+    """
+    overlap = {"ENQUEUE": "queue", "CANCEL_NEW": "skip the new run"}
+    if kind == "readme":
+        lines = ["| bot / flow | what it does | when (Europe/London) | docs |", "|---|---|---|---|"]
+        for bot in BOTS:
+            page = bot.docs.rsplit("/", 1)[-1].removesuffix(".md")
+            when = bot.when or bot.schedule or "on demand"
+            lines.append(
+                f"| `{bot.name}` | {bot.details or bot.description} | {when} | [{page}]({bot.docs}) |"
+            )
+    else:
+        lines = [
+            "| Deployment | Flow (entrypoint) | Schedule (Europe/London) | On overlap |",
+            "|---|---|---|---|",
+        ]
+        for bot in BOTS:
+            when = f"{bot.when} (`{bot.schedule}`)" if bot.schedule else "on demand"
+            lines.append(f"| `{bot.name}` | `{bot.entrypoint}` | {when} | {overlap[bot.collision]} |")
+    return "\n".join(lines) + "\n"
 
 
 def get(name: str) -> Bot:

@@ -47,6 +47,8 @@ __all__ = [
     "runner_deployments",
     "serve",
     "split_available",
+    "with_docs_table",
+    "write_registry_files",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -357,6 +359,44 @@ def registry_specs() -> list[DeploymentSpec]:
     ]
 
 
+DOCS_TABLES = {"README.md": "readme", "docs/operations.md": "deployments"}
+"""The files holding a table generated from the registry, and which table."""
+_TABLE_START = (
+    "<!-- registry:{kind} (generated from bots/registry.py by procbots serve --write-prefect-yaml) -->"
+)
+_TABLE_END = "<!-- registry:{kind}:end -->"
+
+
+def with_docs_table(text: str, kind: str) -> str:
+    """``text`` with the block between its ``registry:<kind>`` markers replaced by the registry's table.
+
+    Raises:
+        ProjectFileError: the markers are missing.
+    """
+    from bots import registry
+
+    start, end = _TABLE_START.format(kind=kind), _TABLE_END.format(kind=kind)
+    if start not in text or end not in text:
+        raise ProjectFileError(f"no {start} ... {end} block to write the {kind} table into")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{registry.docs_table(kind)}{end}{tail}"  # type: ignore[arg-type]
+
+
+def write_registry_files(prefect_yaml: Path = PREFECT_YAML) -> list[Path]:
+    """Writes what follows from the registry: ``prefect.yaml`` and the tables of the docs
+    beside it (``README.md``, ``docs/operations.md``, when that folder has them)."""
+    written = [prefect_yaml]
+    prefect_yaml.write_text(render_prefect_yaml(), encoding="utf-8")
+    for name, kind in DOCS_TABLES.items():
+        path = prefect_yaml.parent / name
+        if not path.is_file():
+            continue
+        path.write_text(with_docs_table(path.read_text(encoding="utf-8"), kind), encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def render_prefect_yaml() -> str:
     """The text of ``prefect.yaml`` for the registry (``procbots serve --write-prefect-yaml``)."""
     import json
@@ -411,13 +451,18 @@ def serve(
     ] = False,
     write_prefect_yaml: Annotated[
         bool,
-        typer.Option("--write-prefect-yaml", help="Write --prefect-file from the bot registry, then exit"),
+        typer.Option(
+            "--write-prefect-yaml",
+            help="Write --prefect-file and the docs' bot tables from the bot registry, then exit",
+        ),
     ] = False,
 ) -> None:
     """Serve every deployment of prefect.yaml from this machine (Prefect serve())."""
     if write_prefect_yaml:
-        prefect_file.write_text(render_prefect_yaml(), encoding="utf-8")
+        written = write_registry_files(prefect_file)
         typer.echo(f"wrote {prefect_file}: {', '.join(spec.name for spec in registry_specs())}")
+        for path in written[1:]:
+            typer.echo(f"wrote the bot table of {path}")
         return
     try:
         specs = load_deployment_specs(prefect_file)
