@@ -32,10 +32,8 @@ Example:
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -147,14 +145,15 @@ _P = TypeVar("_P", bound=BotParameters)
 
 
 def new_run_id(flow_run_id: object | None = None) -> str:
-    """The one run-id format: ``20260123T101500Z-1a2b3c4d`` (UTC, then 8 hex digits).
+    """The one run-id format (:func:`bots.runtime.ids.new_run_id`): ``20260123T101500Z-1a2b3c4d``.
 
-    Inside a Prefect flow run the digits are the start of the flow run id, so the
-    run id in logs, evidence folders and reports leads to the run in the UI.
+    Inside a Prefect flow run the suffix is the start of the flow run id (8 hex digits),
+    so the run id in logs, evidence folders and reports leads to the run in the UI.
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    suffix = str(flow_run_id).replace("-", "")[:8] if flow_run_id else uuid.uuid4().hex[:8]
-    return f"{stamp}-{suffix}"
+    from bots.runtime.ids import new_run_id as runtime_run_id
+
+    suffix = str(flow_run_id).replace("-", "")[:8] if flow_run_id else None
+    return runtime_run_id(suffix=suffix)
 
 
 @dataclass(frozen=True)
