@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,26 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 __all__ = ["FLOWS", "bot_flow", "run_bot"]
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A run that could not do its work for a reason a person fixes (the task's result)."""
+
+    problem: str
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    from config.settings import SettingsError
+    from connectors.portal.pages.base import LoginRejected
+
+    return (BotInputError, SettingsError, LoginRejected)
+
+
+def _problem(exc: Exception) -> str:
+    from connectors.portal.pages.base import LoginRejected
+
+    return f"LOGIN_REJECTED: {exc}" if isinstance(exc, LoginRejected) else str(exc)
 
 
 def run_bot(bot: Bot, params: BotParameters, context: RunContext) -> RunOutcome:
@@ -130,8 +151,13 @@ def bot_flow(bot: Bot) -> Flow[..., State]:
         raise ValueError(f"{bot.name}: has no parameter model, so no flow from the factory")
 
     @task(name=f"run-{bot.name}")
-    def run_task(params: BotParameters, context: RunContext) -> RunOutcome:
-        return run_bot(bot, params, context)
+    def run_task(params: BotParameters, context: RunContext) -> RunOutcome | _Refused:
+        # What a person must fix (an input, a setting, the portal's sign-in) is one sentence,
+        # not a task traceback; anything else is a bug and keeps Prefect's traceback.
+        try:
+            return run_bot(bot, params, context)
+        except _expected_errors() as exc:
+            return _Refused(_problem(exc))
 
     def run(params: BotParameters) -> State:
         from config.settings import get_settings
@@ -151,14 +177,13 @@ def bot_flow(bot: Bot) -> Flow[..., State]:
         except BotInputError as exc:
             return refuse(bot.title, str(exc))
         slots = int(getattr(params, bot.browser_contexts, 0) or 0) if bot.browser_contexts else 0
-        try:
-            if bot.browser_contexts:
-                with browser_session_slots(slots or settings.browser.contexts):
-                    outcome = run_task(params, context)
-            else:
+        if bot.browser_contexts:
+            with browser_session_slots(slots or settings.browser.contexts):
                 outcome = run_task(params, context)
-        except BotInputError as exc:
-            return refuse(bot.title, str(exc))
+        else:
+            outcome = run_task(params, context)
+        if isinstance(outcome, _Refused):
+            return refuse(bot.title, outcome.problem)
         _log_outcome(log, bot, outcome)
         summary = _summary(bot, outcome, started)
         _publish(bot, outcome, summary)

@@ -358,3 +358,27 @@ def test_no_flow_module_is_named_like_a_product_package() -> None:
     flows = PROJECT_ROOT / "flows"
     names = {path.stem for path in flows.iterdir() if path.suffix == ".py" or path.is_dir()}
     assert names & {"bots", "config", "connectors", "flows", "sandbox", "prefect"} == set()
+
+
+@pytest.mark.prefect
+def test_a_bot_run_that_cannot_start_ends_failed_with_one_sentence(
+    prefect_api: None, settings_env: Path
+) -> None:
+    """A missing input (relative paths are read from the data root) and a missing setting each end
+    the run Failed with one sentence naming what to fix; the state's data is a RunFailed (Prefect
+    resolves it into the exception it raises), never a dict."""
+    from flows.bot_flows import contract_uploads_flow
+
+    missing = contract_uploads_flow(params={"folder": "no-such-folder"}, return_state=True)
+    assert missing.is_failed()
+    assert missing.message == f"Contract uploads: folder: {settings_env / 'no-such-folder'}: no such folder"
+    failure = missing.result(raise_on_failure=False)
+    assert isinstance(failure, RunFailed)
+    assert str(failure) == missing.message
+
+    (settings_env / "contracts").mkdir(parents=True)
+    (settings_env / "contracts" / "CT-1.pdf").write_bytes(b"%PDF-1.4\n")
+    no_password = contract_uploads_flow(params={"folder": "contracts"}, return_state=True)
+    assert no_password.is_failed()
+    assert "portal.password is not set" in str(no_password.message)
+    assert (settings_env / "contracts" / "CT-1.pdf").is_file()  # nothing was touched
