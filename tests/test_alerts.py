@@ -407,7 +407,7 @@ def test_failure_alerts_still_go_out_when_their_state_cannot_be_kept(
 def test_every_bot_flow_and_the_healthcheck_carry_the_three_alert_hooks() -> None:
     """Failure, crash and recovery: without the completion hook no 'recovered' would ever come."""
     from flows.alerts import alert_on_completion, alert_on_crashed, alert_on_failure
-    from flows.bots import FLOWS
+    from flows.bot_flows import FLOWS
     from flows.healthcheck import portal_healthcheck_flow
 
     for made in [*FLOWS.values(), portal_healthcheck_flow]:
