@@ -378,6 +378,11 @@ BOTS: tuple[Bot, ...] = (
         schedule="*/30 * * * 1-5",
         tags=("procbots", "bot", "goods-receipts", "portal"),
         docs="docs/goods-receipts.md",
+        when="every 30 minutes on weekdays",
+        details="PEPPOL despatch advices and point-of-use scan exports (CSV/XLSX) from a folder become "
+        "goods receipts in the portal, each exactly once (unknown POs or lines, over-receipts, GTIN "
+        "mismatches, future dates and resent despatch advices set aside with reasons); the next "
+        "invoice-matching run approves the invoices that waited for them",
         ledger_bot="goods_receipts",
         browser_contexts="workers",
         demo=lambda inputs: {"folder": str(inputs.inbox / "goods-receipts"), "portal_url": inputs.portal_url},
