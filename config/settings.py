@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -363,8 +363,12 @@ def is_secret_setting(loc: Sequence[str | int]) -> bool:
     from config.redaction import SECRET_KEY_PATTERN
 
     model: type[BaseModel] | None = Settings
+    skip_key = False  # the previous field was a dict or list: this part is its key or index
     for part in loc:
         name = str(part)
+        if skip_key:
+            skip_key = False
+            continue
         if SECRET_KEY_PATTERN.search(name) or _SECRET_NAMES.search(name):
             return True
         field = model.model_fields.get(name) if model is not None else None
@@ -373,8 +377,17 @@ def is_secret_setting(loc: Sequence[str | int]) -> bool:
         if _holds_secret(field.annotation):
             return True
         model = _section_of(field.annotation)
+        skip_key = _is_container(field.annotation)
     return model is not None and any(
         _holds_secret(f.annotation) or is_secret_setting((*loc, n)) for n, f in model.model_fields.items()
+    )
+
+
+def _is_container(annotation: Any) -> bool:
+    """Whether a field holds a dict or a list (possibly optional): its values are reached by key."""
+    containers = (dict, list, tuple, set, frozenset)
+    return get_origin(annotation) in containers or any(
+        get_origin(a) in containers for a in get_args(annotation)
     )
 
 

@@ -410,3 +410,23 @@ def test_contradictory_timings_are_refused_at_start_with_exit_2_naming_both_keys
 def test_a_heartbeat_well_inside_the_lease_is_accepted() -> None:
     settings = Settings(ledger={"lease_s": 30, "heartbeat_s": 9.9}, retry={"initial_s": 1, "max_s": 1})
     assert (settings.ledger.heartbeat_s, settings.retry.initial_s) == (9.9, 1)
+
+
+@pytest.mark.parametrize("source", ["secrets file", "environment JSON"])
+def test_a_console_users_mistyped_password_hash_is_not_echoed(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_env: Path
+) -> None:
+    """Secrets nested under a key of a table (console.users.<name>.password_hash) are hidden too."""
+    if source == "secrets file":
+        text = f'[console.users.jsmith]\nname = "Jane Smith"\npassword_hash = {SECRET_VALUE}\n'
+        monkeypatch.setenv("PROCBOTS_SECRETS_FILE", str(_secrets_file(tmp_path, text)))
+    else:
+        users = {"users": {"jsmith": {"name": "Jane Smith", "password_hash": SECRET_VALUE}}}
+        monkeypatch.setenv("PROCBOTS_CONSOLE", json.dumps(users))
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    from flows.cli import describe_validation_error
+
+    described = describe_validation_error(caught.value)
+    assert "setting console.users.jsmith.password_hash='<hidden>'" in described
+    assert str(SECRET_VALUE) not in str(caught.value) + described
