@@ -406,6 +406,14 @@ def test_an_items_flow_run_is_found_through_the_prefect_api_and_linked(
     assert f'href="{finder.ui_url}/runs/flow-run/{flow_run_id}"' in page
 
 
+def test_every_registered_bot_has_a_payload_model_for_the_replace_form() -> None:
+    from bots import registry
+
+    ledger_bots = {bot.ledger_bot for bot in registry.bots() if bot.ledger_bot}
+    assert ledger_bots  # control: the registry was read
+    assert ledger_bots <= set(PAYLOAD_MODELS)
+
+
 @pytest.mark.parametrize("bot", sorted(PAYLOAD_MODELS))
 def test_each_payload_model_is_the_model_its_bot_files_items_as(bot: str) -> None:
     import importlib
@@ -415,7 +423,7 @@ def test_each_payload_model_is_the_model_its_bot_files_items_as(bot: str) -> Non
     model = payload_model(bot)
     assert model is not None
     assert issubclass(model, BaseModel)
-    assert bot == importlib.import_module(model.__module__).BOT
+    assert bot == importlib.import_module(PAYLOAD_MODELS[bot].split(":")[0]).BOT
 
 
 def test_run_summary_links_point_at_the_console_when_it_has_a_public_address(
@@ -432,3 +440,23 @@ def test_run_summary_links_point_at_the_console_when_it_has_a_public_address(
     get_settings.cache_clear()
     text = render_summary_markdown("Purchase orders", {"raised": 1}, [], {"results": report})
     assert f"- [results]({report.resolve().as_uri()})" in text
+
+
+def test_sign_in_never_redirects_off_the_console_and_sign_out_ends_the_session(client: TestClient) -> None:
+    page = client.get("/login", params={"next": "//evil.example/phish"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    assert 'name="next" value="/"' in page.text
+    form = {
+        "csrf_token": token.group(1),
+        "username": "jsmith",
+        "password": PASSWORD,
+        "next": "https://evil.example",
+    }
+    signed = client.post("/login", data=form)
+    assert (signed.status_code, signed.headers["location"]) == (303, "/")
+    assert client.get("/").status_code == 200
+    session_cookie = client.cookies["procbots_console"]
+    assert client.post("/logout", data={"csrf_token": csrf(client)}).status_code == 303
+    client.cookies.set("procbots_console", session_cookie)  # replayed: the server forgot it
+    assert client.get("/").status_code == 303

@@ -41,6 +41,7 @@ PAYLOAD_MODELS = {
     "purchase_orders": "bots.purchase_orders:Requisition",
     "invoice_matching": "bots.invoices:InvoiceTask",
     "contract_uploads": "bots.contracts:ContractJob",
+    "goods_receipts": "bots.goods_receipts:ReceiptDraft",
 }
 #: States in which a person may retry, resolve or replace an item's data (and a system
 #: exception whose worker's lease ran out).
