@@ -84,6 +84,7 @@ def _has_odd_text(data: bytes) -> bool:
 
 
 _BAD_CELL = "\x00"
+_EXCEL_ROWS = 1_048_576
 """Stands for an XLSX cell the string columns cannot show faithfully (row model decides)."""
 
 
@@ -129,7 +130,7 @@ def read_typed(
         HeaderError: no header row with the required columns.
     """
     suffix = path.suffix.lower()
-    originals: dict[int, list[Any]] | None = None
+    originals: Callable[[], dict[int, list[Any]]] | None = None
     sheet_name: str | None = None
     if suffix in (".csv", ".txt", ".tsv"):
         frame, columns, odd = _read_csv(path, schema)
@@ -209,13 +210,39 @@ def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[st
 
 def _read_xlsx(
     path: Path, schema: RowSchema[Any], sheet: str | None
-) -> tuple[tuple[pl.DataFrame, dict[str, str]], dict[int, list[Any]], str]:
-    from connectors.excel import ReadLimits, read_records
+) -> tuple[tuple[pl.DataFrame, dict[str, str]], Callable[[], dict[int, list[Any]]], str]:
+    from connectors.excel import ReadLimits, read_frame, read_records
     from connectors.limits import RowLimit
 
-    found = read_records(path, schema, sheet=sheet, limits=ReadLimits(max_rows=RowLimit.bulk()))
-    frame, columns, originals = _records_frame(path, found.sheet, schema, found.records, found.skip_rows)
-    return (frame, columns), originals, found.sheet
+    limit = RowLimit.bulk()
+    # A sheet holds at most 1,048,576 rows: a bulk limit above that needs no row count
+    # (the declared dimension is still checked).
+    limits = ReadLimits(max_rows=limit if limit.rows < _EXCEL_ROWS else None)
+    fast = read_frame(path, schema, sheet=sheet, limits=limits)
+    if fast is None:  # hidden rows, merged cells, formulas without values: row by row
+        found = read_records(path, schema, sheet=sheet, limits=limits)
+        frame, columns, cells = _records_frame(path, found.sheet, schema, found.records, found.skip_rows)
+        return (frame, columns), lambda: cells, found.sheet
+
+    def originals() -> dict[int, list[Any]]:
+        # The cells as calamine types them, for the rows the row model checks.
+        found = read_records(path, schema, sheet=fast.sheet, limits=limits)
+        return _records_frame(path, found.sheet, schema, found.records, found.skip_rows)[2]
+
+    kinds = {name: schema.kinds[name].name for name in fast.columns}
+    fixes = []
+    for name, kind in kinds.items():
+        cell = pl.col(name)
+        if kind == "date":
+            # A date cell reads as "2025-05-01 00:00:00": the row model takes its date.
+            timestamp = cell.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
+            fixes.append(pl.when(timestamp).then(cell.str.slice(0, 10)).otherwise(cell).alias(name))
+        elif kind == "percent":
+            # 0 < x < 1 is a percent-formatted cell (20% stored as 0.2): the row model scales it.
+            fraction = cell.str.contains(r"^0*\.[0-9]*[1-9][0-9]*$")
+            fixes.append(pl.when(fraction).then(pl.lit(_BAD_CELL)).otherwise(cell).alias(name))
+    frame = fast.frame.with_columns(fixes) if fixes else fast.frame
+    return (frame, fast.columns), originals, fast.sheet
 
 
 def _records_frame(
@@ -329,7 +356,7 @@ def _validate(
     schema: RowSchema[Any],
     raw: pl.DataFrame,
     columns: dict[str, str],
-    originals: dict[int, list[Any]] | None,
+    originals: Callable[[], dict[int, list[Any]]] | None,
     rules: Rules | None,
     odd: bool,
 ) -> TypedTable:
@@ -409,7 +436,7 @@ def _by_row_model(
     schema: RowSchema[Any],
     raw: pl.DataFrame,
     numbers: list[int],
-    originals: dict[int, list[Any]] | None,
+    originals: Callable[[], dict[int, list[Any]]] | None,
     columns: dict[str, str],
 ) -> None:
     """Rows the vectorised rules did not accept: validated by the row model, one by one,
@@ -417,7 +444,8 @@ def _by_row_model(
     names = [c for c in raw.columns if c != "__row"]
     header = [columns[n] for n in names]
     if originals is not None:
-        cells_by_row: list[tuple[int, list[Any]]] = [(n, originals[n]) for n in numbers]
+        cells = originals()
+        cells_by_row: list[tuple[int, list[Any]]] = [(n, cells[n]) for n in numbers]
     else:
         subset = raw.filter(pl.col("__row").is_in(numbers)).select(*names, "__row")
         cells_by_row = [(row[-1], list(row[:-1])) for row in subset.iter_rows()]

@@ -947,3 +947,90 @@ def write_report(
     # Replace atomically: a reader never sees half a report.
     tmp.replace(path)
     return path
+
+
+@dataclass(slots=True)
+class SheetFrame:
+    """A sheet's table as string columns (:func:`read_frame`): ``frame`` holds the mapped
+    columns by field name and ``__row`` (the row number as Excel shows it)."""
+
+    sheet: str
+    frame: Any
+    columns: dict[str, str]
+
+
+def read_frame(
+    path: str | Path,
+    schema: RowSchema[Any],
+    *,
+    sheet: str | None = None,
+    limits: ReadLimits = ReadLimits(),
+) -> SheetFrame | None:
+    """The table of the first visible sheet (or ``sheet``) whose header ``schema``
+    recognises, read by fastexcel (calamine in Rust, straight into Arrow) as string
+    columns: cells as their plain spelling (``10``, ``0.25``, ``true``,
+    ``2025-05-01 00:00:00``), empty cells null.
+
+    After the same guarded inspection and sheet scan as :func:`read_records`; ``None`` when
+    the sheet has what only the row-by-row reader handles (hidden rows, merged cells,
+    formulas without a cached value), so the caller uses :func:`read_records` instead.
+
+    Raises:
+        SpreadsheetError: the file cannot be read at all.
+        HeaderError: no sheet has the required headers.
+    """
+    import fastexcel
+    import polars as pl
+
+    path = Path(path)
+    info = inspect_workbook(path, limits=limits)
+    if sheet is not None:
+        if sheet not in info.sheets:
+            raise SpreadsheetError(path, f"has no sheet {sheet!r} (sheets: {', '.join(info.sheets)})")
+        candidates = [sheet]
+    else:
+        candidates = [name for name in info.sheets if name not in info.hidden_sheets]
+    try:
+        reader = fastexcel.read_excel(str(path))
+    except Exception as exc:  # fastexcel's own error types: unreadable
+        raise SpreadsheetError(path, f"cannot be read: {exc}") from None
+    first_error: HeaderError | None = None
+    for name in candidates:
+        with zipfile.ZipFile(path) as archive:
+            precheck_sheet(archive, info.sheets[name], path, name, limits)
+            # The sheet scan (hidden rows, merges, formulas) runs beside fastexcel's load.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sheet-scan") as pool:
+                pending = pool.submit(scan_sheet, archive, info.sheets[name], path, name, limits)
+                try:
+                    data = reader.load_sheet(name, header_row=None, dtypes="string").to_polars()
+                except Exception as exc:  # fastexcel's own error types; the scan's errors first
+                    pending.result()
+                    raise SpreadsheetError(path, f"cannot be read: {exc}", sheet=name) from None
+                scan = pending.result()
+        if scan.hidden_rows or scan.merged or scan.uncached_formulas:
+            return None
+        head = data.head(schema.header_search_rows)
+        rows = [(index + 1, list(row)) for index, row in enumerate(head.iter_rows())]
+        try:
+            mapping, header_cells, header_row = schema.find_header(path, name, iter(rows))
+        except HeaderError as exc:
+            first_error = first_error or exc
+            continue
+        names = data.columns
+        frame = data.slice(header_row).select(
+            [pl.col(names[i]).alias(mapping[i]) for i in sorted(mapping) if i < len(names)]
+        )
+        if frame.width != len(mapping):
+            return None  # columns fastexcel could not place: the row-by-row reader decides
+        frame = frame.with_columns(
+            __row=pl.int_range(header_row + 1, header_row + 1 + frame.height, dtype=pl.Int64)
+        )
+        columns = {field: str(header_cells[i]).strip() for i, field in mapping.items()}
+        return SheetFrame(name, frame, columns)
+    if first_error is None:
+        raise SpreadsheetError(path, "has no visible sheets")
+    if len(candidates) > 1:
+        raise HeaderError(
+            path, f"no sheet of {', '.join(candidates)} has the expected header row; {first_error}"
+        )
+    raise first_error

@@ -206,3 +206,46 @@ def test_product_code_never_switches_the_garbage_collector() -> None:
         if any(call in path.read_text(encoding="utf-8") for call in _GC_SWITCHES)
     ]
     assert offenders == []
+
+
+def test_columnar_xlsx_read_gives_the_row_readers_values_and_errors(tmp_path: Path) -> None:
+    """connectors.columns (fastexcel, column rules, the row model for the rest) reads an
+    order sheet as the row reader does: same values, same errors, same row numbers."""
+    from connectors.columns import SCALE, read_typed
+    from connectors.excel import read_rows
+    from connectors.match_columns import _order_rules
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Orders"
+    ws.append(["Title row, not the header"])
+    ws.append(["PO Number", "Line No", "Supplier ID", "Supplier VAT", "Quantity", "Unit Price", "VAT Rate",
+               "Receipt Required", "Need By"])  # fmt: skip
+    ws.append(["PO-1", 1, "SUP-1", "GB980780684", 10, 1.5, 20, "yes", dt.date(2025, 5, 1)])
+    ws.append(["PO-1", 2, "SUP-1", "GB980780684", 2, 0.1 + 0.2, 0.2, True, 45678])  # 20% cell, serial date
+    ws.append(["PO-2", 1, "SUP-2", "GB 980 7806 84", "lots", "£1,234.50", 5, "no", "01/05/2025"])
+    ws.append(["PO-2", 2, "SUP-2", None, 3, "£1,234.50", "5%", "n", "2025-05-02"])
+    ws.append(["PO-3", 1, "SUP-3", "GB123456789", 1, 1, 0, "no", None])  # bad check digits
+    path = tmp_path / "orders.xlsx"
+    wb.save(path)
+
+    schema = RowSchema(OrderRow, required=("line_no", "supplier_id", "quantity", "unit_price"))
+    columnar = read_typed(path, schema, rules=_order_rules)
+    rows = read_rows(path, OrderRow, required=("line_no", "supplier_id", "quantity", "unit_price"))
+
+    assert [str(e) for e in columnar.errors] == [str(e) for e in rows.errors]
+    assert len(rows.errors) == 2  # control: 'lots', and the VAT number's check digits
+    frame = columnar.frame.sort("__row")
+    assert frame["__row"].to_list() == rows.row_numbers == [3, 4, 6]
+    for record, model in zip(frame.iter_rows(named=True), rows.rows, strict=True):
+        for name in ("po_number", "line_no", "supplier_id", "supplier_vat", "receipt_required", "need_by"):
+            assert record[name] == getattr(model, name), (record["__row"], name)
+        for name in ("quantity", "unit_price", "vat_rate"):
+            value: Decimal = getattr(model, name)
+            if record["__inexact"]:
+                assert value * SCALE != int(value * SCALE)  # control: really beyond 1/10,000
+                assert columnar.models[record["__row"]] == model
+            else:
+                assert record[name] == value * SCALE, (record["__row"], name)
+    assert frame.filter(frame["__row"] == 4)["vat_rate"].item() == 20 * SCALE
