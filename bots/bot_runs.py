@@ -363,9 +363,13 @@ def run_contract_uploads_bot(params: ContractUploadsParameters, context: RunCont
     lines += [f"  {line}" for line in result.quarantined_metadata]
     if result.report:
         lines.append(f"Report: {result.report}")
+    if result.stopped:
+        lines.append(f"Run stopped early: {result.stopped}: {result.stopped_message}")
     return BotRun(
         title=title,
         counts=counts,
+        stopped=result.stopped,
+        stopped_message=result.stopped_message,
         exit_code=result.exit_code,
         reports={"contracts report": result.report} if result.report else {},
         exceptions=[r for r in rows if r["outcome"] in ("rejected", "failed", "pending")],
@@ -376,6 +380,7 @@ def run_contract_uploads_bot(params: ContractUploadsParameters, context: RunCont
             "contracts": [o.as_row() for o in result.outcomes],
             "unreadable_metadata": result.quarantined_metadata,
             "report": str(result.report) if result.report else None,
+            "stopped": result.stopped or None,
         },
     )
 

@@ -58,19 +58,32 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Final, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bots.domain.errors import BusinessError
+from bots.domain.errors import ApplicationError, BusinessError
 from bots.domain.identifiers import check_companies_house, check_cpv, check_gb_vat, check_ods_code
 from bots.domain.models import Contract, Procedure, money
+from bots.runtime.bot import Bot, RunContext
+from bots.runtime.breaker import CircuitBreaker
+from bots.runtime.ids import new_run_id
+from bots.runtime.item import Item
+from bots.runtime.ledger import Ledger, WorkItem
+from bots.runtime.run import work
+from bots.runtime.runner import RunSummary
+from bots.runtime.sync import run_sync
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from connectors.portal.pages.base import PortalSession
 
 __all__ = [
     "BOT",
     "CONTRACT_ALIASES",
     "HIGH_VALUE_THRESHOLD",
     "MIN_HIGH_VALUE_KPIS",
+    "ContractBot",
     "ContractJob",
     "ContractProblem",
     "ContractRejected",
@@ -930,8 +943,18 @@ class ContractRunResult:
     outcomes: list[ContractOutcome] = field(default_factory=list)
     report: Path | None = None
     dry_run: bool = False
-    runner_summary: Any = None
+    runner_summary: RunSummary | None = None
     quarantined_metadata: list[str] = field(default_factory=list)
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+    @property
+    def stopped(self) -> str:
+        """Why the run stopped early (``PORTAL_UNAVAILABLE``, ``LOGIN_REJECTED``), else empty."""
+        return self.breaker.reason or ""
+
+    @property
+    def stopped_message(self) -> str:
+        return self.breaker.message
 
     @property
     def counts(self) -> dict[str, int]:
@@ -953,7 +976,7 @@ class ContractRunResult:
     def exit_code(self) -> int:
         """0 when every contract went in (or validated), 1 when some were rejected or failed."""
         bad = any(o.outcome in ("rejected", "failed", "pending") for o in self.outcomes)
-        return 1 if bad or self.quarantined_metadata else 0
+        return 1 if bad or self.quarantined_metadata or self.stopped else 0
 
 
 def _contract_result(contract: Contract, sha256: str, action: str, url: str) -> dict[str, Any]:
@@ -973,39 +996,20 @@ def _contract_result(contract: Contract, sha256: str, action: str, url: str) -> 
     }
 
 
-class _Worker:
-    """One browser context and its portal session: what a runner worker holds."""
-
-    def __init__(self, context: Any, page: Any, session: Any) -> None:
-        self.context = context
-        self.page = page
-        self.session = session
-
-    async def begin_item(self, item: Any) -> None:
-        """Called by the runner before each attempt: the trace then holds this attempt only."""
-        from connectors.portal.evidence import restart_trace
-
-        await restart_trace(self.context)
-
-
-SESSION_RETRIES: Final = 3
-"""Times an item starts again from the search when the session ends mid-item (the session
-has signed in again by then, and nothing was posted), before the runner's retry counts it."""
-
-
 async def upload_and_verify(
-    session: Any, job: ContractJob, contract: Contract, sha256: str, *, item: Any = None
+    session: PortalSession, job: ContractJob, contract: Contract, sha256: str, *, item: Item[ContractJob]
 ) -> dict[str, Any]:
     """Put one validated contract in the register exactly once, then check what the register holds.
 
-    ``session`` is a :class:`~connectors.portal.pages.base.PortalSession`; ``item`` the work
-    item whose checkpoints (``uploaded``, ``verified``) make a retry resume after the upload.
+    The upload is the step ``uploaded`` of :meth:`~bots.runtime.item.Item.once`: the
+    register is searched first (an earlier attempt may have saved it before its answer
+    was lost), the lease is checked right before the form is sent, and the outcome
+    (``uploaded`` or ``found_in_register``) is checkpointed at once.
 
     Raises:
         BusinessError: ``PORTAL_REFUSED``, ``REGISTER_DOCUMENT_MISMATCH`` or ``REGISTER_DETAILS_MISMATCH``.
         ApplicationError: the portal failed (5xx, session, timeout): retried by the runner.
     """
-    import asyncio
     from urllib.parse import quote
 
     from connectors.portal.pages.contracts import (
@@ -1017,29 +1021,28 @@ async def upload_and_verify(
         ContractUploadPage,
     )
 
-    action = item.done_step("uploaded") if item is not None else None
-    if action is None:
-        # Look before uploading: an earlier attempt may have saved it before its answer was lost.
+    async def find() -> str | None:
         found = await ContractRegisterPage(session).find(contract.contract_id)
-        if found is not None:
-            action = "found_in_register"
-        else:
-            assert job.document_path is not None
-            try:
-                await ContractUploadPage(session).upload(
-                    ContractForm(**register_form(contract)),  # type: ignore[arg-type]
-                    Path(job.document_path),
-                )
-                action = "uploaded"
-            except AlreadyInRegister:
-                action = "found_in_register"
-            except ContractRefused as exc:
-                raise BusinessError(
-                    "PORTAL_REFUSED",
-                    f"{job.source}: the portal refused contract {contract.contract_id}: {exc}",
-                ) from None
-        if item is not None:
-            await asyncio.to_thread(item.checkpoint, "uploaded", action)
+        return "found_in_register" if found is not None else None
+
+    async def upload() -> str:
+        assert job.document_path is not None
+        try:
+            await ContractUploadPage(session).upload(
+                ContractForm(**register_form(contract)),  # type: ignore[arg-type]
+                Path(job.document_path),
+            )
+        except AlreadyInRegister:
+            return "found_in_register"
+        except ContractRefused as exc:
+            raise BusinessError(
+                "PORTAL_REFUSED", f"{job.source}: the portal refused contract {contract.contract_id}: {exc}"
+            ) from None
+        return "uploaded"
+
+    action = (
+        await item.once("uploaded", find=find, do=upload, audit={"contract_id": contract.contract_id})
+    ).value
     detail = ContractDetailPage(session)
     if action == "uploaded" and detail.showing(contract.contract_id):
         detail.title = f"Contract {contract.contract_id}"  # the upload landed on it: no second load
@@ -1059,10 +1062,59 @@ async def upload_and_verify(
             "REGISTER_DETAILS_MISMATCH",
             f"{job.source}: the register shows {contract.contract_id} differently: " + "; ".join(differences),
         )
-    if item is not None:
-        await asyncio.to_thread(item.checkpoint, "verified", stored)
+    await item.checkpoint("verified", stored)
     url = session.url(f"/contracts/{quote(contract.contract_id, safe='')}")
     return _contract_result(contract, stored, action, url)
+
+
+class ContractBot(Bot[ContractJob]):
+    """Uploads each validated contract to the portal's register exactly once, verified.
+
+    Options:
+        jobs: this run's contracts by key (their files as claimed now).
+        max_document_bytes: the PDF size limit.
+    """
+
+    name: ClassVar[str] = BOT
+    title: ClassVar[str] = "Contract uploads"
+    payload = ContractJob
+    key_name: ClassVar[str] = "contract_key"
+    session_retries: ClassVar[int] = 3
+
+    def __init__(
+        self, run: RunContext, *, jobs: Mapping[str, ContractJob], max_document_bytes: int | None = None
+    ) -> None:
+        super().__init__(run)
+        self.jobs = jobs
+        self.max_document_bytes = max_document_bytes
+
+    def key(self, payload: ContractJob) -> str:
+        return payload.key
+
+    def _job(self, item: Item[ContractJob]) -> ContractJob:
+        # This run's claim of the files, else (an item of an earlier drop) the ledger's.
+        return self.jobs.get(item.key) or item.payload
+
+    def check(self, item: Item[ContractJob]) -> None:
+        check_job(self._job(item), max_document_bytes=self.max_document_bytes)
+
+    async def process(self, item: Item[ContractJob], page: PortalSession) -> dict[str, Any]:
+        job = self._job(item)
+        if (
+            job.document_path is not None
+            and not Path(job.document_path).exists()
+            and not item.done_step("uploaded")
+        ):
+            raise ApplicationError(
+                "DOCUMENT_NOT_AVAILABLE",
+                f"{job.source}: the document is no longer in processing/; it is retried when dropped again",
+            )
+        contract, sha256 = check_job(job, max_document_bytes=self.max_document_bytes)
+        return await upload_and_verify(page, job, contract, sha256, item=item)
+
+    def wants_evidence(self, error: BusinessError) -> bool:
+        """A rejected contract's data was wrong: a screenshot of the portal would show nothing."""
+        return not isinstance(error, ContractRejected)
 
 
 def _adopt_loose_files(root: Path) -> list[Path]:
@@ -1092,11 +1144,11 @@ def run_contract_uploads(
     *,
     portal_url: str | None = None,
     dry_run: bool = False,
-    settings: Any = None,
-    ledger: Any = None,
+    settings: Settings | None = None,
+    ledger: Ledger | None = None,
     workers: int | None = None,
     stable_for_s: float = 2.0,
-    recover_after_s: float = 3600.0,
+    recover_after_s: float = 0.0,
     max_document_bytes: int | None = None,
     report_dir: Path | None = None,
     today: dt.date | None = None,
@@ -1114,8 +1166,10 @@ def run_contract_uploads(
         ledger: the work-item ledger (default: from settings).
         workers: parallel browser contexts (default ``settings.browser.contexts``).
         stable_for_s: how long a file must stay unchanged before it is taken.
-        recover_after_s: files held in ``processing/`` longer than this (a crashed run)
-            go back to the inbox first.
+        recover_after_s: files in ``processing/`` that no live lease holds (a killed or
+            stopped run left them) and were claimed longer ago than this go back to the
+            inbox first, to be taken again; their contracts finish after their last
+            checkpoint. One run per drop folder at a time.
         max_document_bytes: PDF size limit (default :data:`connectors.pdf.DEFAULT_MAX_BYTES`).
         report_dir: where the report workbook goes (default the outbox).
         today: the date "ending within 90/180 days" counts from (default today in London).
@@ -1163,7 +1217,13 @@ def run_contract_uploads(
     credentials = PortalCredentials.from_settings(settings)
     _adopt_loose_files(root)
     drop = DropFolder(root, stable_for_s=stable_for_s)
-    drop.recover_stale(recover_after_s)
+    if ledger is None:
+        from bots.runtime.ledger import Ledger
+
+        ledger = Ledger.from_settings(settings)
+    # Files a killed run left in processing/ go back to the inbox once no live lease holds them.
+    held, dropped_as = _files_in_ledger(ledger)
+    drop.recover_stale(recover_after_s, keep=held, names=dropped_as)
     claims: dict[str, ClaimedFile] = {}
     for claimed in drop:
         claims[str(claimed.path)] = claimed
@@ -1177,10 +1237,6 @@ def run_contract_uploads(
         claims[path].quarantine(problem.code, f"{claims[path].original_name}: {problem.message}")
         result.quarantined_metadata.append(f"{claims[path].original_name}: {problem.message}")
 
-    if ledger is None:
-        from bots.runtime.ledger import Ledger
-
-        ledger = Ledger.from_settings(settings)
     jobs: dict[str, ContractJob] = {}
     items: dict[str, Any] = {}
     earlier: set[str] = set()  # done by an earlier run: this drop is a repeat
@@ -1195,35 +1251,40 @@ def run_contract_uploads(
             earlier.add(job.key)
     log.info("contracts planned", contracts=len(jobs), files=len(claims))
 
-    waiting = ledger.counts(BOT)
-    if waiting["pending"] or waiting["system_exception"]:
-        pending_here = [k for k, item in items.items() if item.state == "pending"]
-        # A drop whose every new contract is rejected on its own data needs no browser at all.
-        needs_browser = (
-            waiting["system_exception"] > 0
-            or waiting["pending"] > len(pending_here)
-            or any(_passes(jobs[k], max_document_bytes) for k in pending_here)
+    # Claimable: pending, or leased by a run that was killed (its lease ran out). A drop whose
+    # every claimable contract is rejected on its own data needs no browser at all.
+    failing_here = [
+        k for k, item in items.items() if item.state == "pending" and not _passes(jobs[k], max_document_bytes)
+    ]
+    bot = ContractBot(
+        RunContext(settings, ledger, run_id or new_run_id(), (portal_url or settings.portal.url).rstrip("/")),
+        jobs=jobs,
+        max_document_bytes=max_document_bytes,
+    )
+    result.runner_summary = run_sync(
+        work(
+            bot,
+            credentials=credentials,
+            contexts=workers,
+            breaker=result.breaker,
+            browser=ledger.claimable(BOT) > len(failing_here),
         )
-        result.runner_summary = _run_portal(
-            ledger,
-            jobs,
-            settings,
-            credentials,
-            portal_url or settings.portal.url,
-            workers,
-            max_document_bytes,
-            run_id,
-            use_browser=needs_browser,
-        )
+    )
 
-    finished_metadata_ok = True
+    found = ledger.find_many(BOT, list(jobs))
+    outcomes = {key: _outcome(job, found[key]) for key, job in jobs.items()}
+    # A drop with a contract still pending (the run stopped early, or another run holds it)
+    # stays together in processing/: the next run takes it again whole, and reports the
+    # contracts done now as done by an earlier run.
+    finished_metadata_ok = all(o.outcome != "pending" for o in outcomes.values())
     for key, job in jobs.items():
-        item = ledger.find(BOT, key)
-        outcome = _outcome(job, item)
+        outcome = outcomes[key]
         if key in earlier:
             outcome.outcome = "already_done"
         owned = [claims[f] for f in job.files if f in claims]
-        if outcome.outcome in ("uploaded", "found_in_register", "already_done"):
+        if not finished_metadata_ok:
+            moved = []
+        elif outcome.outcome in ("uploaded", "found_in_register", "already_done"):
             moved = [c.done() for c in owned]
         elif outcome.outcome == "rejected":
             errors = outcome.problems or [{"code": outcome.reason_code, "message": outcome.reason}]
@@ -1232,9 +1293,8 @@ def run_contract_uploads(
             ]
         elif outcome.outcome == "failed":
             moved = [c.fail(outcome.reason_code or "FAILED", outcome.reason or "") for c in owned]
-        else:  # still pending (lease lost, interrupted): the files wait in processing/ for recovery
+        else:
             moved = []
-            finished_metadata_ok = False
         if moved:
             outcome.stored_as = str(moved[0].relative_to(drop.root))
         result.outcomes.append(outcome)
@@ -1247,6 +1307,22 @@ def run_contract_uploads(
     result.report = write_contracts_report(report_dir / _report_name("contracts"), result, ending, today)
     log.info("contract uploads finished", report=str(result.report), **result.counts)
     return result
+
+
+def _files_in_ledger(ledger: Ledger) -> tuple[set[str], dict[str, str]]:
+    """Names in processing/ of the files of contracts a live run holds (an unexpired lease),
+    and the names unfinished contracts' documents were dropped under, by processing/ name."""
+    now = dt.datetime.now(dt.UTC)
+    held: set[str] = set()
+    dropped_as: dict[str, str] = {}
+    for state in ("pending", "in_progress", "system_exception"):
+        for item in ledger.list(state=state, bot=BOT):
+            job = item.payload_as(ContractJob)
+            if job.document_path and job.document_name:
+                dropped_as[Path(job.document_path).name] = job.document_name
+            if item.lease_expires_at is not None and item.lease_expires_at > now:
+                held.update(Path(f).name for f in job.files)
+    return held, dropped_as
 
 
 def _passes(job: ContractJob, max_document_bytes: int | None) -> bool:
@@ -1285,7 +1361,7 @@ def _dry_run_outcome(job: ContractJob, max_document_bytes: int | None) -> Contra
     )
 
 
-def _outcome(job: ContractJob, item: Any) -> ContractOutcome:
+def _outcome(job: ContractJob, item: WorkItem) -> ContractOutcome:
     base = ContractOutcome(job.contract_id, job.source, job.document_name, "pending", item_id=item.id)
     state = str(item.state)
     if state == "done":
@@ -1303,7 +1379,7 @@ def _outcome(job: ContractJob, item: Any) -> ContractOutcome:
     return base
 
 
-def _problems_of(job: ContractJob, item: Any) -> list[dict[str, str | None]]:
+def _problems_of(job: ContractJob, item: WorkItem) -> list[dict[str, str | None]]:
     """Every problem of a rejection (the ledger keeps one code and the joined message)."""
     try:
         check_job(job)
@@ -1315,7 +1391,7 @@ def _problems_of(job: ContractJob, item: Any) -> list[dict[str, str | None]]:
     return [{"code": item.reason_code, "field": None, "message": item.reason_message}]
 
 
-def _known_contracts(ledger: Any) -> list[dict[str, Any]]:
+def _known_contracts(ledger: Ledger) -> list[dict[str, Any]]:
     """Every contract the bot has put in (or found in) the register, latest details per contract ID."""
     latest: dict[str, dict[str, Any]] = {}
     for item in ledger.list(state="done", bot=BOT):
@@ -1323,106 +1399,6 @@ def _known_contracts(ledger: Any) -> list[dict[str, Any]]:
         if details.get("contract_id") and details.get("end_date"):
             latest[str(details["contract_id"])] = details
     return list(latest.values())
-
-
-def _run_portal(
-    ledger: Any,
-    jobs: Mapping[str, ContractJob],
-    settings: Any,
-    credentials: Any,
-    portal_url: str,
-    workers: int | None,
-    max_document_bytes: int | None,
-    run_id: str | None,
-    *,
-    use_browser: bool = True,
-) -> Any:
-    import asyncio
-    import concurrent.futures
-    import contextlib
-
-    from bots.domain.errors import SessionExpired
-    from bots.runtime.runner import Runner
-    from connectors.portal.pages.base import PortalSession
-
-    runner = Runner(ledger, BOT, settings=settings, run_id=run_id)
-    count = workers or settings.browser.contexts
-
-    async def process(item: Any, worker: _Worker | None) -> dict[str, Any]:
-        job = jobs.get(item.idempotency_key) or item.payload_as(ContractJob)
-        if (
-            job.document_path is not None
-            and not Path(job.document_path).exists()
-            and not item.done_step("uploaded")
-        ):
-            from bots.domain.errors import ApplicationError
-
-            raise ApplicationError(
-                "DOCUMENT_NOT_AVAILABLE",
-                f"{job.source}: the document is no longer in processing/; it is retried when dropped again",
-            )
-        contract, sha256 = check_job(job, max_document_bytes=max_document_bytes)
-        if worker is None:
-            from bots.domain.errors import ApplicationError
-
-            raise ApplicationError(
-                "NO_BROWSER", f"{job.source}: planned without a browser, yet it passed its checks"
-            )
-        for _expiry in range(SESSION_RETRIES):
-            try:
-                return await upload_and_verify(worker.session, job, contract, sha256, item=item)
-            except SessionExpired:
-                continue  # signed in again already, and the upload was not applied: look again
-        return await upload_and_verify(worker.session, job, contract, sha256, item=item)
-
-    async def on_error(item: Any, exc: BaseException, worker: Any) -> list[Any] | None:
-        if isinstance(exc, ContractRejected) or worker is None:
-            return None  # the data was wrong: a screenshot of the portal would show nothing
-        try:
-            from connectors.portal.evidence import capture_evidence
-        except ImportError:
-            return None
-        evidence: list[Any] = await capture_evidence(worker.page, runner.evidence_dir(item))
-        return evidence
-
-    runner.on_error = on_error
-
-    async def main() -> Any:
-        if not use_browser:
-            return await runner.run_async(workers=1, process=process)
-        from playwright.async_api import async_playwright
-
-        from connectors.portal.browser import launch_chromium_async, new_context_async
-
-        # Never more browser sessions against this portal than portal.max_sessions.
-        sessions = asyncio.Semaphore(settings.portal.max_sessions)
-        async with async_playwright() as pw:
-            browser = await launch_chromium_async(pw, settings.browser)
-
-            @contextlib.asynccontextmanager
-            async def worker_setup() -> Any:
-                async with sessions:
-                    # Timeouts from settings, and a trace (browser.trace) kept as evidence on failure.
-                    context = await new_context_async(browser, settings.browser)
-                    try:
-                        page = await context.new_page()
-                        # No sign-in here: the first page signs in on demand, with the session's retries.
-                        yield _Worker(context, page, PortalSession(page, portal_url, credentials))
-                    finally:
-                        await context.close()
-
-            try:
-                return await runner.run_async(workers=count, process=process, worker_setup=worker_setup)
-            finally:
-                await browser.close()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())
-    # Called from inside an event loop (an async flow): run the browser work on its own thread and loop.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, main()).result()
 
 
 # --- the report ----------------------------------------------------------------------------------

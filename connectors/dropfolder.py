@@ -48,7 +48,7 @@ import socket
 import stat
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -558,11 +558,16 @@ class DropFolder:
 
     # --- recovery -----------------------------------------------------------------------
 
-    def recover_stale(self, older_than_s: float) -> list[Path]:
+    def recover_stale(
+        self, older_than_s: float, *, keep: Collection[str] = (), names: Mapping[str, str] | None = None
+    ) -> list[Path]:
         """Returns files claimed more than ``older_than_s`` ago to the inbox (after a
         worker crashed); returns their new inbox paths.
 
-        Choose ``older_than_s`` above the longest time a worker may hold a file.
+        Choose ``older_than_s`` above the longest time a worker may hold a file, or
+        name the files a live worker holds in ``keep`` (names in ``processing/``).
+        ``names`` gives the name a file was dropped under, by its name in
+        ``processing/``, where the claim had to shorten it.
         """
         now_ms = time.time() * 1000
         recovered: list[Path] = []
@@ -576,8 +581,8 @@ class DropFolder:
                 else:  # not put here by a claim; judge by when it last changed
                     claimed_ms = entry.stat(follow_symlinks=False).st_ctime * 1000
                     name = entry.name
-                if now_ms - claimed_ms >= older_than_s * 1000:
-                    stale.append((entry.name, name or "unnamed"))
+                if now_ms - claimed_ms >= older_than_s * 1000 and entry.name not in keep:
+                    stale.append((entry.name, (names or {}).get(entry.name) or name or "unnamed"))
         for stored, name in stale:
             src = self.processing / stored
             try:

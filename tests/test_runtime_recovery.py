@@ -83,17 +83,19 @@ def slow_portal(tmp_path: Path) -> Iterator[SandboxServer]:
 
 
 class Run:
-    """``procbots run purchase-orders`` in the background; output in files (a full pipe would stall it)."""
+    """``procbots run <bot>`` in the background; output in files (a full pipe would stall it)."""
 
-    def __init__(self, source: Path, portal: str, env: dict[str, str], *extra: str) -> None:
+    def __init__(
+        self, source: Path, portal: str, env: dict[str, str], *extra: str, bot: str = "purchase-orders"
+    ) -> None:
         folder = Path(env["TMPDIR"]).parent / "runs"
         folder.mkdir(exist_ok=True)
         self.out_path = folder / f"{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
+        given = ["--input", str(source)] if bot == "purchase-orders" else ["--folder", str(source)]
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [str(PROCBOTS), "run", "purchase-orders", "--input", str(source), "--portal", portal,
-                 "--json", *extra],
+                [str(PROCBOTS), "run", bot, *given, "--portal", portal, "--json", *extra],
                 env=env, stdout=out, stderr=err, text=True,
                 start_new_session=True,  # its own process group: a kill takes Chromium down with it
             )  # fmt: skip
@@ -107,21 +109,21 @@ class Run:
         return code, self.out_path.read_text(), self.err_path.read_text()
 
 
-def ledger_items(env: dict[str, str]) -> list[Any]:
+def ledger_items(env: dict[str, str], bot: str = "purchase_orders") -> list[Any]:
     from bots.runtime.ledger import Ledger
 
     ledger = Ledger(f"sqlite:///{env['PROCBOTS_PATHS__ROOT']}/ledger.db", audit=False)
     try:
-        return ledger.list(bot="purchase_orders")
+        return ledger.list(bot=bot)
     finally:
         ledger.close()
 
 
-def wait_for_leases_to_expire(env: dict[str, str]) -> None:
+def wait_for_leases_to_expire(env: dict[str, str], bot: str = "purchase_orders") -> None:
     deadline = time.monotonic() + 30
     while any(
         item.lease_expires_at is not None and item.lease_expires_at > dt.datetime.now(dt.UTC)
-        for item in ledger_items(env)
+        for item in ledger_items(env, bot)
     ):
         assert time.monotonic() < deadline, "the killed run's leases never expired"
         time.sleep(0.2)
@@ -190,6 +192,58 @@ def test_a_po_run_killed_at_three_random_moments_is_finished_exactly_once_by_the
         assert row["status"] in DONE_STATUSES, (seed, row)
         assert row["po_number"] == po_numbers[row["requisition_ref"]], (seed, row)
     assert {str(item.state) for item in ledger_items(run_env)} == {"done"}
+
+
+def test_a_contract_run_killed_at_three_random_moments_is_finished_exactly_once_by_the_same_command(
+    slow_portal: SandboxServer, run_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The drop of 20 contracts (14 valid): SIGKILL three times part way, wait for the leases,
+    run the same command again: the files left in processing/ are taken again, each valid
+    contract is in the register exactly once, and the report says each is in the register
+    (uploaded now, found there, or done by an earlier run), never missing or failed."""
+    from tests.test_contracts import build_drop
+    from tests.test_contracts_e2e import assert_register_holds_exactly_the_valid_contracts, register
+
+    server, root = slow_portal, tmp_path / "contracts"
+    drop = build_drop(root)
+    rng = random.Random()
+    seed = rng.randrange(1_000_000)
+    rng.seed(seed)
+    for kill in range(3):
+        before = len(register(server, "CT-T-"))
+        target = min(before + rng.randint(1, 3), len(drop.valid) - 1)
+        run = Run(root, server.url, run_env, "--stable-for", "0", bot="contract-uploads")
+        wait_until(
+            lambda t=target: len(register(server, "CT-T-")) >= t,  # type: ignore[misc]
+            f"{target} contracts in the register (kill {kill})",
+            run=run,
+        )
+        time.sleep(rng.uniform(0, 0.6))
+        run.kill()
+        assert run.proc.returncode == -signal.SIGKILL, f"seed {seed}: the run ended before its kill"
+        wait_for_leases_to_expire(run_env, bot="contract_uploads")
+
+    final = subprocess.run(
+        [str(PROCBOTS), "run", "contract-uploads", "--folder", str(root), "--portal", server.url,
+         "--stable-for", "0", "--json"],
+        env=run_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert final.returncode == 1, f"seed {seed}: {final.stderr[-3000:]}"  # the 6 bad contracts
+    report = json.loads(final.stdout[final.stdout.index("{") :])
+    outcomes = {row["contract_id"]: row for row in report["contracts"]}
+    assert_register_holds_exactly_the_valid_contracts(server, drop, "CT-T-")
+    for cid in drop.valid:
+        assert outcomes[cid]["outcome"] in ("uploaded", "found_in_register", "already_done"), (
+            seed,
+            outcomes[cid],
+        )
+    assert {
+        cid: row["reason_code"] for cid, row in outcomes.items() if row["outcome"] == "rejected"
+    } == drop.rejected
+    assert not list((root / "processing").iterdir())
+    assert len([p for p in (root / "done").iterdir() if p.suffix == ".pdf"]) == len(drop.valid)
+    states = {str(item.state) for item in ledger_items(run_env, bot="contract_uploads")}
+    assert states <= {"done", "business_exception"}, states
 
 
 PAUSING_RUN = textwrap.dedent(

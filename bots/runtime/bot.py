@@ -82,6 +82,13 @@ class Bot(Generic[P]):
         """The idempotency key of one payload."""
         raise NotImplementedError
 
+    def check(self, item: Item[P]) -> None:
+        """The item's own checks, before the portal (raise a ``BusinessError``); default none.
+
+        A run whose claimable items all fail here needs no browser (see
+        :func:`bots.runtime.run.work`); ``process`` should call it first.
+        """
+
     async def process(self, item: Item[P], page: PortalSession) -> Mapping[str, Any] | None:
         """Does one item in the portal; returns the item's result (kept in the ledger).
 

@@ -34,7 +34,7 @@ from bots.runtime.breaker import CircuitBreaker
 from bots.runtime.ids import new_run_id
 from bots.runtime.ledger import Ledger, WorkItem
 from bots.runtime.results import BotRun, ResultRow
-from bots.runtime.runner import Runner
+from bots.runtime.runner import Runner, RunSummary
 from bots.runtime.session import Workers, no_evidence, private_folder
 from config.logging import get_logger
 from connectors.audit import audit_event
@@ -44,7 +44,7 @@ from connectors.portal.pages.base import PortalCredentials
 if TYPE_CHECKING:
     from config.settings import Settings
 
-__all__ = ["run_bot"]
+__all__ = ["run_bot", "work"]
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -116,23 +116,8 @@ async def run_bot(
         earlier = {key for key, item in before.items() if str(item.state) == "done"}
         ledger.add_many(bot.name, keyed)
         breaker = CircuitBreaker()
-        runner = Runner(
-            ledger, bot.name, settings=settings, run_id=run_id, on_error=no_evidence, breaker=breaker
-        )
-        retries = 0
-        # Claimable includes items whose lease ran out (a killed run): they are finished now.
-        if ledger.claimable(bot.name):
-            workers = max(1, min(contexts or settings.browser.contexts, settings.portal.max_sessions))
-            async with (
-                private_folder(settings) as private,
-                open_chromium(settings.browser, private_dir=private) as browser,
-            ):
-                crew = Workers(bot, browser, credentials=credentials, breaker=breaker)
-                summary = await runner.run_async(
-                    workers=workers, process=crew.envelope, worker_setup=crew.setup
-                )
-            retries = summary.retries
-            log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
+        summary = await work(bot, credentials=credentials, contexts=contexts, breaker=breaker)
+        retries = summary.retries if summary is not None else 0
         items = ledger.find_many(bot.name, keys)
         rows: list[ResultRow] = [bot.result_row(p, items.get(key), key in earlier) for key, p in keyed]
         rows += _retried_rows(bot, ledger, started, set(keys))
@@ -181,3 +166,50 @@ def _retried_rows(bot: Bot[Any], ledger: Ledger, started: dt.datetime, in_input:
         note = "retried by an operator; not in this run's input"
         rows.append(row.model_copy(update={"reason": f"{row.reason} ({note})" if row.reason else note}))
     return rows
+
+
+async def work(
+    bot: Bot[Any],
+    *,
+    credentials: PortalCredentials,
+    contexts: int | None = None,
+    breaker: CircuitBreaker | None = None,
+    browser: bool = True,
+) -> RunSummary | None:
+    """Works the bot's claimable items until none is left or the breaker stops the run.
+
+    The part of :func:`run_bot` between filing the items and reading them back, for bots
+    that file their items themselves (a drop folder). Claimable includes items whose
+    lease ran out (a killed run): they are finished now, after their last checkpoint.
+
+    Args:
+        bot: the bot, made with its run context.
+        credentials: the portal user.
+        contexts: browser contexts at once (default ``settings.browser.contexts``).
+        breaker: the run's circuit breaker (default: a new one).
+        browser: False when every claimable item fails the bot's own checks (bad data):
+            only :meth:`~bots.runtime.bot.Bot.check` runs, no Chromium is started.
+
+    Returns:
+        the runner's summary, or None when nothing was claimable.
+    """
+    ledger, settings = bot.run.ledger, bot.run.settings
+    if not ledger.claimable(bot.name):
+        return None
+    breaker = breaker or CircuitBreaker()
+    runner = Runner(
+        ledger, bot.name, settings=settings, run_id=bot.run.run_id, on_error=no_evidence, breaker=breaker
+    )
+    if not browser:
+        crew = Workers(bot, None, credentials=credentials, breaker=breaker)
+        summary = await runner.run_async(workers=1, process=crew.envelope)
+    else:
+        workers = max(1, min(contexts or settings.browser.contexts, settings.portal.max_sessions))
+        async with (
+            private_folder(settings) as private,
+            open_chromium(settings.browser, private_dir=private) as chromium,
+        ):
+            crew = Workers(bot, chromium, credentials=credentials, breaker=breaker)
+            summary = await runner.run_async(workers=workers, process=crew.envelope, worker_setup=crew.setup)
+    bot.log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
+    return summary

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bots.domain.errors import BusinessError, LeaseLost, SessionExpired
+from bots.domain.errors import ApplicationError, BusinessError, LeaseLost, SessionExpired
 from bots.runtime.breaker import LOGIN_REJECTED, CircuitBreaker
 from bots.runtime.item import Item
 from config.logging import bind_context
@@ -93,7 +93,7 @@ class Workers:
     def __init__(
         self,
         bot: Bot[Any],
-        browser: Browser,
+        browser: Browser | None,
         *,
         credentials: PortalCredentials,
         breaker: CircuitBreaker,
@@ -114,6 +114,8 @@ class Workers:
 
     @asynccontextmanager
     async def _worker(self, number: int) -> AsyncIterator[Worker]:
+        if self.browser is None:
+            raise RuntimeError("a run without a browser has no browser workers")
         async with self._sessions:  # never more sessions against this portal than portal.max_sessions
             context = await new_context_async(self.browser, self.settings.browser)
             try:
@@ -132,19 +134,21 @@ class Workers:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    async def envelope(self, work: WorkItem, worker: Worker) -> Mapping[str, Any] | None:
-        """The runner's ``process``: one attempt of the bot on one item (see the module text)."""
+    async def envelope(self, work: WorkItem, worker: Worker | None) -> Mapping[str, Any] | None:
+        """The runner's ``process``: one attempt of the bot on one item (see the module text).
+
+        ``worker`` is None in a run without a browser: only the bot's own checks run.
+        """
         bot = self.bot
+        if worker is None:
+            bind_context(item_id=str(work.id), **{bot.key_name: work.idempotency_key})
+            bot.check(self._item(work))
+            raise ApplicationError(
+                "NO_BROWSER", f"{work.idempotency_key}: passed its checks in a run without a browser"
+            )
         if self.breaker.open:
             raise self.breaker.stopped(refund=True)
-        item: Item[Any] = Item(
-            work.bind(bot.run.ledger),
-            work.payload_as(bot.payload),
-            ledger=bot.run.ledger,
-            bot=bot.name,
-            run_id=bot.run.run_id,
-            key_name=bot.key_name,
-        )
+        item = self._item(work)
         worker.session.before_submit = item.fence
         try:
             for expiry in range(bot.session_retries + 1):
@@ -170,6 +174,17 @@ class Workers:
             raise
         finally:
             worker.session.before_submit = None
+
+    def _item(self, work: WorkItem) -> Item[Any]:
+        bot = self.bot
+        return Item(
+            work.bind(bot.run.ledger),
+            work.payload_as(bot.payload),
+            ledger=bot.run.ledger,
+            bot=bot.name,
+            run_id=bot.run.run_id,
+            key_name=bot.key_name,
+        )
 
     async def _keep(self, work: WorkItem, exc: BaseException, worker: Worker, *, folder: str) -> None:
         """Keeps this attempt's evidence in the ledger (best effort: the outcome is not)."""
