@@ -460,3 +460,18 @@ def test_sign_in_never_redirects_off_the_console_and_sign_out_ends_the_session(c
     assert client.post("/logout", data={"csrf_token": csrf(client)}).status_code == 303
     client.cookies.set("procbots_console", session_cookie)  # replayed: the server forgot it
     assert client.get("/").status_code == 303
+
+
+def test_the_reports_page_lists_the_newest_reports_and_the_audit_log_as_downloads(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    business_exception(ledger, "REQ-REPORTS-1", settings)  # writes the audit log
+    report = settings.paths.resolve("outbox") / "orders" / "PO-000123.xml"
+    report.parent.mkdir(parents=True)
+    report.write_bytes(b"<Order/>")
+    sign_in(client)
+    page = client.get("/files").text
+    assert '<a href="/files/outbox/orders/PO-000123.xml">orders/PO-000123.xml</a>' in page
+    assert '<a href="/files/audit/audit.jsonl">audit.jsonl</a>' in page
+    assert client.get("/files/outbox/orders/PO-000123.xml").content == b"<Order/>"
+    assert client.get("/files/audit/audit.jsonl").content == settings.audit_path.read_bytes()

@@ -120,6 +120,15 @@ def test_a_person_works_a_chaos_runs_exceptions_in_the_console(
         assert_accessible(page)
         page.screenshot(path=test_output / "console-item-evidence.png")
 
+        # The reports page lists the run's results workbook and the audit log.
+        page.get_by_role("link", name="Reports").click()
+        page.get_by_role("heading", name="Reports and audit log").wait_for()
+        assert first.workbook is not None
+        assert page.get_by_role("link", name=first.workbook.name).count() == 1
+        assert page.get_by_role("link", name="audit.jsonl").count() == 1
+        assert_accessible(page)
+        page.screenshot(path=test_output / "console-reports.png")
+
         # The results workbook through the link the artifacts would carry: 200 and the bytes.
         public = settings.model_copy(
             update={"console": settings.console.model_copy(update={"public_url": url})}
