@@ -6,7 +6,8 @@ PY := .venv/bin/python
 .PHONY: demo test check lint bench bootstrap clean prefect-yaml
 
 # The fast tests: domain, connectors, runtime, CLI and flows' helpers without a browser,
-# a Prefect API or PostgreSQL (no Chromium needed). `make test` runs everything.
+# a Prefect API or PostgreSQL (no Chromium needed), one pytest worker per core (pytest-xdist).
+# `make test` runs everything.
 FAST := not browser and not prefect and not slow and not postgres
 
 bootstrap:
@@ -22,7 +23,7 @@ test:
 check:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
 	@$(UV) sync --frozen --quiet
-	$(UV) run --frozen pytest -q -m "$(FAST)" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -q -n auto -m "$(FAST)" $(PYTEST_ARGS)
 
 # prefect.yaml is generated from the bot registry (bots/registry.py); a test compares them.
 prefect-yaml:
