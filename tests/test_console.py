@@ -475,3 +475,19 @@ def test_the_reports_page_lists_the_newest_reports_and_the_audit_log_as_download
     assert '<a href="/files/audit/audit.jsonl">audit.jsonl</a>' in page
     assert client.get("/files/outbox/orders/PO-000123.xml").content == b"<Order/>"
     assert client.get("/files/audit/audit.jsonl").content == settings.audit_path.read_bytes()
+
+
+def test_replace_data_refuses_a_structured_field_that_is_not_json_and_keeps_the_old_data(
+    client: TestClient, ledger: Ledger, settings: Settings
+) -> None:
+    item_id = business_exception(ledger, "REQ-REPLACE-2", settings)
+    sign_in(client)
+    original = ledger.get(item_id).payload
+    form = {f"field.{k}": json.dumps(v) if isinstance(v, list) else str(v or "") for k, v in original.items()}
+    form.update({"field.lines": "[{row: 3", "reason": "fix lines", "csrf_token": csrf(client)})
+    refused = client.post(f"/items/{item_id}/replace", data=form)
+    assert refused.status_code == 400
+    assert "lines: not valid JSON" in refused.text
+    assert "[{row: 3" in refused.text  # what the person typed is kept in the form
+    assert ledger.get(item_id).payload == original
+    assert str(ledger.get(item_id).state) == "business_exception"

@@ -108,11 +108,14 @@ def _fields(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _parsed(original: dict[str, Any], form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The form's fields as a payload: JSON where the field holds a structure, text otherwise."""
     payload: dict[str, Any] = {}
     errors = []
     for name, old in original.items():
         text = form.get(f"field.{name}", "")
-        if old is not None and not isinstance(old, str | int | float | bool):
+        structured = old is not None and not isinstance(old, str | int | float | bool)
+        # An empty field (None) may be given a structure (a problem, a list) as JSON.
+        if structured or (old is None and text.strip()[:1] in ("{", "[")):
             try:
                 payload[name] = json.loads(text)
             except ValueError as exc:
@@ -121,7 +124,7 @@ def _parsed(original: dict[str, Any], form: dict[str, str]) -> tuple[dict[str, A
             try:
                 payload[name] = json.loads(text)
             except ValueError:
-                payload[name] = text
+                payload[name] = text  # the model (when known) says what is wrong with it
         else:
             payload[name] = None if (old is None and not text.strip()) else text
     return payload, errors
