@@ -315,9 +315,12 @@ def _decide_in_portal(params: InvoiceMatchingParameters, context: RunContext) ->
     reports: dict[str, Path | str] = {"work folder": result.folder}
     if report is not None:
         reports = {"report": report, **reports}
-    return _matching_outcome(
+    decided = _matching_outcome(
         "portal", result.counts, rows, hold_reasons(result.decisions), report, reports, result.exit_code
     )
+    # The breaker stopped the decisions (portal down, sign-in refused): the flow run fails with it.
+    decided.stopped, decided.stopped_message = result.stopped, result.stopped_message
+    return decided
 
 
 def run_invoice_matching_bot(params: InvoiceMatchingParameters, context: RunContext) -> BotRun:

@@ -35,12 +35,10 @@ import asyncio
 import hashlib
 import re
 import shutil
-import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -49,11 +47,15 @@ from bots.domain.errors import ApplicationError, BusinessError, classify
 from bots.domain.match_tables import match_documents
 from bots.domain.matching import Decision, MatchingPolicy, normalise_invoice_number, normalise_vat
 from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
-from bots.runtime.ledger import TERMINAL_STATES, Evidence, ItemState, Ledger, WorkItem
-from bots.runtime.portal_bot import PortalBot, PortalWorker
-from config.logging import get_logger
+from bots.runtime.bot import Bot, RunContext
+from bots.runtime.breaker import CircuitBreaker
+from bots.runtime.ids import new_run_id
+from bots.runtime.item import Item
+from bots.runtime.ledger import ItemState, Ledger, WorkItem
+from bots.runtime.run import browser_crew
+from bots.runtime.sync import run_sync
 from connectors.audit import audit_event
-from connectors.portal.pages.base import LoginRejected, PortalCredentials
+from connectors.portal.pages.base import LoginRejected, PortalCredentials, PortalSession
 from connectors.portal.pages.exports import PortalExports
 from connectors.portal.pages.invoices import (
     InvoiceDetailPage,
@@ -63,8 +65,6 @@ from connectors.portal.pages.invoices import (
 from connectors.portal.pages.login import LoginPage
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser
-
     from bots.runtime.runner import RunSummary as RunnerSummary
     from config.settings import Settings
     from connectors.peppol import PeppolDocument
@@ -79,7 +79,6 @@ __all__ = [
     "InboxSnapshot",
     "InvoiceInboxBot",
     "InvoiceTask",
-    "PortalWorker",
     "hold_note",
     "idempotency_key",
     "plan_tasks",
@@ -258,6 +257,9 @@ class InboxRunResult:
     folder: Path
     inbox_size: int
     downloaded: int = 0
+    stopped: str = ""
+    """Why the run stopped early (``PORTAL_UNAVAILABLE``, ``LOGIN_REJECTED``), else empty."""
+    stopped_message: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -280,7 +282,7 @@ class InboxRunResult:
         """0 all approved and nothing failed; 1 some held, rejected or in exceptions."""
         counts = self.counts
         bad = counts["hold"] + counts["reject"] + counts["business_exception"] + counts["failed"]
-        return 1 if bad else 0
+        return 1 if bad or self.stopped else 0
 
 
 def _read_cached(path: Path, summary: InvoiceSummary) -> PeppolDocument | None:
@@ -303,43 +305,32 @@ def _retryable(exc: BaseException) -> bool:
     return classify(exc) == "system" and isinstance(exc, Exception) and not isinstance(exc, LoginRejected)
 
 
-class InvoiceInboxBot(PortalBot):
+class InvoiceInboxBot(Bot[InvoiceTask]):
     """Matches the portal's open invoices and decides each one there, exactly once.
 
-    One instance serves every worker of a run: :meth:`collect` reads the portal,
-    :meth:`plan` matches and files work items, :meth:`process` is the runner's
-    async process function and :meth:`worker_setup` its ``worker_setup``.
+    :meth:`collect` reads the portal, :meth:`plan` matches and files work items,
+    :meth:`process` decides one document (the runtime's envelope around it).
 
-    Args:
-        ledger: the work-item ledger.
-        portal_url: the portal's base URL.
-        credentials: the portal user.
-        settings: procbots settings (browser timeouts, retry limits, paths, policy).
-        run_id: names the work folder, the evidence folder and the report.
+    Options:
         policy: matching tolerances; default ``settings.matching``.
     """
 
-    item_key_name = "invoice_key"
+    name: ClassVar[str] = BOT
+    title: ClassVar[str] = "Invoice matching"
+    payload = InvoiceTask
+    key_name: ClassVar[str] = "invoice_key"
 
-    def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        portal_url: str,
-        credentials: PortalCredentials,
-        settings: Settings,
-        run_id: str,
-        policy: MatchingPolicy | None = None,
-    ) -> None:
-        self.ledger = ledger
-        self.portal_url = portal_url.rstrip("/")
-        self.credentials = credentials
-        self.settings = settings
-        self.run_id = run_id
-        self.policy = policy or MatchingPolicy.from_settings(settings.matching)
-        self.log = get_logger(BOT).bind(run_id=run_id)
+    def __init__(self, run: RunContext, *, policy: MatchingPolicy | None = None) -> None:
+        super().__init__(run)
+        self.ledger = run.ledger
+        self.settings = run.settings
+        self.portal_url = run.portal_url
+        self.run_id = run.run_id
+        self.policy = policy or MatchingPolicy.from_settings(run.settings.matching)
         self.outcomes: list[dict[str, Any]] = []
-        self._init_portal()
+
+    def key(self, payload: InvoiceTask) -> str:
+        return idempotency_key(payload.supplier_vat, payload.invoice_number, payload.document_type)
 
     # -- folders -------------------------------------------------------------------------
 
@@ -385,7 +376,7 @@ class InvoiceInboxBot(PortalBot):
 
     # -- 1. collect ----------------------------------------------------------------------
 
-    async def collect(self, worker: PortalWorker) -> InboxSnapshot:
+    async def collect(self, session: PortalSession) -> InboxSnapshot:
         """Reads the inbox (every document and its UBL) and the order and receipt exports.
 
         Raises:
@@ -395,7 +386,6 @@ class InvoiceInboxBot(PortalBot):
         from connectors.formats import load_orders, load_receipts
         from connectors.peppol import PeppolError, read_document
 
-        session = worker.session
         folder = self.work_folder
         await self._retrying("sign in", lambda: LoginPage(session).sign_in())
         inbox = InvoiceInboxPage(session)
@@ -509,32 +499,28 @@ class InvoiceInboxBot(PortalBot):
 
     # -- 3. decide in the portal, one item --------------------------------------------------
 
-    async def process(self, item: WorkItem, worker: PortalWorker) -> dict[str, Any]:
+    async def process(self, item: Item[InvoiceTask], page: PortalSession) -> dict[str, Any]:
         """Decides one document in the portal unless it is decided already; returns the result.
 
         Raises:
             BusinessError: the portal's page shows another document than the one matched.
-            ApplicationError: portal trouble (5xx, session, timeouts): the runner retries,
+            ApplicationError: portal trouble (5xx, session, timeouts): the runtime retries,
                 and this attempt's screenshot, page and trace are kept as evidence.
         """
-        task = item.payload_as(InvoiceTask)
+        task = item.payload
         if task.problem:
             raise BusinessError("UBL_UNREADABLE", f"Portal invoice {task.portal_id}: {task.problem}")
-        try:
-            result = await self._decide(item, task, worker)
-        except BusinessError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, LoginRejected):
-                self.rejected = exc
-            await self._keep_evidence(item, exc, worker, folder=f"attempt-{item.attempts}")
-            raise
+        result = await self._decide(item, task, page)
         self.outcomes.append({**result, "state": ItemState.DONE.value})
         return result
 
-    async def _decide(self, item: WorkItem, task: InvoiceTask, worker: PortalWorker) -> dict[str, Any]:
-        if self.rejected is not None:
-            raise self.rejected
+    def wants_evidence(self, error: BusinessError) -> bool:
+        """Evidence for every business error: each is found on a portal page."""
+        return True
+
+    async def _decide(
+        self, item: Item[InvoiceTask], task: InvoiceTask, session: PortalSession
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {
             "portal_id": task.portal_id,
             "invoice_number": task.invoice_number,
@@ -548,7 +534,7 @@ class InvoiceInboxBot(PortalBot):
         done = item.done_step(DECIDED)
         if done:  # an earlier attempt decided it and checkpointed: nothing to do in the portal
             return {**result, "status": done, "found_decided": bool(item.done_step(FOUND_DECIDED))}
-        page = await InvoiceDetailPage(worker.session).open(task.portal_id)
+        page = await InvoiceDetailPage(session).open(task.portal_id)
         shown = await page.read()
         if shown.invoice_number != task.invoice_number or (
             task.supplier_vat and normalise_vat(shown.supplier_vat) != normalise_vat(task.supplier_vat)
@@ -561,7 +547,7 @@ class InvoiceInboxBot(PortalBot):
         if shown.decided and not (task.release and shown.status == "on_hold"):
             if item.done_step(ACTION_SENT) and shown.status == STATUS_OF[task.decision]:
                 # An earlier attempt's post was saved but its answer lost (a 5xx after saving).
-                await asyncio.to_thread(item.checkpoint, DECIDED, shown.status)
+                await item.checkpoint(DECIDED, shown.status)
                 audit_event(
                     "invoice_decided", bot=BOT, run_id=self.run_id, item_id=item.id,
                     portal_id=task.portal_id, invoice_number=task.invoice_number,
@@ -570,8 +556,8 @@ class InvoiceInboxBot(PortalBot):
                 )  # fmt: skip
                 self.log.info("earlier post saved", invoice_number=task.invoice_number, status=shown.status)
                 return {**result, "status": shown.status, "found_decided": False}
-            await asyncio.to_thread(item.checkpoint, FOUND_DECIDED, shown.status)
-            await asyncio.to_thread(item.checkpoint, DECIDED, shown.status)
+            await item.checkpoint(FOUND_DECIDED, shown.status)
+            await item.checkpoint(DECIDED, shown.status)
             audit_event(
                 "invoice_found_decided", bot=BOT, run_id=self.run_id, item_id=item.id,
                 portal_id=task.portal_id, invoice_number=task.invoice_number, status=shown.status,
@@ -580,7 +566,7 @@ class InvoiceInboxBot(PortalBot):
             return {**result, "status": shown.status, "found_decided": True}
 
         # Noted before the post: a retry that finds this decision saved knows it was ours.
-        await asyncio.to_thread(item.checkpoint, ACTION_SENT, task.decision)
+        await item.checkpoint(ACTION_SENT, task.decision)
         if task.decision == "approve":
             status = await page.approve()
         elif task.decision == "hold":
@@ -594,7 +580,7 @@ class InvoiceInboxBot(PortalBot):
                 f"the {task.decision}",
             )
         # Recorded before anything else can fail: a retry must not decide it again.
-        await asyncio.to_thread(item.checkpoint, DECIDED, status)
+        await item.checkpoint(DECIDED, status)
         audit_event(
             "invoice_decided", bot=BOT, run_id=self.run_id, item_id=item.id, portal_id=task.portal_id,
             invoice_number=task.invoice_number, supplier_vat=task.supplier_vat, decision=task.decision,
@@ -613,76 +599,6 @@ class InvoiceInboxBot(PortalBot):
             )
         return {**result, "status": status, "found_decided": False}
 
-    # -- evidence ------------------------------------------------------------------------
-
-    async def on_error(
-        self, item: WorkItem, exc: BaseException, worker: PortalWorker | None
-    ) -> list[Evidence]:
-        """The runner's final-failure hook: evidence for business errors found in the portal.
-
-        System errors already kept evidence at each attempt.
-        """
-        if not isinstance(exc, BusinessError):
-            return []
-        return await self._capture(item, worker, folder="business-exception")
-
-    # -- the whole run -------------------------------------------------------------------
-
-    async def run(self, browser: Browser, *, workers: int | None = None) -> InboxRunResult:
-        """Collect, match, decide every open document, write the report."""
-        from bots.runtime.runner import Runner
-
-        async with self.worker(browser) as collector:
-            snapshot = await self.collect(collector)
-        decisions = self.match(snapshot)
-        items = await asyncio.to_thread(self.plan, snapshot, decisions)
-        runner_summary: RunnerSummary | None = None
-        # Items of earlier runs left pending or in progress (a crash) are taken up too.
-        pending = [i for i in items if i.state not in TERMINAL_STATES]
-        if pending:
-            runner = Runner(
-                self.ledger, BOT, settings=self.settings, run_id=self.run_id, on_error=self.on_error
-            )
-            count = max(1, min(workers or self.settings.browser.contexts, len(pending)))
-            runner_summary = await runner.run_async(
-                workers=count, process=self.process, worker_setup=self.worker_setup(browser)
-            )
-            for outcome in runner_summary.exceptions:
-                self.outcomes.append(
-                    {
-                        "idempotency_key": outcome.idempotency_key,
-                        "state": outcome.state,
-                        "reason_code": outcome.reason_code,
-                        "reason": outcome.reason_message,
-                    }
-                )
-        acted = {task_id for task_id in (o.get("portal_id") for o in self.outcomes) if task_id is not None}
-        run_decisions = [d for portal_id, d in sorted(decisions.items()) if portal_id in acted]
-        report = None
-        if run_decisions:
-            from bots.match_report import write_match_report
-
-            outbox = self.settings.paths.resolve("outbox")
-            outbox.mkdir(parents=True, exist_ok=True)
-            report = await asyncio.to_thread(
-                write_match_report, outbox / f"invoice-matching-{self.run_id}.xlsx", run_decisions
-            )
-        return InboxRunResult(
-            run_id=self.run_id,
-            decisions=run_decisions,
-            outcomes=list(self.outcomes),
-            runner=runner_summary,
-            report=report,
-            folder=snapshot.folder,
-            inbox_size=len(snapshot.documents) + len(snapshot.unreadable),
-            downloaded=snapshot.downloaded,
-        )
-
-
-def new_run_id() -> str:
-    """A run id that sorts by time: ``20260123T101500Z-1a2b3c``."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-
 
 async def run_inbox_async(
     portal_url: str | None = None,
@@ -693,34 +609,64 @@ async def run_inbox_async(
     workers: int | None = None,
     run_id: str | None = None,
     policy: MatchingPolicy | None = None,
+    bot_type: type[InvoiceInboxBot] = InvoiceInboxBot,
 ) -> InboxRunResult:
-    """One inbox run in this event loop: one Chromium, a context per worker."""
-    from playwright.async_api import async_playwright
+    """One inbox run: collect, match, decide every open document, write the report.
 
+    One Chromium (the runtime's), a context to collect, then a context per worker.
+    Items of earlier runs left pending, or leased by a run that was killed, are taken up too.
+    """
     from config.settings import get_settings
-    from connectors.portal.browser import launch_chromium_async
 
     settings = settings or get_settings()
     own_ledger = ledger is None
     ledger = ledger or Ledger.from_settings(settings)
-    bot = InvoiceInboxBot(
-        ledger=ledger,
-        portal_url=portal_url or settings.portal.url,
-        credentials=credentials or PortalCredentials.from_settings(settings),
-        settings=settings,
-        run_id=run_id or new_run_id(),
-        policy=policy,
-    )
+    url = (portal_url or settings.portal.url).rstrip("/")
+    bot = bot_type(RunContext(settings, ledger, run_id or new_run_id(), url), policy=policy)
+    breaker = CircuitBreaker()
+    credentials = credentials or PortalCredentials.from_settings(settings)
     try:
-        async with async_playwright() as pw:
-            browser = await launch_chromium_async(pw, settings.browser)
-            try:
-                return await bot.run(browser, workers=workers)
-            finally:
-                await browser.close()
+        async with browser_crew(bot, credentials=credentials, breaker=breaker) as crew:
+            async with crew.setup() as collector:
+                snapshot = await bot.collect(collector.session)
+            decisions = bot.match(snapshot)
+            await asyncio.to_thread(bot.plan, snapshot, decisions)
+            runner_summary = await crew.work(workers) if ledger.claimable(BOT) else None
     finally:
         if own_ledger:
             ledger.close()
+    for outcome in runner_summary.exceptions if runner_summary is not None else []:
+        bot.outcomes.append(
+            {
+                "idempotency_key": outcome.idempotency_key,
+                "state": outcome.state,
+                "reason_code": outcome.reason_code,
+                "reason": outcome.reason_message,
+            }
+        )
+    acted = {task_id for task_id in (o.get("portal_id") for o in bot.outcomes) if task_id is not None}
+    run_decisions = [d for portal_id, d in sorted(decisions.items()) if portal_id in acted]
+    report = None
+    if run_decisions:
+        from bots.match_report import write_match_report
+
+        outbox = settings.paths.resolve("outbox")
+        outbox.mkdir(parents=True, exist_ok=True)
+        report = await asyncio.to_thread(
+            write_match_report, outbox / f"invoice-matching-{bot.run_id}.xlsx", run_decisions
+        )
+    return InboxRunResult(
+        run_id=bot.run_id,
+        decisions=run_decisions,
+        outcomes=list(bot.outcomes),
+        runner=runner_summary,
+        report=report,
+        folder=snapshot.folder,
+        inbox_size=len(snapshot.documents) + len(snapshot.unreadable),
+        downloaded=snapshot.downloaded,
+        stopped=breaker.reason or "",
+        stopped_message=breaker.message,
+    )
 
 
 def run_inbox(portal_url: str | None = None, **kwargs: Any) -> InboxRunResult:
@@ -729,4 +675,4 @@ def run_inbox(portal_url: str | None = None, **kwargs: Any) -> InboxRunResult:
     Example:
         >>> run_inbox("http://127.0.0.1:8765", workers=2).counts  # doctest: +SKIP
     """
-    return asyncio.run(run_inbox_async(portal_url, **kwargs))
+    return run_sync(run_inbox_async(portal_url, **kwargs))

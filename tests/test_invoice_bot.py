@@ -7,7 +7,6 @@ really happened in the portal: every open document decided once, as the engine s
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -27,15 +26,15 @@ from bots.invoices import (
     InboxRunResult,
     InboxSnapshot,
     InvoiceInboxBot,
-    PortalWorker,
     hold_note,
     idempotency_key,
-    new_run_id,
     plan_tasks,
     run_inbox,
 )
+from bots.runtime.bot import RunContext
+from bots.runtime.ids import new_run_id
 from bots.runtime.ledger import ItemState, Ledger
-from connectors.portal.pages.base import PortalCredentials
+from connectors.portal.pages.base import PortalCredentials, PortalSession
 from connectors.portal.pages.invoices import InvoiceDetailPage
 from sandbox.server import SandboxServer
 from tests.plugins.sandbox import SANDBOX_PASSWORD
@@ -147,13 +146,7 @@ def test_plan_files_open_documents_in_order_and_a_rerun_returns_the_same_items(
     from config.settings import get_settings
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", audit=False)
-    bot = InvoiceInboxBot(
-        ledger=ledger,
-        portal_url="http://127.0.0.1:9",
-        credentials=PortalCredentials("buyer1", SecretStr("not-used")),
-        settings=get_settings(),
-        run_id=new_run_id(),
-    )
+    bot = InvoiceInboxBot(RunContext(get_settings(), ledger, new_run_id(), "http://127.0.0.1:9"))
     unreadable = _summary(5, "INV-5")
     snapshot = InboxSnapshot(
         tmp_path,
@@ -253,9 +246,9 @@ class _ClerkActsMeanwhile(InvoiceInboxBot):
 
     target: int = 0
 
-    async def collect(self, worker: PortalWorker) -> InboxSnapshot:
-        snapshot = await super().collect(worker)
-        detail = await InvoiceDetailPage(worker.session).open(self.target)
+    async def collect(self, session: PortalSession) -> InboxSnapshot:
+        snapshot = await super().collect(session)
+        detail = await InvoiceDetailPage(session).open(self.target)
         before = await detail.read()
         assert before.status == "received"
         assert not before.decided
@@ -270,34 +263,13 @@ class _ClerkActsMeanwhile(InvoiceInboxBot):
 
 
 def _run_with_clerk(portal: SandboxServer, target: int) -> InboxRunResult:
-    from playwright.async_api import async_playwright
-
-    from config.settings import get_settings
-    from connectors.portal.browser import launch_chromium_async
-
-    settings = get_settings()
-
-    async def run() -> InboxRunResult:
-        ledger = Ledger.from_settings(settings)
-        bot = _ClerkActsMeanwhile(
-            ledger=ledger,
-            portal_url=portal.url,
-            credentials=PortalCredentials("buyer1", SecretStr(SANDBOX_PASSWORD)),
-            settings=settings,
-            run_id=new_run_id(),
-        )
-        bot.target = target
-        try:
-            async with async_playwright() as pw:
-                browser = await launch_chromium_async(pw, settings.browser)
-                try:
-                    return await bot.run(browser, workers=2)
-                finally:
-                    await browser.close()
-        finally:
-            ledger.close()
-
-    return asyncio.run(run())
+    _ClerkActsMeanwhile.target = target
+    return run_inbox(
+        portal.url,
+        workers=2,
+        credentials=PortalCredentials("buyer1", SecretStr(SANDBOX_PASSWORD)),
+        bot_type=_ClerkActsMeanwhile,
+    )
 
 
 def _check_run(

@@ -23,7 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,8 +35,8 @@ from bots.runtime.breaker import CircuitBreaker
 from bots.runtime.ids import new_run_id
 from bots.runtime.ledger import Ledger, WorkItem
 from bots.runtime.results import BotRun, ResultRow
-from bots.runtime.runner import Runner, RunSummary
-from bots.runtime.session import Workers, no_evidence, private_folder
+from bots.runtime.runner import RunSummary
+from bots.runtime.session import Workers, private_folder
 from config.logging import get_logger
 from connectors.audit import audit_event
 from connectors.portal.browser import open_chromium
@@ -44,7 +45,7 @@ from connectors.portal.pages.base import PortalCredentials
 if TYPE_CHECKING:
     from config.settings import Settings
 
-__all__ = ["run_bot", "work"]
+__all__ = ["browser_crew", "run_bot", "work"]
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -168,6 +169,24 @@ def _retried_rows(bot: Bot[Any], ledger: Ledger, started: dt.datetime, in_input:
     return rows
 
 
+@asynccontextmanager
+async def browser_crew(
+    bot: Bot[Any], *, credentials: PortalCredentials, breaker: CircuitBreaker | None = None
+) -> AsyncIterator[Workers]:
+    """Playwright and one Chromium (files in the private folder) for the bot's workers; closed after.
+
+    For a bot that needs the portal before it has items (the invoice inbox reads the
+    portal to plan them): ``async with crew.setup() as collector`` gives one signed-in
+    worker, then :meth:`Workers.work` runs the claimable items.
+    """
+    settings = bot.run.settings
+    async with (
+        private_folder(settings) as private,
+        open_chromium(settings.browser, private_dir=private) as chromium,
+    ):
+        yield Workers(bot, chromium, credentials=credentials, breaker=breaker or CircuitBreaker())
+
+
 async def work(
     bot: Bot[Any],
     *,
@@ -193,23 +212,10 @@ async def work(
     Returns:
         the runner's summary, or None when nothing was claimable.
     """
-    ledger, settings = bot.run.ledger, bot.run.settings
-    if not ledger.claimable(bot.name):
+    if not bot.run.ledger.claimable(bot.name):
         return None
     breaker = breaker or CircuitBreaker()
-    runner = Runner(
-        ledger, bot.name, settings=settings, run_id=bot.run.run_id, on_error=no_evidence, breaker=breaker
-    )
     if not browser:
-        crew = Workers(bot, None, credentials=credentials, breaker=breaker)
-        summary = await runner.run_async(workers=1, process=crew.envelope)
-    else:
-        workers = max(1, min(contexts or settings.browser.contexts, settings.portal.max_sessions))
-        async with (
-            private_folder(settings) as private,
-            open_chromium(settings.browser, private_dir=private) as chromium,
-        ):
-            crew = Workers(bot, chromium, credentials=credentials, breaker=breaker)
-            summary = await runner.run_async(workers=workers, process=crew.envelope, worker_setup=crew.setup)
-    bot.log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
-    return summary
+        return await Workers(bot, None, credentials=credentials, breaker=breaker).work(contexts)
+    async with browser_crew(bot, credentials=credentials, breaker=breaker) as crew:
+        return await crew.work(contexts)

@@ -415,12 +415,9 @@ class Runner:
                 is the ``worker_state`` given to ``process`` and ``on_error``.
             max_items: stop claiming after this many items in total.
 
-        Example:
-            >>> async with async_playwright() as pw:  # doctest: +SKIP
-            ...     browser = await launch_chromium_async(pw)
-            ...     summary = await runner.run_async(
-            ...         workers=4, process=key_order, worker_setup=lambda: browser_worker(browser, login)
-            ...     )
+        Browser bots do not call this themselves: :func:`bots.runtime.run.run_bot`
+        (or :func:`bots.runtime.run.work`) runs it with the runtime's envelope and one
+        browser context per worker.
         """
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")

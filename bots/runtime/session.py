@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bots.domain.errors import ApplicationError, BusinessError, LeaseLost, SessionExpired
 from bots.runtime.breaker import LOGIN_REJECTED, CircuitBreaker
 from bots.runtime.item import Item
+from bots.runtime.runner import Runner, RunSummary
 from config.logging import bind_context
 from connectors.portal.browser import new_context_async
 from connectors.portal.evidence import capture_evidence, restart_trace
@@ -127,6 +128,25 @@ class Workers:
                 if session in self._live:
                     self._live.remove(session)
                 await context.close()
+
+    async def work(self, contexts: int | None = None) -> RunSummary:
+        """Runs the bot's claimable items through the envelope until none is left or the breaker opens.
+
+        ``contexts`` workers at once (default ``settings.browser.contexts``, at most
+        ``portal.max_sessions``); one without a browser.
+        """
+        bot, settings = self.bot, self.settings
+        runner = Runner(
+            bot.run.ledger, bot.name, settings=settings, run_id=bot.run.run_id, on_error=no_evidence,
+            breaker=self.breaker,
+        )  # fmt: skip
+        if self.browser is None:
+            summary = await runner.run_async(workers=1, process=self.envelope)
+        else:
+            workers = max(1, min(contexts or settings.browser.contexts, settings.portal.max_sessions))
+            summary = await runner.run_async(workers=workers, process=self.envelope, worker_setup=self.setup)
+        bot.log.info("runner finished", **{k: v for k, v in summary.as_dict().items() if k != "exceptions"})
+        return summary
 
     def evidence_dir(self, item: WorkItem) -> Path:
         """``<evidence>/<run id>/<item id>/``."""
