@@ -422,3 +422,30 @@ def test_a_killed_run_leaves_no_file_holding_the_password_under_the_data_root_or
     assert files_holding(control, [f for f in forms if f not in {SANDBOX_PASSWORD.encode()}]), (
         "base64 in a form body"
     )
+
+
+def test_a_stopped_run_leaves_its_drop_folder_file_in_the_inbox_and_the_next_run_moves_it_to_done(
+    slow_portal: SandboxServer, run_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Drop-folder mode with a wrong password: the run stops (LOGIN_REJECTED) and the file goes
+    back to the inbox, not to done/; with the right password the next run raises its orders
+    and only then moves it to done/."""
+    server, prefix = slow_portal, "F-"
+    folder = tmp_path / "requisitions"
+    (folder / "inbox").mkdir(parents=True)
+    write_requisitions(folder / "inbox" / "requisitions.xlsx", 3, prefix=prefix)
+    command = [str(PROCBOTS), "run", "purchase-orders", "--drop-folder", str(folder), "--portal", server.url]
+    env = run_env
+    wrong = subprocess.run(
+        command, env={**env, "PROCBOTS_PORTAL__PASSWORD": "not-the-password"},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert wrong.returncode == 2, wrong.stderr[-3000:]
+    assert [p.name for p in (folder / "inbox").iterdir()] == ["requisitions.xlsx"]
+    assert not (folder / "done").exists() or not list((folder / "done").iterdir())
+    assert {(str(item.state), item.attempts) for item in ledger_items(run_env)} == {("pending", 0)}
+
+    right = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert right.returncode == 0, right.stderr[-3000:]
+    assert [p.name for p in (folder / "done").iterdir()] == ["requisitions.xlsx"]
+    one_po_each(server, prefix, [f"{prefix}REQ-2026-{n:06d}" for n in range(1, 4)])
