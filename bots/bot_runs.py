@@ -423,4 +423,7 @@ def run_goods_receipts_bot(params: GoodsReceiptsParameters, context: RunContext)
         rows=rows,
         lines=lines,
         data={"counts": run.counts, "results": rows, "stopped": run.stopped},
+        # The breaker stopped it (portal down, sign-in refused): the flow run ends Failed with it.
+        stopped=run.stopped or "",
+        stopped_message=run.stopped_message,
     )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bots import registry
@@ -84,6 +85,15 @@ def _table(outcome: RunOutcome) -> tuple[list[dict[str, Any]], str]:
     return [registry.row_dict(row) for row in rows], str(getattr(outcome, "table_name", "items"))
 
 
+def _reports(outcome: Any) -> dict[str, Path | str]:
+    """The outcome's reports; a runtime result without them offers its results workbook."""
+    reports = getattr(outcome, "reports", None)
+    if reports is not None:
+        return dict(reports)
+    workbook = getattr(outcome, "workbook", None)
+    return {"results": workbook} if workbook is not None else {}
+
+
 def _message(bot: Bot, outcome: RunOutcome) -> str:
     message = getattr(outcome, "message", None)
     if callable(message):
@@ -99,7 +109,7 @@ def _summary(bot: Bot, outcome: RunOutcome, started: datetime) -> RunSummary:
         title=str(getattr(outcome, "title", bot.title)),
         counts=dict(outcome.counts),
         rows=rows,
-        links=dict(outcome.reports),
+        links=_reports(outcome),
         started_at=started,
         note=str(getattr(outcome, "note", "") or ""),
     )

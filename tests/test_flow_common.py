@@ -382,3 +382,41 @@ def test_a_bot_run_that_cannot_start_ends_failed_with_one_sentence(
     assert no_password.is_failed()
     assert "portal.password is not set" in str(no_password.message)
     assert (settings_env / "contracts" / "CT-1.pdf").is_file()  # nothing was touched
+
+
+@pytest.mark.prefect
+@pytest.mark.parametrize(
+    ("outcome", "final", "message"),
+    [
+        pytest.param("done", "Completed", "Example: 1 done", id="done"),
+        pytest.param("business", "Completed", "Example: 1 business_exception", id="business-exception"),
+        pytest.param("failed", "Failed", "Example: 1 failed", id="items-failed"),
+        pytest.param(
+            "stopped",
+            "Failed",
+            "Example: PORTAL_UNAVAILABLE: the portal refused the connection (Example: 1 not_processed)",
+            id="stopped-by-the-breaker",
+        ),
+    ],
+)
+def test_the_flow_factory_makes_a_flow_from_any_registry_entry(
+    prefect_api: None, settings_env: Path, outcome: str, final: str, message: str
+) -> None:
+    """An entry with only a parameter model and a run callable becomes a Prefect flow whose final
+    state follows the run: Completed, Completed with business exceptions, Failed when items failed
+    or the breaker stopped the run (with its reason), the data a RunFailed, never a dict."""
+    from bots.registry import Bot
+    from flows.bot_flows import bot_flow
+
+    entry = Bot(
+        name="example-bot",
+        title="Example",
+        description="An example bot for the factory.",
+        parameters="tests.registry_example_bot:ExampleParameters",
+        run="tests.registry_example_bot:run_example",
+    )
+    state = bot_flow(entry)(params={"outcome": outcome}, return_state=True)
+    assert state.name == final
+    assert state.message == message
+    if final == "Failed":
+        assert isinstance(state.result(raise_on_failure=False), RunFailed)
