@@ -58,8 +58,6 @@ from connectors.rows import (
     ReadResult,
     RowError,
     SpreadsheetError,
-    _construction,
-    _instance,
     build_validated,
     to_text,
 )
@@ -299,35 +297,15 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 _PO_LINE_FIELDS = tuple(POLine.model_fields)
-_po_line_values = operator.itemgetter(*_PO_LINE_FIELDS)
+_po_line_values = operator.attrgetter(*_PO_LINE_FIELDS)
 _ORDER_HEADER_FIELDS = ("supplier_id", "supplier_vat", "requisition_ref")
-_order_header_values = operator.itemgetter(*_ORDER_HEADER_FIELDS)
+_order_header_values = operator.attrgetter(*_ORDER_HEADER_FIELDS)
 
 
-def _po_line_builder() -> Callable[[OrderRow], POLine]:
-    """How an order row becomes its purchase-order line, without validating it twice.
-
-    OrderRow has already checked these values, more strictly than POLine would (a UK VAT
-    rate, quantity > 0, price >= 0, finite, stripped text). When POLine is a plain model
-    (no model validators, every field given here) the line is built directly, which is
-    exactly what :func:`~connectors.rows.build_validated` would build, without its
-    per-call checks; otherwise ``build_validated`` builds it.
-    """
-    construction = _construction(POLine)
-    if construction is None or construction[2] or set(construction[0]) != set(_PO_LINE_FIELDS):
-        return lambda row: build_validated(
-            POLine, dict(zip(_PO_LINE_FIELDS, _po_line_values(row.__dict__), strict=True))
-        )
-    fields_set = frozenset(_PO_LINE_FIELDS)
-
-    def build(row: OrderRow) -> POLine:
-        values = dict(zip(_PO_LINE_FIELDS, _po_line_values(row.__dict__), strict=True))
-        return _instance(POLine, values, set(fields_set))
-
-    return build
-
-
-_po_line = _po_line_builder()
+def _po_line(row: OrderRow) -> POLine:
+    """The purchase-order line of an order row (its values already checked by OrderRow,
+    more strictly than POLine would; POLine validates them again, publicly)."""
+    return build_validated(POLine, dict(zip(_PO_LINE_FIELDS, _po_line_values(row), strict=True)))
 
 
 def load_orders(
@@ -368,8 +346,8 @@ def load_orders(
             continue
         # Lines of one order almost always agree: compare them as one tuple each, and
         # only when one differs let _consistent say where and how.
-        header = _order_header_values(rows[0][1].__dict__)
-        if len(rows) > 1 and any(_order_header_values(row.__dict__) != header for _, row in rows):
+        header = _order_header_values(rows[0][1])
+        if len(rows) > 1 and any(_order_header_values(row) != header for _, row in rows):
             problems = _consistent(result, what, rows, _ORDER_HEADER_FIELDS)
             if problems:
                 errors += problems

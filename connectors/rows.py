@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import re
 import types
 import typing
@@ -46,7 +45,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import repeat
 from operator import is_ as _is
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -557,176 +556,33 @@ def _friendly(message: str) -> str:
     return message
 
 
-# --- fast path: per-column cached validation ------------------------------------------------
+# --- batches: per-column cached conversion -------------------------------------------------
 #
-# Validating every row through ``model_validate`` costs several microseconds a row, more
-# than calamine takes to read it. Spreadsheet columns repeat a few values (VAT numbers,
-# rates, prices, dates), so each column's cells are converted and validated against that
-# field's own pydantic schema once per distinct value, and a row whose every cell passed
-# is built directly. Any row with a problem goes through ``model_validate`` as before, so
-# errors are reported exactly as pydantic words them. Models whose validation is not
-# per-field (validators that see other fields, aliases, private attributes, ...) always
-# take the full path.
+# Spreadsheet columns repeat a few values (VAT numbers, rates, prices, dates), so each
+# column's cells are converted (to_decimal, to_date, ...) once per distinct value, a batch
+# of rows at a time; each row's values are then validated by the model's public
+# ``model_validate`` (pydantic-core: a few microseconds). A row with a cell that does not
+# convert, or that the model rejects, goes through the one-row path, which reports every
+# problem exactly as pydantic words it. Bulk inputs do not come through here at all: they
+# are read column-wise (connectors.columns).
 
 _MISSING: Any = object()
 _BAD: Any = object()
 _CACHE_LIMIT = 65_536
 """Distinct values remembered per column; beyond it new values are checked but not kept."""
 
-_setattr = object.__setattr__
-
-
-def _instance(model: type[T], values: dict[str, Any], fields_set: set[str]) -> T:
-    # What BaseModel.model_construct does, minus its per-call introspection: ``values``
-    # holds every field, in declaration order, already valid.
-    instance = model.__new__(model)
-    _setattr(instance, "__dict__", values)
-    _setattr(instance, "__pydantic_fields_set__", fields_set)
-    _setattr(instance, "__pydantic_extra__", None)
-    _setattr(instance, "__pydantic_private__", None)
-    return instance
-
-
-@functools.cache
-def _construction(
-    model: type[BaseModel],
-) -> tuple[dict[str, Any], frozenset[str], tuple[Callable[[Any], Any], ...]] | None:
-    """Defaults, required fields and after-validators of a model buildable without validation."""
-    if model.__pydantic_post_init__ or model.__private_attributes__ or model.__pydantic_root_model__:
-        return None
-    if model.model_config.get("extra") == "allow":
-        return None
-    schema: Any = model.__pydantic_core_schema__
-    after: list[Callable[[Any], Any]] = []
-    while schema.get("type") == "function-after":
-        if schema["function"].get("type") != "no-info":
-            return None
-        after.append(schema["function"]["function"])
-        schema = schema["schema"]
-    if schema.get("type") != "model" or schema.get("custom_init"):
-        return None
-    defaults: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        if info.default_factory is not None:
-            return None
-        defaults[name] = _MISSING if info.is_required() else info.default
-    required = frozenset(name for name, default in defaults.items() if default is _MISSING)
-    return defaults, required, tuple(reversed(after))
-
-
 def build_validated(model: type[T], values: Mapping[str, Any]) -> T:
     """``model`` from field values that have already passed checks at least as strict as its own.
 
-    Field validation is skipped (it is the expensive part); the model's own cross-field
-    rules (``model_validator(mode="after")``) still run. If one fails, or the model cannot
-    be built this way, ``model_validate`` runs and raises the usual ``ValidationError``.
-    Used where the same values have just been validated by a stricter model, e.g. an
-    order row's fields becoming a purchase-order line.
+    Validated again by pydantic (its public ``model_validate``: a few microseconds, and
+    the model's cross-field rules run as always). Used where the same values have just
+    been validated by a stricter model, e.g. an order row's fields becoming a
+    purchase-order line.
 
     Raises:
         ValidationError: the model's rules reject the values.
     """
-    construction = _construction(model)
-    if construction is None:
-        return model.model_validate(values)
-    defaults, required, after = construction
-    fields = {**defaults, **values}
-    if len(fields) != len(defaults) or not required.issubset(values):
-        return model.model_validate(values)  # unknown or missing fields: let pydantic say so
-    instance: Any = _instance(model, fields, set(values))
-    try:
-        for validator in after:
-            instance = validator(instance)
-    except (ValueError, AssertionError):
-        return model.model_validate(values)
-    return cast(T, instance)
-
-
-def _walk(schema: Any) -> Iterable[Any]:
-    if isinstance(schema, dict):
-        yield schema
-        for value in schema.values():
-            yield from _walk(value)
-    elif isinstance(schema, list | tuple):
-        for value in schema:
-            yield from _walk(value)
-
-
-def _per_field(schema: Any) -> bool:
-    """True if validating this field schema needs nothing but the value itself."""
-    for node in _walk(schema):
-        kind = node.get("type")
-        if kind in ("with-info", "definition-ref", "definitions", "model", "dataclass"):
-            return False
-    return True
-
-
-_TRIVIAL_STR: dict[str, Any] = {"type": "str"}
-
-
-@dataclass(slots=True)
-class _FastModel:
-    """What the fast path needs of one model, worked out once."""
-
-    defaults: dict[str, Any]
-    """Every field in declaration order -> its default, or ``_MISSING`` if it has none."""
-    required: tuple[str, ...]
-    checks: dict[str, Callable[[Any], Any] | None]
-    """Field -> validator of one converted value (``None``: the value is already right)."""
-    after: tuple[Callable[[Any], Any], ...]
-    """Model validators (mode ``after``), innermost first, as pydantic runs them."""
-
-
-def _fast_model(model: type[BaseModel], kinds: Mapping[str, ColumnKind]) -> _FastModel | None:
-    from pydantic_core import SchemaValidator
-
-    if model.__pydantic_post_init__ or model.__private_attributes__ or model.__pydantic_root_model__:
-        return None
-    schema: Any = model.__pydantic_core_schema__
-    after: list[Callable[[Any], Any]] = []
-    while schema.get("type") == "function-after":
-        function = schema["function"]
-        if function.get("type") != "no-info":
-            return None
-        after.append(function["function"])
-        schema = schema["schema"]
-    if schema.get("type") != "model" or schema.get("custom_init") or schema.get("root_model"):
-        return None
-    config = dict(schema.get("config") or {})
-    if config.get("extra_fields_behavior") == "allow" or config.get("validate_default"):
-        return None
-    fields_schema = schema.get("schema", {})
-    if fields_schema.get("type") != "model-fields" or fields_schema.get("computed_fields"):
-        return None
-    plain_str = not any(k.startswith("str_") and k != "str_strip_whitespace" for k in config)
-    defaults: dict[str, Any] = {}
-    checks: dict[str, Callable[[Any], Any] | None] = {}
-    for name, info in model.model_fields.items():
-        entry = fields_schema["fields"].get(name)
-        if entry is None or info.alias or info.validation_alias or info.default_factory is not None:
-            return None
-        inner = entry["schema"]
-        if inner.get("type") == "default":
-            if inner.get("validate_default") or "default_factory" in inner:
-                return None
-            defaults[name] = inner["default"]
-            inner = inner["schema"]
-        else:
-            defaults[name] = _MISSING
-        if not _per_field(inner):
-            return None
-        if inner.get("type") == "nullable":
-            # Converted values are never None (None means "absent"), so only the inner type matters.
-            inner = inner["schema"]
-        if inner == _TRIVIAL_STR and plain_str and kinds[name] is TEXT:
-            checks[name] = None  # to_text already gives a stripped str
-            continue
-        try:
-            checks[name] = SchemaValidator(inner, config).validate_python  # type: ignore[arg-type]
-        except Exception:  # a schema pydantic-core cannot compile standalone: use the full path
-            return None
-    required = tuple(n for n, d in defaults.items() if d is _MISSING)
-    return _FastModel(defaults, required, checks, tuple(reversed(after)))
+    return model.model_validate(values)
 
 
 _ABSENT: Any = object()
@@ -856,7 +712,9 @@ class RowSchema(Generic[T]):
             if required is not None
             else tuple(n for n, f in fields.items() if f.is_required())
         )
-        self._fast = _fast_model(model, self.kinds)
+        self.batched = True
+        """Convert cells a batch at a time, each distinct value once (tests compare it
+        with the one-row-at-a-time path by setting this false)."""
         self.spellings: dict[str, str] = {}
         for name in fields:
             self.spellings[normalise_header(name)] = name
@@ -970,18 +828,15 @@ class RowSchema(Generic[T]):
             good_rows.append(row)
             good_numbers.append(number)
 
-        fast = self._fast
-        if fast is not None and not frozenset(fast.required) <= set(mapping.values()):
-            fast = None  # every row lacks a required column: the full path says so per row
         flush: Callable[[list[int], list[Sequence[Any]]], None]
-        if fast is None:
+        if self.batched:
+            flush = _FastBatches(self.model, plan, full, good_rows, good_numbers)
+        else:
 
             def flush(numbers: list[int], batch: list[Sequence[Any]]) -> None:
                 for number, cells in zip(numbers, batch, strict=True):
                     full(number, cells)
 
-        else:
-            flush = _FastBatches(self.model, fast, plan, full, good_rows, good_numbers)
         numbers: list[int] = []
         batch: list[Sequence[Any]] = []
         for number, cells in iterator:
@@ -1006,80 +861,49 @@ _BATCH_ROWS = 2048
 
 
 class _FastBatches(Generic[T]):
-    """Validates batches of rows column by column; rows with any problem go to ``full``."""
+    """Converts batches of rows column by column (each distinct cell value once, see
+    :class:`_ColumnConverter`) and validates each row's values with the model's public
+    ``model_validate``; a row with a cell that does not convert, or that the model
+    rejects, goes to ``full``, which reports every problem in pydantic's words."""
 
     def __init__(
         self,
         model: type[T],
-        fast: _FastModel,
         plan: Sequence[tuple[int, str, Callable[[Any], Any]]],
         full: Callable[[int, Sequence[Any]], None],
         rows: list[T],
         numbers: list[int],
     ) -> None:
-        self.model = model
-        self.fast = fast
+        self.validate = model.model_validate
         self.indexes = [index for index, _, _ in plan]
         self.names = [name for _, name, _ in plan]
-        self.mapped = frozenset(self.names)
-        self.required = frozenset(fast.required)
-        self.converters = [_ColumnConverter(convert, fast.checks[name]) for _, name, convert in plan]
+        self.converters = [_ColumnConverter(convert, None) for _, _, convert in plan]
         self.full = full
         self.rows = rows
         self.numbers = numbers
 
     def __call__(self, numbers: list[int], batch: list[Sequence[Any]]) -> None:
-        model, after, full = self.model, self.fast.after, self.full
-        size = len(numbers)
         columns = list(zip(*batch, strict=False))
-        # One list per model field, in declaration order (unmapped fields: their default),
-        # so each row's __dict__ is one dict(zip(...)) in the order pydantic would give.
-        by_field: dict[str, list[Any]] = {}
-        flagged: list[tuple[str, list[Any]]] = []
-        for index, name, converter in zip(self.indexes, self.names, self.converters, strict=True):
+        values_by_field: list[list[Any]] = []
+        flagged = False
+        for index, converter in zip(self.indexes, self.converters, strict=True):
             values, special = converter.many(columns[index])
-            by_field[name] = values
-            if special:
-                flagged.append((name, values))
-        fields = list(self.fast.defaults)
-        ordered = [
-            by_field[name] if name in by_field else repeat(default, size)
-            for name, default in self.fast.defaults.items()
-        ]
-        # Rows with an empty or bad cell are the exception: find them in the flagged columns.
-        bad: set[int] = set()
-        absent: dict[int, list[str]] = {}
-        for name, values in flagged:
-            for i, value in enumerate(values):
-                if value is _BAD:
-                    bad.add(i)
-                elif value is _ABSENT:
-                    absent.setdefault(i, []).append(name)
-        good_rows, good_numbers, mapped = self.rows, self.numbers, self.mapped
-        for i, row in enumerate(zip(*ordered, strict=True)):
-            if bad or absent:
-                if i in bad:
+            values_by_field.append(values)
+            flagged = flagged or special
+        names, validate, full = self.names, self.validate, self.full
+        good_rows, good_numbers = self.rows, self.numbers
+        for i, row in enumerate(zip(*values_by_field, strict=True)):
+            if flagged:
+                if any(value is _BAD for value in row):
                     full(numbers[i], batch[i])
                     continue
-                missing = absent.get(i)
-                if missing is not None:
-                    if not self.required.isdisjoint(missing):
-                        full(numbers[i], batch[i])
-                        continue
-                    given = {n: v for n, v in zip(fields, row, strict=True) if v is not _ABSENT}
-                    instance: Any = _instance(
-                        model, {**self.fast.defaults, **given}, set(mapped.difference(missing))
-                    )
-                else:
-                    instance = _instance(model, dict(zip(fields, row, strict=True)), set(mapped))
+                data = {n: v for n, v in zip(names, row, strict=True) if v is not _ABSENT}
             else:
-                instance = _instance(model, dict(zip(fields, row, strict=True)), set(mapped))
-            if after:
-                try:
-                    for validator in after:
-                        instance = validator(instance)
-                except (ValueError, AssertionError):
-                    full(numbers[i], batch[i])  # it reports the problem in pydantic's words
-                    continue
+                data = dict(zip(names, row, strict=True))
+            try:
+                instance = validate(data)
+            except ValidationError:
+                full(numbers[i], batch[i])
+                continue
             good_rows.append(instance)
             good_numbers.append(numbers[i])

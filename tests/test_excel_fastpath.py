@@ -74,9 +74,9 @@ def _order_rows() -> list[tuple[int, list[Any]]]:
 
 def _both(model: Any, rows: list[tuple[int, list[Any]]], **kwargs: Any) -> tuple[Any, Any]:
     fast = RowSchema(model, **kwargs)
-    assert fast._fast is not None, "the model should qualify for the fast path"
+    assert fast.batched, "the batched path is the default"
     full = RowSchema(model, **kwargs)
-    full._fast = None
+    full.batched = False
     skip = {45: "hidden row skipped"}
     return (
         fast.validate("orders.xlsx", "Orders", rows, skip_rows=skip),
@@ -193,6 +193,20 @@ def test_load_orders_builds_the_same_orders_as_full_validation(tmp_path: Path) -
 
 
 _GC_SWITCHES = ("gc.disable(", "gc.freeze(", "gc.enable(")
+_PYDANTIC_INTERNALS = ("__pydantic_core_schema__", "__pydantic_fields_set__", "__pydantic_decorators__")
+
+
+def test_product_code_uses_no_pydantic_internals() -> None:
+    """Rows are validated through pydantic's public API (model_validate), never built by
+    writing a model's private fields or parsing its core schema."""
+    root = Path(__file__).resolve().parents[1]
+    offenders = [
+        str(path.relative_to(root))
+        for package in ("bots", "connectors", "flows", "config")
+        for path in (root / package).rglob("*.py")
+        if any(name in path.read_text(encoding="utf-8") for name in _PYDANTIC_INTERNALS)
+    ]
+    assert offenders == []
 
 
 def test_product_code_never_switches_the_garbage_collector() -> None:
