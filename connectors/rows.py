@@ -571,6 +571,7 @@ _BAD: Any = object()
 _CACHE_LIMIT = 65_536
 """Distinct values remembered per column; beyond it new values are checked but not kept."""
 
+
 def build_validated(model: type[T], values: Mapping[str, Any]) -> T:
     """``model`` from field values that have already passed checks at least as strict as its own.
 
