@@ -148,15 +148,9 @@ def read_typed(
 
 
 def _read_csv(path: Path, schema: RowSchema[Any]) -> tuple[pl.DataFrame, dict[str, str], bool]:
-    from connectors.csvfiles import decode_csv, sniff_delimiter
+    from connectors.csvfiles import decode_csv, read_bytes, sniff_delimiter
 
-    try:
-        size = path.stat().st_size
-        if size > MAX_BULK_BYTES:
-            raise SpreadsheetError(path, f"is {size:,} bytes, over the limit of {MAX_BULK_BYTES:,}")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SpreadsheetError(path, f"cannot be opened: {exc.strerror or exc}") from None
+    data = read_bytes(path, MAX_BULK_BYTES)
     from connectors.limits import RowLimit, text_lines
 
     # Bulk inputs have their own (large) row limit, checked before anything is parsed.

@@ -30,7 +30,15 @@ from pydantic import BaseModel
 from connectors.limits import RowLimit, text_lines
 from connectors.rows import ReadResult, RowSchema, SpreadsheetError, neutralise_formula
 
-__all__ = ["DELIMITERS", "MAX_CSV_BYTES", "decode_csv", "read_rows", "sniff_delimiter", "write_csv"]
+__all__ = [
+    "DELIMITERS",
+    "MAX_CSV_BYTES",
+    "decode_csv",
+    "read_bytes",
+    "read_rows",
+    "sniff_delimiter",
+    "write_csv",
+]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -133,13 +141,7 @@ def read_rows(
         >>> result.rows, [str(e) for e in result.errors]  # doctest: +SKIP
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise SpreadsheetError(path, f"is {size:,} bytes, over the limit of {max_bytes:,}")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SpreadsheetError(path, f"cannot be opened: {exc.strerror or exc}") from None
+    data = read_bytes(path, max_bytes)
     limit = row_limit or RowLimit.work_items()
     # Lines are an upper bound of records, counted at memchr speed; only a file over the
     # limit by lines has its records counted (a quoted field may span lines).
@@ -151,6 +153,21 @@ def read_rows(
         limit.check(path, records - 1)
     schema = RowSchema(model, aliases=aliases, required=required)
     return schema.validate(path, None, _records(path, text, delimiter))
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a CSV file of at most ``max_bytes``.
+
+    Raises:
+        SpreadsheetError: too big, or cannot be opened (the message names the file).
+    """
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SpreadsheetError(path, f"is {size:,} bytes, over the limit of {max_bytes:,}")
+        return path.read_bytes()
+    except OSError as exc:
+        raise SpreadsheetError(path, f"cannot be opened: {exc.strerror or exc}") from None
 
 
 def _csv_value(value: Any) -> str:

@@ -557,6 +557,30 @@ def read_rows(
     return result
 
 
+def _candidate_sheets(info: WorkbookInfo, sheet: str | None) -> list[str]:
+    """The sheets to look for the table in: ``sheet``, else every visible one in order.
+
+    Raises:
+        SpreadsheetError: ``sheet`` is not in the workbook.
+    """
+    if sheet is None:
+        return [name for name in info.sheets if name not in info.hidden_sheets]
+    if sheet not in info.sheets:
+        raise SpreadsheetError(info.path, f"has no sheet {sheet!r} (sheets: {', '.join(info.sheets)})")
+    return [sheet]
+
+
+def _no_table(path: Path, candidates: list[str], first_error: HeaderError | None) -> SpreadsheetError:
+    """The error when no candidate sheet has the header row."""
+    if first_error is None:
+        return SpreadsheetError(path, "has no visible sheets")
+    if len(candidates) > 1:
+        return HeaderError(
+            path, f"no sheet of {', '.join(candidates)} has the expected header row; {first_error}"
+        )
+    return first_error
+
+
 @dataclass(slots=True)
 class SheetRecords:
     """The rows of the sheet that holds the table: ``records`` from its header row on."""
@@ -586,12 +610,7 @@ def read_records(
     """
     path = Path(path)
     info = inspect_workbook(path, limits=limits, allow_external_links=allow_external_links)
-    if sheet is not None:
-        if sheet not in info.sheets:
-            raise SpreadsheetError(path, f"has no sheet {sheet!r} (sheets: {', '.join(info.sheets)})")
-        candidates = [sheet]
-    else:
-        candidates = [name for name in info.sheets if name not in info.hidden_sheets]
+    candidates = _candidate_sheets(info, sheet)
     if candidates:
         # The first sheet tried is checked before calamine opens the workbook, which reads
         # the whole shared strings table (1.4 million strings on a full-size sheet).
@@ -619,13 +638,7 @@ def read_records(
                 )
     finally:
         workbook.close()
-    if first_error is None:
-        raise SpreadsheetError(path, "has no visible sheets")
-    if len(candidates) > 1:
-        raise HeaderError(
-            path, f"no sheet of {', '.join(candidates)} has the expected header row; {first_error}"
-        )
-    raise first_error
+    raise _no_table(path, candidates, first_error)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -984,12 +997,7 @@ def read_frame(
 
     path = Path(path)
     info = inspect_workbook(path, limits=limits)
-    if sheet is not None:
-        if sheet not in info.sheets:
-            raise SpreadsheetError(path, f"has no sheet {sheet!r} (sheets: {', '.join(info.sheets)})")
-        candidates = [sheet]
-    else:
-        candidates = [name for name in info.sheets if name not in info.hidden_sheets]
+    candidates = _candidate_sheets(info, sheet)
     try:
         reader = fastexcel.read_excel(str(path))
     except Exception as exc:  # fastexcel's own error types: unreadable
@@ -1027,10 +1035,4 @@ def read_frame(
         )
         columns = {field: str(header_cells[i]).strip() for i, field in mapping.items()}
         return SheetFrame(name, frame, columns)
-    if first_error is None:
-        raise SpreadsheetError(path, "has no visible sheets")
-    if len(candidates) > 1:
-        raise HeaderError(
-            path, f"no sheet of {', '.join(candidates)} has the expected header row; {first_error}"
-        )
-    raise first_error
+    raise _no_table(path, candidates, first_error)

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from connectors.columns import SCALE, TypedTable, read_typed
-from connectors.match_inputs import MatchInputError, _invoice_files, _raise_problems
+from connectors.match_inputs import MatchInputError, _invoice_files, _raise_problems, read_table_file
 
 if TYPE_CHECKING:
     from bots.domain.match_tables import MatchTables
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkInputs", "load_bulk"]
 
-_TABLE_SUFFIXES = {".csv", ".xlsx", ".xlsm"}
 _UNIT = 2**31
 """Quantities and prices below this (in 1/10,000) multiply without leaving int64."""
 
@@ -104,18 +103,7 @@ def load_bulk(orders: Path, receipts: Path | None, invoices: Iterable[Path]) -> 
 
 
 def _table(path: Path, option: str, schema: Any, rules: Any) -> TypedTable:
-    from connectors.rows import SpreadsheetError
-
-    if not path.exists():
-        raise MatchInputError(f"{option} {path}: no such file")
-    if not path.is_file():
-        raise MatchInputError(f"{option} {path}: not a file")
-    if path.suffix.lower() not in _TABLE_SUFFIXES:
-        raise MatchInputError(f"{option} {path}: expected a .csv or .xlsx file")
-    try:
-        return read_typed(path, schema, rules=rules)
-    except SpreadsheetError as exc:
-        raise MatchInputError(str(exc)) from None
+    return read_table_file(path, option, lambda checked: read_typed(checked, schema, rules=rules))
 
 
 def _xml_invoice(path: Path) -> Invoice | str | Exception:

@@ -234,6 +234,21 @@ def _load_table(
     path: Path, option: str, load: Callable[[Path], tuple[list[_Document], list[Any]]]
 ) -> list[_Document]:
     """The documents ``load`` reads from one CSV/XLSX file, or the error naming what is wrong."""
+    documents, errors = read_table_file(path, option, load)
+    _raise_problems(errors)
+    return documents
+
+
+_Read = TypeVar("_Read")
+
+
+def read_table_file(path: Path, option: str, read: Callable[[Path], _Read]) -> _Read:
+    """What ``read`` makes of one CSV/XLSX input file, after checking it is one.
+
+    Raises:
+        MatchInputError: the file is missing, a folder, not .csv/.xlsx, or unreadable
+            (named with the command-line ``option`` it came in by).
+    """
     from connectors.rows import SpreadsheetError
 
     if not path.exists():
@@ -243,11 +258,9 @@ def _load_table(
     if path.suffix.lower() not in _TABLE_SUFFIXES:
         raise MatchInputError(f"{option} {path}: expected a .csv or .xlsx file")
     try:
-        documents, errors = load(path)
+        return read(path)
     except SpreadsheetError as exc:
         raise MatchInputError(str(exc)) from None
-    _raise_problems(errors)
-    return documents
 
 
 def _raise_problems(errors: list[Any]) -> None:

@@ -196,30 +196,27 @@ _GC_SWITCHES = ("gc.disable(", "gc.freeze(", "gc.enable(")
 _PYDANTIC_INTERNALS = ("__pydantic_core_schema__", "__pydantic_fields_set__", "__pydantic_decorators__")
 
 
-def test_product_code_uses_no_pydantic_internals() -> None:
-    """Rows are validated through pydantic's public API (model_validate), never built by
-    writing a model's private fields or parsing its core schema."""
+def _product_files_using(needles: tuple[str, ...]) -> list[str]:
+    """Product source files (bots, connectors, flows, config) that contain any of ``needles``."""
     root = Path(__file__).resolve().parents[1]
-    offenders = [
+    return [
         str(path.relative_to(root))
         for package in ("bots", "connectors", "flows", "config")
         for path in (root / package).rglob("*.py")
-        if any(name in path.read_text(encoding="utf-8") for name in _PYDANTIC_INTERNALS)
+        if any(needle in path.read_text(encoding="utf-8") for needle in needles)
     ]
-    assert offenders == []
+
+
+def test_product_code_uses_no_pydantic_internals() -> None:
+    """Rows are validated through pydantic's public API (model_validate), never built by
+    writing a model's private fields or parsing its core schema."""
+    assert _product_files_using(_PYDANTIC_INTERNALS) == []
 
 
 def test_product_code_never_switches_the_garbage_collector() -> None:
     """Bulk reads run with the collector as the caller left it: no gc.disable/freeze in
     product code (the columnar readers build no object per row to spare it)."""
-    root = Path(__file__).resolve().parents[1]
-    offenders = [
-        str(path.relative_to(root))
-        for package in ("bots", "connectors", "flows", "config")
-        for path in (root / package).rglob("*.py")
-        if any(call in path.read_text(encoding="utf-8") for call in _GC_SWITCHES)
-    ]
-    assert offenders == []
+    assert _product_files_using(_GC_SWITCHES) == []
 
 
 def test_columnar_xlsx_read_gives_the_row_readers_values_and_errors(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bots.domain import match_messages
 from bots.domain.models import GoodsReceipt, Invoice, InvoiceLine, POLine, PurchaseOrder, ReceiptLine
 
 __all__ = [
@@ -302,36 +303,13 @@ def _deletion_keys(value: str) -> set[str]:
     return keys
 
 
-# --- message formatting (only on the exception path, so it may be slow) ---------------
+# --- message formatting: the sentences' amounts, dates and years (bots.domain.match_messages)
 
-_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
-
-
-def _money(amount: Decimal, currency: str = "GBP") -> str:
-    symbol = _SYMBOLS.get(currency, f"{currency} ")
-    rounded = amount.quantize(_PENNY, rounding=ROUND_HALF_UP)
-    sign = "-" if rounded < 0 else ""
-    return f"{sign}{symbol}{abs(rounded):,.2f}"
-
-
-def _unit_price(amount: Decimal, currency: str = "GBP") -> str:
-    # Unit prices may carry more than two decimals (e.g. £0.125 per glove).
-    if amount == amount.quantize(_PENNY):
-        return _money(amount, currency)
-    symbol = _SYMBOLS.get(currency, f"{currency} ")
-    return f"{'-' if amount < 0 else ''}{symbol}{abs(amount).normalize():f}"
-
-
-def _number(value: Decimal) -> str:
-    return f"{value.normalize():f}"
-
-
-def _day(value: dt.date) -> str:
-    return f"{value.day} {value:%b %Y}"
-
-
-def _fy(year: int) -> str:
-    return f"{year}/{(year + 1) % 100:02d}"
+_money = match_messages.money
+_unit_price = match_messages.unit_price
+_number = match_messages.number
+_day = match_messages.day
+_fy = match_messages.financial_year_label
 
 
 # --- the engine ----------------------------------------------------------------------
