@@ -42,6 +42,9 @@ Guarantees:
 
 Time comes from an injectable ``clock`` so tests can expire leases without sleeping.
 
+The models and tables are in :mod:`bots.runtime.schema`, the prebuilt SQL of the hot
+path in :mod:`bots.runtime.statements`; this module is the store that uses them.
+
 Example:
     >>> ledger = Ledger("sqlite:///var/ledger.db")  # doctest: +SKIP
     >>> ledger.add("purchase_orders", "REQ-0001", Requisition(...))  # doctest: +SKIP
@@ -61,25 +64,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel
 from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Dialect,
     Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     bindparam,
     create_engine,
     event,
@@ -87,17 +77,41 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    update,
 )
 from sqlalchemy.engine import Connection, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.dml import Update
-from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.types import TypeDecorator
 
 from bots.domain.errors import LeaseLost
 from bots.domain.evidence import Evidence
+from bots.runtime.schema import (
+    ACTIVE_STATES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TERMINAL_STATES,
+    ItemState,
+    Transition,
+    UTCDateTime,
+    WorkItem,
+    item_transitions,
+    metadata,
+    schema_version,
+    work_items,
+)
+from bots.runtime.statements import (
+    CLAIM,
+    EXPIRED,
+    EXPIRED_OF_BOT,
+    EXPIRY_PROBE,
+    HEARTBEAT,
+    INSERT_TRANSITION,
+    ITEM_BY_ID,
+    ITEM_BY_ID_LOCKED,
+    ITEM_BY_KEY,
+    OUT_OF_ATTEMPTS,
+    set_values,
+    update_statement,
+)
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -114,33 +128,14 @@ __all__ = [
     "WorkItem",
     "os_user",
     "payload_sha256",
+    "work_items",
 ]
 
-SCHEMA_VERSION = 2
 
-M = TypeVar("M", bound=BaseModel)
 AuditHook = Callable[..., Any]
 Clock = Callable[[], datetime]
 
 
-class ItemState(StrEnum):
-    """Where a work item is in its life."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    DONE = "done"
-    BUSINESS_EXCEPTION = "business_exception"
-    SYSTEM_EXCEPTION = "system_exception"
-    FAILED = "failed"
-    NEEDS_REVIEW = "needs_review"
-
-
-#: States in which a worker holds a lease on the item.
-ACTIVE_STATES = frozenset({ItemState.IN_PROGRESS, ItemState.SYSTEM_EXCEPTION})
-#: States no worker will pick up again without an operator's ``retry``.
-TERMINAL_STATES = frozenset(
-    {ItemState.DONE, ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW}
-)
 _RETRYABLE_BY_OPERATOR = frozenset(
     {ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW, ItemState.SYSTEM_EXCEPTION}
 )
@@ -171,319 +166,6 @@ _REQUEUE: dict[str, Any] = {
     "reason_message": None,
     "claim_rank": 0,
 }
-
-
-class Transition(BaseModel):
-    """One row of an item's history: a state change, a checkpoint or evidence."""
-
-    id: int
-    item_id: int
-    at: datetime
-    event: str
-    from_state: str | None
-    to_state: str
-    owner: str | None
-    attempt: int
-    reason_code: str | None
-    detail: str | None
-
-
-class WorkItem(BaseModel):
-    """One unit of robot work as stored in the ledger.
-
-    The object a bot's ``process`` function receives is bound to its ledger and
-    lease, so the bot can record checkpoints::
-
-        if not item.done_step("po_created"):
-            po_number = portal.find_po(item.idempotency_key) or portal.create_po(order)
-            item.checkpoint("po_created", po_number)
-    """
-
-    id: int
-    bot: str
-    idempotency_key: str
-    payload: dict[str, Any]
-    state: ItemState
-    attempts: int = 0
-    lease_owner: str | None = None
-    lease_token: str | None = None
-    lease_expires_at: datetime | None = None
-    heartbeat_at: datetime | None = None
-    lease_expiries: int = 0
-    checkpoints: dict[str, str | None] = {}
-    result: dict[str, Any] | None = None
-    reason_code: str | None = None
-    reason_message: str | None = None
-    evidence: list[Evidence] = []
-    created_at: datetime
-    updated_at: datetime
-    retry_requested_at: datetime | None = None
-    """When an operator last retried the item or replaced its payload (None: never)."""
-
-    _ledger: Ledger | None = PrivateAttr(default=None)
-
-    def payload_as(self, model: type[M]) -> M:
-        """The payload validated as ``model`` (the bot's typed input).
-
-        Example:
-            >>> order = item.payload_as(PurchaseOrder)  # doctest: +SKIP
-        """
-        return model.model_validate(self.payload)
-
-    def checkpoint(self, name: str, value: str | None = None) -> None:
-        """Records that the side effect ``name`` happened (with its result), durably, now."""
-        if self._ledger is None:
-            raise RuntimeError(f"work item {self.id} is not bound to a ledger; claim it first")
-        self._ledger.checkpoint(self, name, value)
-        self.checkpoints[name] = value
-
-    def done_step(self, name: str) -> str | None:
-        """The recorded result of checkpoint ``name``, or None when it has not happened.
-
-        A checkpoint recorded without a value reads back as ``""``, so the answer is
-        truthy exactly when the step is done.
-        """
-        if name not in self.checkpoints:
-            return None
-        value = self.checkpoints[name]
-        return "" if value is None else value
-
-    def bind(self, ledger: Ledger) -> WorkItem:
-        """Attaches the ledger that ``checkpoint`` writes to; returns self."""
-        self._ledger = ledger
-        return self
-
-
-class _UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on both SQLite (as naive UTC text) and PostgreSQL."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("the ledger stores timezone-aware datetimes only")
-        value = value.astimezone(UTC)
-        # SQLite compares datetimes as text: naive UTC keeps that order right.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = MetaData()
-
-schema_version = Table(
-    "schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True),
-    Column("applied_at", _UTCDateTime, nullable=False),
-)
-
-work_items = Table(
-    "work_items",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("bot", String(100), nullable=False),
-    Column("idempotency_key", String(400), nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("state", String(32), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("lease_owner", String(200)),
-    Column("lease_token", String(64)),
-    Column("lease_expires_at", _UTCDateTime),
-    Column("heartbeat_at", _UTCDateTime),
-    Column("lease_expiries", Integer, nullable=False, default=0),
-    Column("checkpoints", JSON, nullable=False),
-    Column("result", JSON),
-    Column("reason_code", String(100)),
-    Column("reason_message", Text),
-    Column("evidence", JSON, nullable=False),
-    Column("created_at", _UTCDateTime, nullable=False),
-    Column("updated_at", _UTCDateTime, nullable=False),
-    # 0: an operator retried it (or its payload was replaced): claimed before the rest.
-    Column("claim_rank", Integer, nullable=False, default=1, server_default=text("1")),
-    Column("retry_requested_at", _UTCDateTime),
-    UniqueConstraint("bot", "idempotency_key", name="uq_work_items_bot_key"),
-    Index("ix_work_items_claim_rank", "bot", "state", "claim_rank", "id"),
-    Index("ix_work_items_lease", "state", "lease_expires_at"),
-)
-
-item_transitions = Table(
-    "item_transitions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("item_id", Integer, ForeignKey("work_items.id"), nullable=False),
-    Column("at", _UTCDateTime, nullable=False),
-    Column("event", String(40), nullable=False),
-    Column("from_state", String(32)),
-    Column("to_state", String(32), nullable=False),
-    Column("owner", String(200)),
-    Column("attempt", Integer, nullable=False),
-    Column("reason_code", String(100)),
-    Column("detail", Text),
-    Index("ix_item_transitions_item", "item_id", "id"),
-)
-
-
-def _migration_1(conn: Connection) -> None:
-    """The first schema: items and their transitions."""
-    metadata.create_all(conn, tables=[work_items, item_transitions], checkfirst=True)
-
-
-def _migration_2(conn: Connection) -> None:
-    """Retried items first: ``claim_rank`` and ``retry_requested_at``, and the claim index over them."""
-    from sqlalchemy import inspect
-
-    present = {c["name"] for c in inspect(conn).get_columns("work_items")}
-    for name in ("claim_rank", "retry_requested_at"):
-        if name not in present:  # a database made by schema 1 (new ones have them from step 1)
-            column = work_items.c[name]
-            kind = column.type.compile(dialect=conn.dialect)
-            extra = " NOT NULL DEFAULT 1" if name == "claim_rank" else ""
-            conn.exec_driver_sql(f"ALTER TABLE work_items ADD COLUMN {name} {kind}{extra}")
-    indexes = {i["name"] for i in inspect(conn).get_indexes("work_items")}
-    if "ix_work_items_claim" in indexes:
-        conn.exec_driver_sql("DROP INDEX ix_work_items_claim")
-    if "ix_work_items_claim_rank" not in indexes:
-        next(i for i in work_items.indexes if i.name == "ix_work_items_claim_rank").create(conn)
-
-
-#: Ordered schema steps; a ledger opened on an older database applies the missing ones.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
-
-
-# -- prebuilt statements ------------------------------------------------------------
-#
-# The hot path (claim, complete, heartbeat) runs the same few statement shapes for
-# every item. Building a Core statement afresh costs more than SQLite's own work
-# (coercion and a new cache key each time); statements built once keep their cache
-# key memoised, so SQLAlchemy goes straight to its compiled-statement cache.
-
-
-def _param(name: str) -> BindParameter[Any]:
-    """The bound parameter ``v_<column>`` carrying the column's type (JSON, UTC datetimes)."""
-    return bindparam(f"v_{name}", type_=work_items.c[name].type)
-
-
-_ITEM_BY_ID = select(work_items).where(work_items.c.id == bindparam("w_id"))
-_ITEM_BY_ID_LOCKED = _ITEM_BY_ID.with_for_update()
-_ITEM_BY_KEY = select(work_items).where(
-    work_items.c.bot == bindparam("w_bot"), work_items.c.idempotency_key == bindparam("w_key")
-)
-_INSERT_TRANSITION = insert(item_transitions)
-_EXPIRED = (
-    select(work_items)
-    .where(
-        work_items.c.state.in_([s.value for s in ACTIVE_STATES]),
-        work_items.c.lease_expires_at < bindparam("w_now", type_=_UTCDateTime),
-    )
-    .with_for_update(skip_locked=True)
-)
-# {is SQLite: the probe's text}; the driver's own placeholder style (qmark, format).
-_EXPIRY_PROBE = {
-    dialect_is_sqlite: (
-        "SELECT 1 FROM work_items WHERE bot = {p} AND state IN ('in_progress', 'system_exception') "
-        "AND lease_expires_at < {p} LIMIT 1"
-    ).format(p="?" if dialect_is_sqlite else "%s")
-    for dialect_is_sqlite in (True, False)
-}
-_EXPIRED_OF_BOT = _EXPIRED.where(work_items.c.bot == bindparam("w_bot"))
-_OUT_OF_ATTEMPTS = (
-    select(work_items)
-    .where(
-        work_items.c.bot == bindparam("w_bot"),
-        work_items.c.state == ItemState.PENDING.value,
-        work_items.c.attempts >= bindparam("w_max_attempts"),
-    )
-    .order_by(work_items.c.id)
-    .with_for_update(skip_locked=True)
-)
-
-
-def _claim_statement(bounded: bool) -> Update:
-    """One ``UPDATE ... RETURNING`` that leases the next pending item of a bot.
-
-    Next means: items an operator retried first (``claim_rank`` 0), then the oldest.
-
-    On PostgreSQL the subselect is ``FOR UPDATE SKIP LOCKED``, so concurrent
-    claimers take different rows without waiting; on SQLite the transaction
-    already holds the write lock (``BEGIN IMMEDIATE``).
-    """
-    pick = (
-        select(work_items.c.id)
-        .where(work_items.c.bot == bindparam("w_bot"), work_items.c.state == ItemState.PENDING.value)
-        .order_by(work_items.c.claim_rank, work_items.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if bounded:
-        pick = pick.where(work_items.c.attempts < bindparam("w_max_attempts"))
-    return (
-        update(work_items)
-        .where(work_items.c.id == pick.scalar_subquery(), work_items.c.state == ItemState.PENDING.value)
-        .values(
-            state=ItemState.IN_PROGRESS.value,
-            attempts=work_items.c.attempts + 1,
-            lease_owner=_param("lease_owner"),
-            lease_token=_param("lease_token"),
-            lease_expires_at=_param("lease_expires_at"),
-            heartbeat_at=_param("heartbeat_at"),
-            updated_at=_param("updated_at"),
-        )
-        .returning(*work_items.c)
-    )
-
-
-_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
-_HEARTBEAT = (
-    update(work_items)
-    .where(
-        work_items.c.id == bindparam("w_id"),
-        work_items.c.lease_token == bindparam("w_token"),
-        work_items.c.state.in_([s.value for s in ACTIVE_STATES]),
-    )
-    .values(lease_expires_at=_param("lease_expires_at"), heartbeat_at=_param("heartbeat_at"))
-)
-_UPDATES: dict[tuple[tuple[str, ...], bool, bool], Update] = {}
-
-
-def _update_statement(names: tuple[str, ...], *, fenced: bool = False, add_attempts: bool = False) -> Update:
-    """``UPDATE work_items SET <names> WHERE id = :w_id [fence] RETURNING *``, built once per shape.
-
-    ``fenced`` adds the lease fence: the row must still carry the caller's token,
-    owner and state (``w_token``, ``w_owner``, ``w_from``), so a write after the
-    lease was taken back changes nothing. ``add_attempts`` sets
-    ``attempts = attempts + :v_attempts``.
-    """
-    shape = (names, fenced, add_attempts)
-    statement = _UPDATES.get(shape)
-    if statement is None:
-        values: dict[str, Any] = {name: _param(name) for name in names}
-        if add_attempts:
-            values["attempts"] = work_items.c.attempts + _param("attempts")
-        statement = update(work_items).where(work_items.c.id == bindparam("w_id"))
-        if fenced:
-            statement = statement.where(
-                work_items.c.lease_token == bindparam("w_token"),
-                work_items.c.lease_owner == bindparam("w_owner"),
-                work_items.c.state == bindparam("w_from"),
-            )
-        statement = statement.values(values).returning(*work_items.c)
-        _UPDATES[shape] = statement
-    return statement
-
-
-def _set(conn: Connection, item_id: int, values: Mapping[str, Any]) -> RowMapping:
-    """Updates columns of one item by id; returns the row as written."""
-    names = tuple(sorted(values))
-    params = {f"v_{name}": value for name, value in values.items()}
-    params["w_id"] = item_id
-    return conn.execute(_update_statement(names), params).mappings().one()
 
 
 def _utc_now() -> datetime:
@@ -558,7 +240,7 @@ class Ledger:
         self.engine = self._make_engine(url, echo)
         self.dialect = self.engine.dialect.name
         self._lease_bind = work_items.c.lease_expires_at.type._cached_bind_processor(self.engine.dialect)
-        self._expiry_probe = _EXPIRY_PROBE[self.dialect == "sqlite"]
+        self._expiry_probe = EXPIRY_PROBE[self.dialect == "sqlite"]
         self._migrate()
 
     @classmethod
@@ -695,7 +377,7 @@ class Ledger:
         return item.bind(self)
 
     def _row(self, conn: Connection, item_id: int, *, lock: bool = False) -> RowMapping:
-        query = _ITEM_BY_ID_LOCKED if lock else _ITEM_BY_ID
+        query = ITEM_BY_ID_LOCKED if lock else ITEM_BY_ID
         row = conn.execute(query, {"w_id": item_id}).mappings().first()
         if row is None:
             raise LookupError(f"no work item with id {item_id}")
@@ -719,7 +401,7 @@ class Ledger:
     ) -> None:
         source = row["state"] if from_state is None else from_state
         conn.execute(
-            _INSERT_TRANSITION,
+            INSERT_TRANSITION,
             {
                 "item_id": row["id"],
                 "at": now,
@@ -779,7 +461,7 @@ class Ledger:
                 with self._tx() as (conn, events):
                     self._insert_many(conn, events, bot, [(idempotency_key, body)])
                     key = {"w_bot": bot, "w_key": idempotency_key}
-                    return self._item(conn.execute(_ITEM_BY_KEY, key).mappings().one())
+                    return self._item(conn.execute(ITEM_BY_KEY, key).mappings().one())
             except IntegrityError:
                 # Another process added the same key between our look and our insert
                 # (PostgreSQL, read committed): the second pass finds its row.
@@ -934,10 +616,10 @@ class Ledger:
                 values.update(_REQUEUE, retry_requested_at=now)
             else:
                 values.update(claim_rank=0, retry_requested_at=now)
-            _set(conn, row["id"], values)
+            set_values(conn, row["id"], values)
             old_sha, new_sha = payload_sha256(row["payload"]), payload_sha256(body)
             conn.execute(
-                _INSERT_TRANSITION,
+                INSERT_TRANSITION,
                 {
                     "item_id": row["id"],
                     "at": now,
@@ -1005,9 +687,9 @@ class Ledger:
         now: datetime,
     ) -> int:
         if bot is None:
-            rows = conn.execute(_EXPIRED, {"w_now": now}).mappings().all()
+            rows = conn.execute(EXPIRED, {"w_now": now}).mappings().all()
         else:
-            rows = conn.execute(_EXPIRED_OF_BOT, {"w_now": now, "w_bot": bot}).mappings().all()
+            rows = conn.execute(EXPIRED_OF_BOT, {"w_now": now, "w_bot": bot}).mappings().all()
         for row in rows:
             expiries = row["lease_expiries"] + 1
             target = ItemState.NEEDS_REVIEW if expiries >= self.max_lease_expiries else ItemState.PENDING
@@ -1028,7 +710,7 @@ class Ledger:
             }
             if code:
                 values.update(reason_code=code, reason_message=message)
-            _set(conn, row["id"], values)
+            set_values(conn, row["id"], values)
             self._transition(
                 conn,
                 events,
@@ -1068,11 +750,11 @@ class Ledger:
             if bounded:
                 params["w_max_attempts"] = self.max_attempts
                 spent = conn.execute(
-                    _OUT_OF_ATTEMPTS, {"w_bot": bot, "w_max_attempts": self.max_attempts}
+                    OUT_OF_ATTEMPTS, {"w_bot": bot, "w_max_attempts": self.max_attempts}
                 ).mappings()
                 for spent_row in spent.all():
                     self._exhaust(conn, events, spent_row, now)
-            row = conn.execute(_CLAIM[bounded], params).mappings().first()
+            row = conn.execute(CLAIM[bounded], params).mappings().first()
             if row is None:
                 return None
             self._transition(
@@ -1095,7 +777,7 @@ class Ledger:
         now: datetime,
     ) -> None:
         message = f"Gave up after {row['attempts']} attempts (the limit is {self.max_attempts})"
-        _set(
+        set_values(
             conn,
             row["id"],
             {
@@ -1154,7 +836,7 @@ class Ledger:
             (work_items.c.state == ItemState.PENDING.value)
             | (
                 work_items.c.state.in_([s.value for s in ACTIVE_STATES])
-                & (work_items.c.lease_expires_at < bindparam("w_now", type_=_UTCDateTime))
+                & (work_items.c.lease_expires_at < bindparam("w_now", type_=UTCDateTime))
             ),
         )
         with self.engine.connect() as conn:
@@ -1172,7 +854,7 @@ class Ledger:
             expires = now + lease
             # One fenced UPDATE; only when it changes nothing do we read the row to say why.
             changed = conn.execute(
-                _HEARTBEAT,
+                HEARTBEAT,
                 {
                     "w_id": item.id,
                     "w_token": item.lease_token,
@@ -1201,7 +883,7 @@ class Ledger:
             row = self._row(conn, item_id, lock=True)
             checkpoints = dict(row["checkpoints"] or {})
             checkpoints[name] = _redact(value)
-            _set(conn, item_id, {"checkpoints": checkpoints, "updated_at": now})
+            set_values(conn, item_id, {"checkpoints": checkpoints, "updated_at": now})
             self._transition(
                 conn,
                 events,
@@ -1224,7 +906,7 @@ class Ledger:
             now = self.clock()
             row = self._row(conn, item_id, lock=True)
             stored = list(row["evidence"] or []) + [e.model_dump() for e in new]
-            _set(conn, item_id, {"evidence": stored, "updated_at": now})
+            set_values(conn, item_id, {"evidence": stored, "updated_at": now})
             self._transition(
                 conn,
                 events,
@@ -1267,7 +949,7 @@ class Ledger:
                 values["lease_expires_at"] = now + timedelta(
                     seconds=self.lease_s if lease_s is None else lease_s
                 )
-            statement = _update_statement(
+            statement = update_statement(
                 tuple(sorted(values)), fenced=True, add_attempts=bool(attempts_delta)
             )
             params = {f"v_{name}": value for name, value in values.items()}
@@ -1519,7 +1201,7 @@ class Ledger:
                 changes["retry_requested_at"] = now
             if result is not None:
                 changes["result"] = result(row)
-            fresh = _set(conn, item_id, changes)
+            fresh = set_values(conn, item_id, changes)
             said = _redact(reason) or default_reason
             fields: dict[str, Any] = {"operator": name, "reason": said}
             if row["lease_owner"]:
@@ -1555,7 +1237,7 @@ class Ledger:
             select(item_transitions.c.item_id)
             .where(
                 item_transitions.c.event == "claimed",
-                item_transitions.c.at >= bindparam("w_since", type_=_UTCDateTime),
+                item_transitions.c.at >= bindparam("w_since", type_=UTCDateTime),
                 item_transitions.c.at >= work_items.c.retry_requested_at,
                 item_transitions.c.item_id == work_items.c.id,
             )
@@ -1579,7 +1261,7 @@ class Ledger:
     def find(self, bot: str, idempotency_key: str) -> WorkItem | None:
         """The item of ``bot`` with this idempotency key, if any."""
         with self.engine.connect() as conn:
-            row = conn.execute(_ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().first()
+            row = conn.execute(ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().first()
             return self._item(row) if row is not None else None
 
     def find_many(self, bot: str, idempotency_keys: Iterable[str]) -> dict[str, WorkItem]:
