@@ -54,6 +54,7 @@ __all__ = [
     "bots",
     "cli_flag",
     "docs_table",
+    "flow_run_suffix",
     "get",
     "input_fields",
     "load",
@@ -152,8 +153,12 @@ def new_run_id(flow_run_id: object | None = None) -> str:
     """
     from bots.runtime.ids import new_run_id as runtime_run_id
 
-    suffix = str(flow_run_id).replace("-", "")[:8] if flow_run_id else None
-    return runtime_run_id(suffix=suffix)
+    return runtime_run_id(suffix=flow_run_suffix(flow_run_id) if flow_run_id else None)
+
+
+def flow_run_suffix(flow_run_id: object) -> str:
+    """The suffix every run id of a Prefect flow run ends with: its id's first 8 hex digits."""
+    return str(flow_run_id).replace("-", "")[:8]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ it as ``<bot>_flow`` (``purchase_orders_flow``): the ``prefect.yaml`` entrypoint
 1. makes the run id (:func:`bots.registry.new_run_id`) and binds it to the logs;
 2. resolves the input paths against the data root (``paths.root``) and refuses a
    missing one before any work, naming the full path (``Failed``, one sentence);
+   on a retried flow run (Retry in the Prefect UI: the same flow run again), retries
+   the items its earlier attempt left ``failed`` or ``needs_review``, so they go first;
 3. runs the bot's run callable in one Prefect task (the bot's work-item runner
    loops over the items; Prefect sees counts, artifacts, logs), holding
    ``portal-browser-sessions`` slots for its browser contexts;
@@ -49,6 +51,8 @@ from flows.outcome import finish, refuse
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.client.schemas.objects import State
+
+    from config.settings import Settings
 
 __all__ = ["FLOWS", "bot_flow", "run_bot"]
 
@@ -142,6 +146,43 @@ def _log_outcome(log: Any, bot: Bot, outcome: RunOutcome) -> None:
     log.info(f"{bot.title.lower()} finished", **{k: v for k, v in outcome.counts.items() if v})
 
 
+def _retry_what_the_earlier_attempt_left(
+    bot: Bot, flow_run_id: object | None, settings: Settings, log: Any
+) -> int:
+    """On a retried flow run (the Prefect UI's Retry), retries the items its earlier
+    attempts left ``failed`` or ``needs_review``, so this attempt processes them first.
+
+    Each is an operator's retry (:meth:`bots.runtime.ledger.Ledger.retry`), recorded
+    under ``Prefect UI retry of flow run <name>``. Returns how many were retried.
+    """
+    from prefect.runtime import flow_run
+
+    if not bot.ledger_bot or not flow_run_id or flow_run.get_run_count() < 2:
+        return 0
+    from bots.runtime.ledger import Ledger
+
+    name = flow_run.get_name() or str(flow_run_id)
+    ledger = Ledger.from_settings(settings)
+    try:
+        left = ledger.left_failed_by_run(bot.ledger_bot, registry.flow_run_suffix(flow_run_id))
+        for item in left:
+            ledger.retry(
+                item.id,
+                f"flow run {name} retried (attempt {flow_run.get_run_count()}); "
+                f"its earlier attempt left the item {item.state}",
+                operator=f"Prefect UI retry of flow run {name}",
+            )
+    finally:
+        ledger.close()
+    if left:
+        log.info(
+            "retrying the items the earlier attempt left failed",
+            items=len(left),
+            keys=[item.idempotency_key for item in left[:10]],
+        )
+    return len(left)
+
+
 def _changed(params: BotParameters) -> dict[str, Any]:
     """The parameters that differ from their defaults (the "started" line)."""
     defaults = type(params)()
@@ -186,6 +227,7 @@ def bot_flow(bot: Bot) -> Flow[..., State]:
             params = registry.resolve_inputs(params, settings.paths.root)
         except BotInputError as exc:
             return refuse(bot.title, str(exc))
+        _retry_what_the_earlier_attempt_left(bot, flow_run_id, settings, log)
         slots = int(getattr(params, bot.browser_contexts, 0) or 0) if bot.browser_contexts else 0
         if bot.browser_contexts:
             with browser_session_slots(slots or settings.browser.contexts):

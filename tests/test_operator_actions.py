@@ -268,3 +268,42 @@ def test_the_next_run_of_the_bot_processes_a_retried_item_first_with_its_correct
         "REQ-MONDAY"
     ]
     assert ledger.get(item_id).state is ItemState.DONE
+
+
+def test_the_items_a_flow_run_left_failed_are_found_by_the_run_that_last_claimed_them(
+    ledger: Ledger,
+) -> None:
+    """A retried Prefect flow run retries what its earlier attempt left failed or needing review:
+    not its business exceptions, not items another run (or a later one) claimed last."""
+    for key in ("A", "B", "C", "D"):
+        ledger.add("purchase_orders", key, {})
+    first, other, later = (
+        "20261207T120000Z-aaaa1111",
+        "20261207T120000Z-bbbb2222",
+        "20261207T121000Z-cccc3333",
+    )
+    claims = {
+        key: ledger.claim("purchase_orders", "w", run_id=run)
+        for key, run in zip("ABCD", (first, first, other, first), strict=True)
+    }
+    for key in "ACD":
+        item = claims[key]
+        assert item is not None
+        assert item.idempotency_key == key
+        ledger.fail(item, "PORTAL_UNAVAILABLE", "HTTP 503")
+    business = claims["B"]
+    assert business is not None
+    ledger.business_exception(business, "INVALID_GTIN", "bad GTIN")
+    ledger.retry(claims["D"].id, "portal is back", operator="Jane Smith")  # type: ignore[union-attr]
+    again = ledger.claim("purchase_orders", "w", run_id=later)
+    assert again is not None
+    assert again.idempotency_key == "D"
+    ledger.fail(again, "PORTAL_UNAVAILABLE", "HTTP 503")
+
+    assert [i.idempotency_key for i in ledger.left_failed_by_run("purchase_orders", "aaaa1111")] == ["A"]
+    assert [i.idempotency_key for i in ledger.left_failed_by_run("purchase_orders", "cccc3333")] == ["D"]
+    assert ledger.left_failed_by_run("invoice_matching", "aaaa1111") == []
+    claimed = [t for t in ledger.history(claims["A"].id) if t.event == "claimed"]  # type: ignore[union-attr]
+    assert [t.detail for t in claimed] == [f"run {first}"]
+    with pytest.raises(ValueError, match="letters and digits"):
+        ledger.left_failed_by_run("purchase_orders", "%")

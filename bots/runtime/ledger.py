@@ -724,8 +724,14 @@ class Ledger:
             )
         return len(rows)
 
-    def claim(self, bot: str, owner: str, lease_s: float | None = None) -> WorkItem | None:
+    def claim(
+        self, bot: str, owner: str, lease_s: float | None = None, *, run_id: str | None = None
+    ) -> WorkItem | None:
         """Leases the oldest pending item of ``bot`` to ``owner``; None when there is none.
+
+        ``run_id`` (the claiming run's id) is recorded on the claim (``run <run id>`` in the
+        item's history), so the item's flow run can be found and :meth:`left_failed_by_run`
+        knows which run left an item failed.
 
         Expired leases are taken back first, and (with ``max_attempts``) pending
         items out of attempts are failed. The claim itself is one
@@ -765,6 +771,7 @@ class Ledger:
                 ItemState.IN_PROGRESS.value,
                 now=now,
                 owner=owner,
+                detail=f"run {run_id}" if run_id else None,
                 from_state=ItemState.PENDING.value,
             )
             return self._item(row)
@@ -1250,6 +1257,40 @@ class Ledger:
         )
         with self.engine.connect() as conn:
             return [self._item(row) for row in conn.execute(query, {"w_since": since}).mappings()]
+
+    def left_failed_by_run(self, bot: str, run_id_suffix: str) -> builtins.list[WorkItem]:
+        """Items of ``bot`` left ``failed`` or ``needs_review`` by a run whose id ends in ``-<suffix>``.
+
+        That is, their last claim was by such a run (see :meth:`claim`'s ``run_id``). The
+        run ids of one Prefect flow run share its suffix (:func:`bots.registry.new_run_id`),
+        so a retried flow run finds what its earlier attempts left failed. Business
+        exceptions are not among them: their data needs a person first.
+
+        Example:
+            >>> ledger.left_failed_by_run("purchase_orders", "1a2b3c4d")  # doctest: +SKIP
+            [WorkItem(id=7, idempotency_key='REQ-0007', state=<ItemState.FAILED: 'failed'>, ...)]
+        """
+        last_claim = (
+            select(item_transitions.c.detail)
+            .where(item_transitions.c.item_id == work_items.c.id, item_transitions.c.event == "claimed")
+            .order_by(item_transitions.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = (
+            select(work_items)
+            .where(
+                work_items.c.bot == bot,
+                work_items.c.state.in_([ItemState.FAILED.value, ItemState.NEEDS_REVIEW.value]),
+                last_claim.like(bindparam("w_pattern")),
+            )
+            .order_by(work_items.c.id)
+        )
+        if not run_id_suffix.isalnum():  # no LIKE wildcards: a suffix is letters and digits
+            raise ValueError(f"run id suffix {run_id_suffix!r}: expected letters and digits only")
+        pattern = f"run %-{run_id_suffix}"
+        with self.engine.connect() as conn:
+            return [self._item(row) for row in conn.execute(query, {"w_pattern": pattern}).mappings()]
 
     # -- reading ------------------------------------------------------------
 

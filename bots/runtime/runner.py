@@ -316,7 +316,7 @@ class Runner:
         beat.start()
         try:
             while max_items is None or summary.claimed < max_items:
-                item = self.ledger.claim(self.bot, self.owner, self.lease_s)
+                item = self.ledger.claim(self.bot, self.owner, self.lease_s, run_id=self.run_id)
                 if item is None:
                     break
                 summary.claimed += 1
@@ -447,7 +447,9 @@ class Runner:
         async with setup as state:
             while (max_items is None or summary.claimed < max_items) and not self._stopping(summary):
                 summary.claimed += 1  # reserved before the await, so workers never overshoot
-                item = await asyncio.to_thread(self.ledger.claim, self.bot, owner, self.lease_s)
+                item = await asyncio.to_thread(
+                    self.ledger.claim, self.bot, owner, self.lease_s, run_id=self.run_id
+                )
                 if item is None:
                     summary.claimed -= 1
                     return
