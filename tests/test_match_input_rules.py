@@ -144,3 +144,41 @@ def test_order_lines_of_one_po_that_disagree_stop_the_run(files: dict[str, Path]
         "orders.csv row 3, column 'Supplier ID' ('SUP-X'): purchase order PO-100: supplier_id differs"
         in stderr
     )
+
+
+def test_xlsx_invoice_rows_follow_the_same_rules_with_excel_row_numbers(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Invoice rows in a workbook (a title row above the header): the conflict names the
+    rows as Excel shows them, dates and percent cells read as the row reader reads them."""
+    import datetime as dt
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["Invoices exported 2025-05-03"])
+    ws.append(INVOICE_HEADER.strip().split(","))
+    ws.append(
+        ["invoice", "INV-X", SUPPLIER_A, dt.date(2025, 5, 1), "PO-100", 1, 1, 10.0, 10.0, 0.2, 2.0, None]
+    )
+    ws.append(
+        ["invoice", "INV-X", SUPPLIER_A, dt.date(2025, 5, 1), "PO-200", 2, 1, 500.0, 500.0, 0.2, 100.0, None]
+    )
+    # 20% as Excel stores a percent-formatted cell: 0.2 (read as 20, or the line would be held).
+    ws.append(
+        ["invoice", "INV-Y", SUPPLIER_A, dt.date(2025, 5, 2), "PO-100", 2, 1, 500.0, 500.0, 0.2, 100.0, None]
+    )
+    path = tmp_path / "invoices.xlsx"
+    wb.save(path)
+
+    code, payload, stderr = _match(files, path)
+    assert code == 1, stderr
+    docs = by_number(payload)
+    assert docs["INV-Y"]["decision"] == "approve"
+    assert docs["INV-Y"]["issue_date"] == "2025-05-02"
+    held = docs["INV-X"]
+    assert [r["code"] for r in held["reasons"]] == ["INPUT_CONFLICT"]
+    assert "(rows 3, 4)" in held["reasons"][0]["message"]
+    assert "row 4 has PO Number 'PO-200', row 3 'PO-100'" in held["reasons"][0]["message"]
