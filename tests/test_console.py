@@ -376,6 +376,16 @@ def test_run_ids_are_read_from_evidence_folders_and_history(ledger: Ledger, sett
     assert offline.find(uuid) == uuid
 
 
+def test_the_run_that_claimed_an_item_is_read_from_its_claim(ledger: Ledger) -> None:
+    """The runner records its run id on each claim, so every claimed item can be linked."""
+    from flows.console.flowruns import run_ids
+
+    ledger.add("run_link_bot", "REQ-RUN-2", {})
+    claimed = ledger.claim("run_link_bot", "host:1:abc/w0", run_id="20261207T101500Z-5e6f7a8b")
+    assert claimed is not None
+    assert run_ids(ledger.get(claimed.id), ledger.history(claimed.id)) == ["20261207T101500Z-5e6f7a8b"]
+
+
 @pytest.mark.prefect
 def test_an_items_flow_run_is_found_through_the_prefect_api_and_linked(
     prefect_api: None, ledger: Ledger, settings: Settings

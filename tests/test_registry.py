@@ -138,6 +138,7 @@ def test_run_ids_have_one_format_tied_to_the_flow_run() -> None:
 
     flow_run_id = "7fa8512a-0e90-4cd8-b9f0-74643fcd5de5"
     assert re.fullmatch(r"\d{8}T\d{6}Z-7fa8512a", registry.new_run_id(flow_run_id))
+    assert registry.new_run_id(flow_run_id).endswith("-" + registry.flow_run_suffix(flow_run_id))
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", registry.new_run_id())
 
 
