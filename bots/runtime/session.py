@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -53,19 +54,20 @@ def _alive(pid: int) -> bool:
 
 @asynccontextmanager
 async def private_folder(settings: Settings) -> AsyncIterator[Path]:
-    """``<data root>/private/playwright/<pid>``, mode 0700, removed at the end.
+    """``<data root>/private/playwright/<pid>-<random>``, mode 0700, removed at the end.
 
-    Folders left by processes that no longer run (a killed run) are removed first.
+    Folders left by processes that no longer run (a killed run) are removed first;
+    runs of this process (Prefect tasks in threads) each have their own.
     """
     base = settings.paths.root / "private" / "playwright"
     base.mkdir(parents=True, exist_ok=True)
     for folder in (base.parent, base):
         folder.chmod(0o700)
     for old in base.iterdir():
-        if not (old.name.isdigit() and _alive(int(old.name))) or int(old.name) == os.getpid():
+        owner = old.name.split("-", 1)[0]
+        if not (owner.isdigit() and _alive(int(owner))):
             shutil.rmtree(old, ignore_errors=True)
-    mine = base / str(os.getpid())
-    mine.mkdir(mode=0o700)
+    mine = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))  # 0700, a name of its own
     try:
         yield mine
     finally:

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,6 +59,8 @@ CHROMIUM_ARGS = [
 ]
 
 TRACING_MARK = "_procbots_tracing"
+
+_DRIVER_START = threading.Lock()
 
 SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -156,19 +159,20 @@ async def open_chromium(
     """
     from playwright.async_api import async_playwright
 
-    saved = os.environ.get("TMPDIR")
-    if private_dir is not None:
-        # The driver reads TMPDIR once, when it starts: its artifacts folder is under it.
-        os.environ["TMPDIR"] = str(private_dir)
-    try:
-        manager = async_playwright()
-        pw = await manager.__aenter__()
-    finally:
+    manager = async_playwright()
+    with _DRIVER_START:  # runs in other threads of this process must not see or change our TMPDIR
+        saved = os.environ.get("TMPDIR")
         if private_dir is not None:
-            if saved is None:
-                os.environ.pop("TMPDIR", None)
-            else:
-                os.environ["TMPDIR"] = saved
+            # The driver reads TMPDIR once, when it starts: its artifacts folder is under it.
+            os.environ["TMPDIR"] = str(private_dir)
+        try:
+            pw = await manager.__aenter__()
+        finally:
+            if private_dir is not None:
+                if saved is None:
+                    os.environ.pop("TMPDIR", None)
+                else:
+                    os.environ["TMPDIR"] = saved
     # Chromium's own TMPDIR holds only its singleton socket, whose path must stay under
     # 108 bytes, so it gets a short private folder of its own (the profile is in private_dir).
     # (A long TMPDIR would not fit: then the system's /tmp.) It never holds anything but the socket.
