@@ -12,7 +12,11 @@ import asyncio
 import io
 import json
 import zipfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,8 +74,8 @@ def test_failed_run_keeps_evidence_without_the_password(
 
     from config.logging import register_secret
     from connectors.audit import AuditLog, verify_audit
-    from connectors.portal.browser import launch_chromium_async
-    from connectors.portal.session import browser_worker
+    from connectors.portal.browser import launch_chromium_async, new_context_async
+    from connectors.portal.evidence import restart_trace
 
     register_secret(PASSWORD)  # as the settings' portal password is
     settings = Settings(
@@ -92,15 +96,30 @@ def test_failed_run_keeps_evidence_without_the_password(
         await page.get_by_label("Requisition").fill(item.idempotency_key)
         raise PortalTimeout("PORTAL_TIMEOUT", f"Requisition form did not save ({message})")
 
-    async def login(page: object) -> None:
-        await _sign_in(page, submit_inside=False)
+    @dataclass
+    class BrowserWorker:  # what the runner hands process: a traced context and its page
+        context: Any
+        page: Any
+
+        async def begin_item(self, item: WorkItem) -> None:
+            await restart_trace(self.context)  # the trace then holds this attempt only
+
+    @asynccontextmanager
+    async def browser_worker(browser: Any) -> AsyncIterator[BrowserWorker]:
+        context = await new_context_async(browser, settings.browser)
+        try:
+            page = await context.new_page()
+            await _sign_in(page, submit_inside=False)
+            yield BrowserWorker(context, page)
+        finally:
+            await context.close()
 
     async def main() -> None:
         async with async_playwright() as pw:
             browser = await launch_chromium_async(pw, settings.browser)
             try:
                 summary = await runner.run_async(
-                    workers=1, process=key_order, worker_setup=lambda: browser_worker(browser, login=login)
+                    workers=1, process=key_order, worker_setup=lambda: browser_worker(browser)
                 )
             finally:
                 await browser.close()
