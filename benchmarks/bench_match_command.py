@@ -235,7 +235,7 @@ def reference_worker(folder: Path) -> dict[str, Any]:
     try:
         from tests.oracle.matching import match_invoices
     except ImportError:  # before the reference engine moved under tests/
-        from bots.domain.matching import match_invoices
+        from tests.oracle.matching import match_invoices
 
     t0 = time.perf_counter()
     orders, errors = load_orders(folder / "orders.csv")

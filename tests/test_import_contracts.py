@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE_MODULES = ["bots/domain/models.py", "bots/domain/identifiers.py", "bots/domain/matching.py"]
+PURE_MODULES = [
+    "bots/domain/models.py",
+    "bots/domain/identifiers.py",
+    "bots/domain/matching.py",
+    "bots/domain/match_sequential.py",
+    "bots/domain/match_tables.py",
+]
 FORBIDDEN = {"prefect", "playwright", "openpyxl", "python_calamine", "sqlalchemy", "httpx", "requests",
              "socket", "subprocess", "connectors", "flows", "sandbox", "structlog", "defusedxml", "os", "io",
              "pathlib", "shutil", "sqlite3", "urllib"}
@@ -23,6 +29,7 @@ def test_import_linter_contracts_pass() -> None:
     assert "Pure domain" in result.stdout
     assert "imports the sandbox only inside the sandbox and demo commands KEPT" in result.stdout
     assert "Layers: flows -> bot modules -> bots.runtime -> connectors" in result.stdout
+    assert "Production code never imports the tests (the matching oracle lives there) KEPT" in result.stdout
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
@@ -100,3 +107,23 @@ def test_every_bot_module_is_in_the_bot_modules_layer() -> None:
     modules = {f"bots.{path.stem}" for path in (ROOT / "bots").glob("*.py") if path.stem != "__init__"}
     missing = sorted(modules - layer)
     assert missing == [], f"add {missing} to the bot-modules layer in pyproject.toml"
+
+
+def test_no_product_module_imports_the_tests_or_a_reference_engine() -> None:
+    """One matching engine in the product: the reference engine is the tests' oracle
+    (tests/oracle/matching.py), and no product module imports anything from tests/."""
+    offenders = []
+    for package in ("bots", "connectors", "config", "flows"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "tests"]
+    assert offenders == []
+    import bots.domain.matching as matching
+
+    assert not hasattr(matching, "match_invoices")
+    assert not hasattr(matching, "match_invoice")

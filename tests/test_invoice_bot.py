@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bots.domain.matching import Decision, Reason, match_invoices, normalise_vat
+from bots.domain.matching import Decision, Reason, normalise_vat
 from bots.domain.models import Invoice
 from bots.invoices import (
     BOT,
@@ -37,6 +37,7 @@ from bots.runtime.ledger import ItemState, Ledger
 from connectors.portal.pages.base import PortalCredentials, PortalSession
 from connectors.portal.pages.invoices import InvoiceDetailPage
 from sandbox.server import SandboxServer
+from tests.oracle.matching import match_invoices
 from tests.plugins.sandbox import SANDBOX_PASSWORD
 
 SEED = 1

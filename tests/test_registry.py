@@ -146,10 +146,10 @@ def test_hold_reasons_count_every_held_or_rejected_document_under_each_code() ->
     """The hold-reasons table (titled "held or rejected") counts rejections too: a duplicate
     invoice rejected is DUPLICATE_INVOICE x1, and the counts cover every document not approved."""
     from bots.bot_runs import hold_reasons
-    from bots.domain.matching import match_invoices
+    from bots.domain.match_tables import match_documents
     from tests.matching_builders import invoice, order, receipt
 
-    decisions = match_invoices(
+    decisions = match_documents(
         [order("PO-1", lines=((1, "20", "10.00", "20", True),))],
         [receipt("PO-1", qty="20")],
         [invoice("INV-1", po="PO-1"), invoice("INV-1", po="PO-1"), invoice("INV-2", po="PO-9")],

@@ -54,13 +54,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bots.domain import match_messages as messages
+from bots.domain.match_sequential import content_key, decide_in_order
 from bots.domain.matching import (
-    _ZERO_CATEGORIES,
+    ZERO_CATEGORIES,
     Decision,
     MatchingPolicy,
     Reason,
-    _fine_key,
-    _match,
     normalise_invoice_number,
     normalise_vat,
 )
@@ -510,7 +509,7 @@ class MatchTables:
         for values in (ln_qty, ln_price, ln_rate):
             ln_bad |= np.abs(values) >= _UNIT_LIMIT
         categories = list(lines["categories"])
-        zero = np.array([c in _ZERO_CATEGORIES for c in categories], dtype=np.bool_)
+        zero = np.array([c in ZERO_CATEGORIES for c in categories], dtype=np.bool_)
         ln_category = np.asarray(lines["category"], dtype=np.int64)
         tables = cls(
             ol_po=np.asarray(orders["po"], dtype=np.int64),
@@ -647,7 +646,7 @@ class MatchTables:
         ln_rate, c4 = _scaled(il["vat_rate"], _UNIT_LIMIT)
         category_book: dict[str, int] = {}
         category_codes = _codes(il["vat_category"], category_book)
-        zero = np.array([c in _ZERO_CATEGORIES for c in category_book], dtype=np.bool_)
+        zero = np.array([c in ZERO_CATEGORIES for c in category_book], dtype=np.bool_)
         ln_zero = zero[category_codes] if len(category_codes) else np.zeros(0, dtype=np.bool_)
         ln_label = _line_labels(ln_doc, count, il.get("line_id"))
         return cls(
@@ -823,7 +822,7 @@ class MatchTables:
         orders = self.order_models(codes)
         receipts = self.receipt_models(codes)
         return {
-            positions[id(doc)].pop(0): decision for doc, decision in _match(orders, receipts, models, policy)
+            positions[id(doc)].pop(0): decision for doc, decision in decide_in_order(orders, receipts, models, policy)
         }
 
 
@@ -1285,7 +1284,7 @@ def _processing_order(t: MatchTables) -> Int64Array:
             if end - start > 1:
                 run = order[start:end].tolist()
                 models = t.invoice_models(run)
-                ranked = sorted(range(len(run)), key=lambda k: _fine_key(models[k]))
+                ranked = sorted(range(len(run)), key=lambda k: content_key(models[k]))
                 order[start:end] = [run[k] for k in ranked]
     return order
 

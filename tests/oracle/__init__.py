@@ -1,0 +1,1 @@
+"""Test oracles: readable reference implementations the product is compared against."""
