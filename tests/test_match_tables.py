@@ -1,5 +1,5 @@
 """The column-wise matcher (``bots.domain.match_tables``) gives exactly the decisions of the
-reference engine (``bots.domain.matching.match_invoices``), messages and order included: on
+reference engine (the oracle, ``tests/oracle/matching.py``), messages and order included: on
 every named scenario, on generated order books and invoice runs, on bulk columns, and
 on values too large or too fine for its integer columns."""
 
@@ -48,18 +48,18 @@ def test_every_named_scenario_decides_as_the_reference_engine(scenario: Scenario
 
 
 def test_named_scenarios_exercise_both_paths() -> None:
-    """Most scenarios are decided column-wise; the sequential ones by the reference engine."""
-    column_wise = reference = 0
+    """Most scenarios are decided column-wise; the sequential ones by the sequential pass (match_sequential)."""
+    column_wise = sequential = 0
     for param in SCENARIOS:
         scenario = param.values[0]
         assert isinstance(scenario, Scenario)
         result = match_tables(
             MatchTables.from_models(scenario.orders, scenario.receipts, scenario.invoices), scenario.policy
         )
-        reference += result.reference_documents
-        column_wise += len(scenario.invoices) - result.reference_documents
+        sequential += result.sequential_documents
+        column_wise += len(scenario.invoices) - result.sequential_documents
     assert column_wise >= 25, column_wise
-    assert reference >= 25, reference
+    assert sequential >= 25, sequential
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,15 +81,15 @@ def test_clean_independent_invoices_are_decided_column_wise_with_their_holds() -
         invoice("INV-3", po="PO-3", lines=[("1", "4", "2.60", "20")], vat=SUPPLIER_B),  # over tolerance
     ]
     result = _both(orders, receipts, invoices)
-    assert result.reference_documents == 0
+    assert result.sequential_documents == 0
     assert [KINDS[k] for k in result.decision] == ["approve", "hold", "hold"]
     assert result.core_counts["QTY_OVER_RECEIVED"] == 1
     assert result.core_counts["PRICE_OVER_TOLERANCE"] == 1
 
 
-def test_amounts_beyond_the_integer_columns_go_to_the_reference_engine() -> None:
+def test_amounts_beyond_the_integer_columns_go_to_the_sequential_pass() -> None:
     """A sixth decimal place, or a quantity of billions, cannot be held exactly as
-    10^-4 integers: those documents are decided (identically) by the reference engine."""
+    10^-4 integers: those documents are decided (identically) by the sequential pass."""
     orders = [
         order("PO-1", [(1, "1000", "0.123456", "20", False)]),
         order("PO-2", [(1, "5000000000", "1.00", "20", False)]),
@@ -102,10 +102,10 @@ def test_amounts_beyond_the_integer_columns_go_to_the_reference_engine() -> None
         invoice("INV-3", po="PO-3", lines=[("1", "10", "10.00", "20")], vat=SUPPLIER_B),
     ]
     result = _both(orders, [], invoices)
-    assert result.reference_documents == 2
+    assert result.sequential_documents == 2
 
 
-def test_supplier_overrides_and_shared_orders_decide_as_the_reference_engine() -> None:
+def test_supplier_overrides_and_shared_orders_decide_as_the_oracle() -> None:
     override = {"price_tolerance_pct": "10", "price_tolerance_abs": "50"}
     policy = MatchingPolicy(suppliers={SUPPLIER_B: override})
     orders = [
@@ -120,7 +120,7 @@ def test_supplier_overrides_and_shared_orders_decide_as_the_reference_engine() -
     ]
     result = _both(orders, [], invoices, policy)
     assert [KINDS[k] for k in result.decision] == ["hold", "approve", "approve"]
-    assert result.reference_documents == 3
+    assert result.sequential_documents == 3
 
 
 def test_bulk_columns_decide_as_models_do() -> None:
@@ -180,7 +180,7 @@ def test_financial_years_column_wise_equal_the_date_by_date_rule() -> None:
 
 
 def test_match_documents_is_match_invoices_on_every_named_scenario() -> None:
-    """What procbots match, the flow and the inbox bot call returns the reference list."""
+    """What procbots match, the flow and the inbox bot call returns the oracle's list."""
     from bots.domain.match_tables import match_documents
 
     for param in SCENARIOS:

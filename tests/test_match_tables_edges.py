@@ -190,4 +190,4 @@ def test_one_po_line_billed_twice_by_one_invoice_is_the_reference_engines(
     assert "QTY_OVER_ORDERED" in expected[1].codes
     result = match_tables(MatchTables.from_models(orders, [], invoices))
     assert result.decisions() == expected
-    assert result.reference_documents == 1
+    assert result.sequential_documents == 1

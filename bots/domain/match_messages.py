@@ -2,7 +2,9 @@
 
 Pure functions of plain values (numbers as exact ``Decimal`` or as the engine's integers
 of 1/10,000, dates, strings), used by
-the bulk engine (:mod:`bots.domain.match_tables`) to word its reasons column by column.
+the product engine: :mod:`bots.domain.match_tables` words its reasons column by column,
+:mod:`bots.domain.match_sequential` those of the documents it decides one by one
+(credit notes, duplicates, shared cumulative quantities).
 Each returns the message of one reason code; the wording is the interface people read,
 so the differential tests compare it, character for character, with the readable
 reference engine kept under ``tests/`` as the oracle.
@@ -16,8 +18,13 @@ from decimal import ROUND_HALF_UP, Decimal
 
 __all__ = [
     "WITHIN_TOLERANCE",
+    "credit_exceeds_invoice",
+    "credit_exceeds_line",
+    "credit_no_reference",
+    "credit_reference_unknown",
     "currency_mismatch",
     "day",
+    "duplicate",
     "financial_year_label",
     "line_not_on_po",
     "money",
@@ -25,9 +32,13 @@ __all__ = [
     "no_po",
     "number",
     "pennies_money",
+    "po_from_billing_reference",
     "po_not_found",
+    "possible_duplicate_days",
+    "possible_duplicate_number",
     "price",
     "quantity",
+    "rebill_after_credit",
     "scaled_number",
     "scaled_unit_price",
     "supplier_mismatch",
@@ -208,4 +219,77 @@ def quantity(code: str, label: int, po_line_no: int, kind: str, total: int, befo
     return (
         f"Line {label}: invoiced quantity would reach {scaled_number(total)} on PO line {po_line_no} "
         f"but only {scaled_number(limit)} has been received{already}"
+    )
+
+
+# --- the sequential rules (bots.domain.match_sequential): credits and duplicates ---------
+
+
+def credit_no_reference() -> str:
+    """``CREDIT_NOTE_NO_REFERENCE``."""
+    return (
+        "Credit note does not name the invoice it credits (billing reference); "
+        "ask the supplier which invoice it reduces"
+    )
+
+
+def credit_reference_unknown(reference: str) -> str:
+    """``CREDIT_REFERENCE_UNKNOWN`` (a note)."""
+    return f"Credited invoice {reference} is not among the invoices matched in this run"
+
+
+def po_from_billing_reference(po: str, invoice_number: str) -> str:
+    """``PO_FROM_BILLING_REFERENCE`` (a note)."""
+    return f"Purchase order {po} taken from credited invoice {invoice_number}"
+
+
+def credit_exceeds_line(label: int, po_line_no: int, credited: Decimal, invoiced: Decimal) -> str:
+    """``CREDIT_EXCEEDS_INVOICED`` on a line: more credited than approved invoices billed."""
+    return (
+        f"Line {label}: crediting {number(credited)} of PO line {po_line_no} "
+        f"but only {number(invoiced)} has been invoiced and approved"
+    )
+
+
+def credit_exceeds_invoice(gross: Decimal, invoice_number: str, invoiced: Decimal, currency: str) -> str:
+    """``CREDIT_EXCEEDS_INVOICED`` on the document: more than the credited invoice's gross."""
+    return (
+        f"Credit note of {money(gross, currency)} exceeds invoice {invoice_number} "
+        f"of {money(invoiced, currency)}"
+    )
+
+
+def rebill_after_credit(invoice_number: str, issued: dt.date, credit_note: str, kind: str) -> str:
+    """``REBILL_AFTER_CREDIT`` (a note): the invoice was reversed in full and is billed again."""
+    return (
+        f"Invoice {invoice_number} dated {day(issued)} was reversed in full by credit note "
+        f"{credit_note}; this {kind} bills it again and is not a duplicate"
+    )
+
+
+def duplicate(kind: str, invoice_number: str, issued: dt.date, year: int) -> str:
+    """``DUPLICATE_INVOICE``: same supplier and number in the same financial year."""
+    return (
+        f"Duplicate of {kind} {invoice_number} dated {day(issued)} from the same supplier "
+        f"in financial year {financial_year_label(year)}; already processed, do not pay again"
+    )
+
+
+def possible_duplicate_days(
+    kind: str, invoice_number: str, issued: dt.date, gross: Decimal, currency: str, days: int
+) -> str:
+    """``POSSIBLE_DUPLICATE``: same supplier and amount within a few days."""
+    return (
+        f"Possible duplicate of {kind} {invoice_number} dated {day(issued)}: "
+        f"same supplier and same amount {money(gross, currency)}, {days} day(s) apart"
+    )
+
+
+def possible_duplicate_number(
+    kind: str, invoice_number: str, issued: dt.date, gross: Decimal, currency: str
+) -> str:
+    """``POSSIBLE_DUPLICATE``: same supplier and amount, numbers one edit apart."""
+    return (
+        f"Possible duplicate of {kind} {invoice_number} dated {day(issued)}: same supplier, "
+        f"same amount {money(gross, currency)} and the numbers differ by one character"
     )

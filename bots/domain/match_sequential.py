@@ -66,8 +66,6 @@ def _deletion_keys(value: str) -> set[str]:
 _money = match_messages.money
 _unit_price = match_messages.unit_price
 _number = match_messages.number
-_day = match_messages.day
-_fy = match_messages.financial_year_label
 
 
 # --- the engine ----------------------------------------------------------------------
@@ -223,16 +221,9 @@ class _Engine:
             po, credited = self._credit_reference(doc, vat_key, po, reasons, notes)
         check_lines = False
         if not po:
-            reasons.append(
-                Reason(
-                    "NO_PO",
-                    None,
-                    f"The {kind} quotes no purchase order number; "
-                    "find the order or return it to the supplier",
-                )
-            )
+            reasons.append(Reason("NO_PO", None, match_messages.no_po(kind)))
         elif po not in self.headers:
-            reasons.append(Reason("PO_NOT_FOUND", None, f"Purchase order {po} is not on the order book"))
+            reasons.append(Reason("PO_NOT_FOUND", None, match_messages.po_not_found(po)))
         else:
             po_vat_key, po_currency, po_vat = self.headers[po]
             if po_vat_key and po_vat_key != vat_key:
@@ -240,8 +231,7 @@ class _Engine:
                     Reason(
                         "SUPPLIER_MISMATCH",
                         None,
-                        f"Supplier VAT number {doc.supplier.vat_number or '(none)'} is not the supplier "
-                        f"of purchase order {po} ({po_vat})",
+                        match_messages.supplier_mismatch(doc.supplier.vat_number, po, po_vat),
                     )
                 )
             elif po_currency != currency:
@@ -249,13 +239,11 @@ class _Engine:
                     Reason(
                         "CURRENCY_MISMATCH",
                         None,
-                        f"The {kind} is in {currency} but purchase order {po} is in {po_currency}",
+                        match_messages.currency_mismatch(kind, currency, po, po_currency),
                     )
                 )
             elif not doc.lines:
-                reasons.append(
-                    Reason("LINE_NOT_ON_PO", None, f"The {kind} has no lines to match to purchase order {po}")
-                )
+                reasons.append(Reason("LINE_NOT_ON_PO", None, match_messages.no_lines(kind, po)))
             else:
                 check_lines = True
 
@@ -314,8 +302,7 @@ class _Engine:
                         Reason(
                             "CREDIT_EXCEEDS_INVOICED",
                             label,
-                            f"Line {label}: crediting {_number(-delta)} of PO line {po_line.line_no} "
-                            f"but only {_number(before)} has been invoiced and approved",
+                            match_messages.credit_exceeds_line(label, po_line.line_no, -delta, before),
                         )
                     )
                 continue
@@ -354,8 +341,7 @@ class _Engine:
                 Reason(
                     "CREDIT_EXCEEDS_INVOICED",
                     None,
-                    f"Credit note of {_money(gross, currency)} exceeds invoice {credited[2]} "
-                    f"of {_money(credited[1], currency)}",
+                    match_messages.credit_exceeds_invoice(gross, credited[2], credited[1], currency),
                 )
             )
 
@@ -371,17 +357,13 @@ class _Engine:
                 Reason(
                     "REBILL_AFTER_CREDIT",
                     None,
-                    f"Invoice {reversal[0]} dated {_day(reversal[1])} was reversed in full by credit note "
-                    f"{reversal[2]}; this {kind} bills it again and is not a duplicate",
+                    match_messages.rebill_after_credit(reversal[0], reversal[1], reversal[2], kind),
                 )
             )
             del self.reversed[(vat_key, number_key)]
         if earlier is not None:
             duplicate = Reason(
-                "DUPLICATE_INVOICE",
-                None,
-                f"Duplicate of {kind} {earlier[0]} dated {_day(earlier[1])} from the same supplier "
-                f"in financial year {_fy(fy)}; already processed, do not pay again",
+                "DUPLICATE_INVOICE", None, match_messages.duplicate(kind, earlier[0], earlier[1], fy)
             )
             return self._decision(doc, "reject", [duplicate], notes, po, gross)
         self.exact_seen[exact_key] = (doc.invoice_number, doc.issue_date)
@@ -420,23 +402,12 @@ class _Engine:
     ) -> tuple[str | None, tuple[str | None, Decimal, str] | None]:
         reference = doc.billing_reference
         if not reference:
-            reasons.append(
-                Reason(
-                    "CREDIT_NOTE_NO_REFERENCE",
-                    None,
-                    "Credit note does not name the invoice it credits (billing reference); "
-                    "ask the supplier which invoice it reduces",
-                )
-            )
+            reasons.append(Reason("CREDIT_NOTE_NO_REFERENCE", None, match_messages.credit_no_reference()))
             return po, None
         credited = self.known_invoices.get((vat_key, normalise_invoice_number(reference)))
         if credited is None:
             notes.append(
-                Reason(
-                    "CREDIT_REFERENCE_UNKNOWN",
-                    None,
-                    f"Credited invoice {reference} is not among the invoices matched in this run",
-                )
+                Reason("CREDIT_REFERENCE_UNKNOWN", None, match_messages.credit_reference_unknown(reference))
             )
         elif not po and credited[0]:
             po = credited[0]
@@ -444,7 +415,7 @@ class _Engine:
                 Reason(
                     "PO_FROM_BILLING_REFERENCE",
                     None,
-                    f"Purchase order {po} taken from credited invoice {credited[2]}",
+                    match_messages.po_from_billing_reference(po, credited[2]),
                 )
             )
         return po, credited
@@ -619,8 +590,9 @@ class _Engine:
                 Reason(
                     "POSSIBLE_DUPLICATE",
                     None,
-                    f"Possible duplicate of {kind} {bucket.last_number} dated {_day(bucket.last_date)}: "
-                    f"same supplier and same amount {_money(gross, currency)}, {days} day(s) apart",
+                    match_messages.possible_duplicate_days(
+                        kind, bucket.last_number, bucket.last_date, gross, currency, days
+                    ),
                 )
             )
         elif policy.similar_numbers:
@@ -632,8 +604,9 @@ class _Engine:
                     Reason(
                         "POSSIBLE_DUPLICATE",
                         None,
-                        f"Possible duplicate of {kind} {similar[0]} dated {_day(similar[1])}: same supplier, "
-                        f"same amount {_money(gross, currency)} and the numbers differ by one character",
+                        match_messages.possible_duplicate_number(
+                            kind, similar[0], similar[1], gross, currency
+                        ),
                     )
                 )
         bucket.add(number_key, doc.invoice_number, doc.issue_date)

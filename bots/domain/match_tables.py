@@ -1,15 +1,15 @@
-"""Invoice matching in bulk: the same decisions as :func:`bots.domain.matching.match_invoices`,
-computed column-wise with numpy so a region's month (a million invoice lines) is
-decided in about a fifth of a second (messages for the holds take longer; see
-docs/matching.md).
+"""The product's invoice matching engine: every document decided, computed column-wise
+with numpy so a region's month (a million invoice lines) is decided in about a fifth
+of a second (messages for the holds take longer; see docs/matching.md).
 
 Pure domain logic, no I/O. :class:`MatchTables` holds orders, receipts and documents
 as columns (money as exact integers of 1/10,000 of a pound, strings as dictionary
 codes); :func:`match_tables` decides every document and returns a
-:class:`MatchResult`, whose :meth:`MatchResult.decisions` gives the very
-:class:`~bots.domain.matching.Decision` list ``match_invoices`` would, messages included.
+:class:`MatchResult`, whose :meth:`MatchResult.decisions` gives the full
+:class:`~bots.domain.matching.Decision` list, messages included
+(:mod:`bots.domain.match_messages` words them).
 
-How it stays identical to the reference engine:
+How it decides:
 
 - Documents are split into *independent* ones, whose decision does not depend on any
   other document, and the rest. A document is independent when it is an invoice (not a
@@ -22,14 +22,18 @@ How it stays identical to the reference engine:
   category, line on PO, price tolerance (the stricter of % and absolute), quantity
   against ordered and received. Integers make every comparison exact.
 - Everything else (and everything sharing a PO, a duplicate key or a credited invoice
-  with it, closed transitively) goes through the reference engine, which keeps the
-  sequential rules: approved-only cumulative quantities, credit notes, duplicates.
-- Messages are built on demand: :meth:`MatchResult.decisions` runs the reference
-  engine on the independent documents that have reasons or notes (each on its own, so
-  the result is the same) and builds the clean approvals directly.
+  with it, closed transitively) is decided by the sequential pass,
+  :func:`bots.domain.match_sequential.decide_in_order`, one document at a time in the
+  fixed processing order: approved-only cumulative quantities, credit notes,
+  duplicates (about 230 of 333k documents at a million lines).
+- Messages are built on demand: :meth:`MatchResult.decisions` words the reasons of the
+  independent documents column-wise and builds the clean approvals directly.
 
-``tests/test_match_tables.py`` checks the equality on every named scenario and on
-generated order books; ``benchmarks/bench_matching.py`` measures it against DuckDB.
+The readable reference engine is the tests' oracle (``tests/oracle/matching.py``):
+``tests/test_match_tables.py``, ``tests/test_match_tables_adversarial.py`` and
+``tests/test_match_tables_edges.py`` check that this engine gives its very decisions
+and messages on every named scenario, on generated order books and on adversarial
+runs; ``benchmarks/bench_matching.py`` measures it against DuckDB.
 
 Example:
     >>> tables = MatchTables.from_models(orders, receipts, invoices)  # doctest: +SKIP
@@ -121,7 +125,7 @@ _KINDS = ("approve", "hold", "reject")
 
 def _scaled(values: Sequence[Decimal], limit: int) -> tuple[Int64Array, BoolArray]:
     """``values`` × 10^4 as int64, and a mask of the values that are not exactly
-    representable within ``limit`` (those documents go to the reference engine)."""
+    representable within ``limit`` (those documents go to the sequential pass)."""
     count = len(values)
     try:
         # Fast path, exact: the products in a context that traps any rounding, truncated
@@ -173,7 +177,7 @@ def _group_sizes(*keys: Int64Array, exact: bool = False) -> Int64Array:
     The keys are packed into one int64 and counted (:func:`_sizes`). When their ranges do
     not fit in 63 bits they are mixed like a hash instead (wrapping), unless ``exact``:
     a collision can only make a group look larger, which for the engine's groups means
-    "ask the reference engine", never a different decision.
+    "ask the sequential pass", never a different decision.
     """
     count = len(keys[0])
     if not count:
@@ -259,7 +263,7 @@ class MatchTables:
     Build with :meth:`from_models` (from connector output) or :meth:`from_columns`
     (from bulk extracts). Construction is the *load*: it parses amounts into exact
     integers and strings into dictionary codes, and raises ``ValueError`` for a PO
-    number that appears on two orders, as ``match_invoices`` does.
+    number that appears on two orders, as the oracle (tests/oracle/matching.py) does.
     """
 
     # order lines
@@ -303,7 +307,7 @@ class MatchTables:
     ln_label: Int64Array  # the line label of messages (UBL line ID when numeric, else position); -1 odd
     ln_category: Int64Array  # code into ``categories``
     categories: list[str]
-    # dictionaries and raw values (for keys, messages and the reference engine)
+    # dictionaries and raw values (for keys, messages and the sequential pass)
     po_numbers: list[str]
     vat_numbers: list[str | None]
     currencies: list[str]
@@ -409,7 +413,7 @@ class MatchTables:
         - ``invoice_lines``: document (row index into documents), order_line_reference,
           quantity, unit_price, net_amount, vat_rate, vat_category.
 
-        Models are built only for the documents the reference engine must see.
+        Models are built only for the documents the sequential pass must see.
         """
         given = {
             "order_lines": order_lines,
@@ -702,7 +706,7 @@ class MatchTables:
             ),
         )
 
-    # -- models for the reference engine -------------------------------------------------
+    # -- models for the sequential pass -------------------------------------------------
 
     def invoice_models(self, indices: Sequence[int]) -> list[Invoice]:
         """The documents at ``indices`` as models (built from columns when need be)."""
@@ -805,8 +809,8 @@ class MatchTables:
             for r in rows.tolist()
         ]
 
-    def reference_match(self, indices: Sequence[int], policy: MatchingPolicy) -> dict[int, Decision]:
-        """The reference engine's decisions for the documents at ``indices``, which must
+    def sequential_match(self, indices: Sequence[int], policy: MatchingPolicy) -> dict[int, Decision]:
+        """The sequential pass's decisions for the documents at ``indices``, which must
         be closed under shared state (POs, duplicate keys, credited invoices)."""
         if not len(indices):
             return {}
@@ -822,7 +826,8 @@ class MatchTables:
         orders = self.order_models(codes)
         receipts = self.receipt_models(codes)
         return {
-            positions[id(doc)].pop(0): decision for doc, decision in decide_in_order(orders, receipts, models, policy)
+            positions[id(doc)].pop(0): decision
+            for doc, decision in decide_in_order(orders, receipts, models, policy)
         }
 
 
@@ -868,7 +873,7 @@ _LINE_COLUMNS = (
 
 
 def _line_number(reference: str | None) -> int:
-    # The reference engine reads a plain digit string as the PO line; anything else it
+    # The sequential pass reads a plain digit string as the PO line; anything else it
     # resolves by item code or pattern, which only it does (-1 sends the document there).
     if reference is None or not reference.isdigit():
         return -1
@@ -882,9 +887,9 @@ def _line_number(reference: str | None) -> int:
 
 def _line_labels(ln_doc: Int64Array, docs: int, line_ids: Sequence[str] | None) -> Int64Array:
     """The label of each invoice line in messages: its line ID when that is a number
-    (as the reference engine shows it), else its position in the document (1-based,
+    (as the sequential pass shows it), else its position in the document (1-based,
     in line order). -1 marks a label the columns cannot show (its document goes to
-    the reference engine)."""
+    the sequential pass)."""
     count = len(ln_doc)
     if not count:
         return np.zeros(0, dtype=np.int64)
@@ -915,7 +920,7 @@ def _line_labels(ln_doc: Int64Array, docs: int, line_ids: Sequence[str] | None) 
 
 def _line_numbers(values: Sequence[int]) -> Int64Array:
     """Line numbers as int64; any outside ``0 .. 2^20`` becomes -1 (such lines are
-    ``bad``: their documents go to the reference engine, and they match no key)."""
+    ``bad``: their documents go to the sequential pass, and they match no key)."""
     try:
         array = np.array(values, dtype=np.int64)
     except (OverflowError, TypeError, ValueError):
@@ -938,7 +943,7 @@ class MatchResult:
     policy: MatchingPolicy
     decision: npt.NDArray[np.int8]
     explain: BoolArray
-    reference: dict[int, Decision]
+    sequential: dict[int, Decision]
     gross: Int64Array
     core_counts: dict[str, int]
     header: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
@@ -954,15 +959,15 @@ class MatchResult:
         return {kind: int(found[i]) for i, kind in enumerate(_KINDS)}
 
     @property
-    def reference_documents(self) -> int:
+    def sequential_documents(self) -> int:
         """How many documents the sequential rules decided (not independent)."""
-        return len(self.reference)
+        return len(self.sequential)
 
     def decided(self) -> dict[int, Decision]:
         """The full decision of every document with a reason or a note, by input index;
         every other document is a clean approval (:meth:`clean_approval`)."""
         if self._decided is None:
-            self._decided = {**self._explained(), **self.reference}
+            self._decided = {**self._explained(), **self.sequential}
         return self._decided
 
     def order(self) -> Int64Array:
@@ -1005,7 +1010,7 @@ class MatchResult:
         signed = np.where(t.doc_credit, -pennies, pennies)
         # Amounts the columns could not hold are the sequential rules' (exact, as Python ints).
         exact: dict[int, int] = {}
-        for i, found in self.reference.items():
+        for i, found in self.sequential.items():
             amount = int(found.gross_amount.scaleb(2))
             exact[i] = -amount if t.doc_credit[i] else amount
             signed[i] = 0
@@ -1058,7 +1063,7 @@ class MatchResult:
 
     def _explained(self) -> dict[int, Decision]:
         """Decisions of the independent documents with a reason or a note, worded from the
-        columns (the sequential ones are in :attr:`reference`)."""
+        columns (the sequential ones are in :attr:`sequential`)."""
         t, policy = self.tables, self.policy
         wanted = np.flatnonzero(self.explain)
         if not len(wanted):
@@ -1255,7 +1260,7 @@ def _payables(t: MatchTables) -> list[Decimal]:
 
 
 def _processing_order(t: MatchTables) -> Int64Array:
-    """Input indices in the order the reference engine processes documents, by sorting
+    """Input indices in the order the sequential pass processes documents, by sorting
     rank columns; runs of equal coarse keys are ordered by full content, from models."""
     docs = t.documents
     if not docs:
@@ -1277,7 +1282,7 @@ def _processing_order(t: MatchTables) -> Int64Array:
         ordered = key[order]
         same &= ordered[1:] == ordered[:-1]
     if same.any():
-        # Ties are broken on full content, as the reference engine does (rare).
+        # Ties are broken on full content, as the sequential pass does (rare).
         starts = np.flatnonzero(np.r_[True, ~same])
         ends = np.r_[starts[1:], docs]
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -1310,7 +1315,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     docs = t.documents
     po_count = len(t.po_numbers)
 
-    # -- 1. documents only the reference engine may decide (structural) -------------------
+    # -- 1. documents only the sequential pass may decide (structural) -------------------
     vat_keys = [normalise_vat(v) for v in t.vat_numbers]
     overridden = np.array([bool(k) and k in policy.suppliers for k in vat_keys], dtype=np.bool_)
     line_odd = t.ln_bad | (t.ln_line < 0) | (t.ln_qty <= 0) | (np.abs(t.ln_rate) >= _LINE_LIMIT)
@@ -1371,7 +1376,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
         np.add.at(total_qty, hit, t.ln_qty[start:end][block_found])
         np.add.at(billed, hit, 1)
     # A PO with a line the columns cannot hold exactly: its documents go to the
-    # reference engine (their lines would not find that PO line here).
+    # sequential pass (their lines would not find that PO line here).
     if po_count:
         po_has_bad = np.bincount(t.ol_po[t.ol_bad], minlength=po_count) > 0
         sequential |= has_po & po_has_bad[po_index]
@@ -1379,7 +1384,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     pct = int(policy.price_tolerance_pct.scaleb(_SCALE))
     absolute = int(policy.price_tolerance_abs.scaleb(_SCALE))
     if max(pct, absolute) >= _UNIT_LIMIT or policy.price_tolerance_abs.scaleb(_SCALE) != absolute:
-        sequential[:] = True  # tolerances beyond the integer columns: all by the reference engine
+        sequential[:] = True  # tolerances beyond the integer columns: all by the sequential pass
     qty_pct = int(policy.qty_tolerance_pct.scaleb(_SCALE))
     if qty_pct >= _UNIT_LIMIT or policy.qty_tolerance_pct.scaleb(_SCALE) != qty_pct:
         sequential[:] = True
@@ -1391,7 +1396,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     if len(t.rc_po):
         rc_found, rc_row = lookup.rows(t.rc_po, t.rc_line)
         np.add.at(received, rc_row[rc_found], t.rc_qty[rc_found])
-        # A receipt too large for the columns: those PO lines go to the reference engine.
+        # A receipt too large for the columns: those PO lines go to the sequential pass.
         receipt_bad[rc_row[rc_found & t.rc_bad]] = True
     line_docs, shared_lines = _line_rules(
         t,
@@ -1445,7 +1450,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     )
     gross = np.where(stated, stated_gross, net_sum + vat_computed)
     # Where a gross amount could not be computed exactly, the possible-duplicate buckets
-    # of that supplier are unknown: all its documents go to the reference engine.
+    # of that supplier are unknown: all its documents go to the sequential pass.
     gross_unknown = (
         gross_inexact | t.doc_bad | _segment_any(t.ln_bad, ln_doc, docs) | (np.abs(net_sum) >= _AMOUNT_LIMIT)
     )
@@ -1453,9 +1458,9 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     if gross_unknown.any():
         sequential |= np.isin(doc_key_code, np.unique(doc_key_code[gross_unknown]))
 
-    # -- 5. duplicates: shared keys are the reference engine's (sequential) business -----
+    # -- 5. duplicates: shared keys are the sequential pass's business -----
     # Normalised numbers by their hash: equal numbers share it; a rare collision only
-    # makes a group look larger (reference engine), never changes a decision.
+    # makes a group look larger (sequential pass), never changes a decision.
     number_code = t.doc_number_key
     fy = _financial_years(t.doc_date)
     kind = t.doc_credit.astype(np.int64)
@@ -1473,7 +1478,7 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     sequential |= shared & (reason | note | busy)
 
     # -- 7. close over shared state: credited invoices, then POs --------------------------
-    # Credit notes are all decided by the reference engine; the invoices they may credit
+    # Credit notes are all decided by the sequential pass; the invoices they may credit
     # (same supplier, same number key) share their state, and so does every document on
     # the POs of any of these.
     credit_notes = [i for i in np.flatnonzero(t.doc_credit).tolist() if t.doc_billing[i]]
@@ -1494,15 +1499,15 @@ def match_tables(tables: MatchTables, policy: MatchingPolicy | None = None) -> M
     decision = np.where(reason, _HOLD, _APPROVE).astype(np.int8)
     # Lines with each core exception, counted on the documents decided column-wise.
     core_counts = {code: int((~sequential[line_docs[code]]).sum()) for code in CORE_CODES}
-    reference = t.reference_match(np.flatnonzero(sequential).tolist(), policy)
-    for i, found_decision in reference.items():
+    sequential_decisions = t.sequential_match(np.flatnonzero(sequential).tolist(), policy)
+    for i, found_decision in sequential_decisions.items():
         decision[i] = _KINDS.index(found_decision.decision)
     return MatchResult(
         tables=t,
         policy=policy,
         decision=decision,
         explain=~sequential & (reason | note),
-        reference=reference,
+        sequential=sequential_decisions,
         gross=gross,
         core_counts=core_counts,
         header=header,
@@ -1562,7 +1567,7 @@ def _line_rules(
     Returns:
         What comes out is sparse. Per key, the documents (repeats allowed) with a
         ``reason``, a ``note``, a ``busy`` PO line (over what was ordered or received
-        all together), or a line only the reference engine may decide (``sequential``),
+        all together), or a line only the sequential pass may decide (``sequential``),
         and per core code the documents of the lines that have it; and the lines whose
         PO line is billed by more than one invoice line.
     """
@@ -1715,14 +1720,13 @@ def match_documents(
     invoices: Iterable[Invoice],
     policy: MatchingPolicy | None = None,
 ) -> list[Decision]:
-    """:func:`~bots.domain.matching.match_invoices`, the very same list, computed column-wise
-    (:class:`MatchTables` of the models, :func:`match_tables`, then
-    :meth:`MatchResult.decisions`). What ``procbots match``, the invoice-matching flow
-    and the inbox bot call: one path at every size, the reference engine deciding the
-    documents that depend on others and writing every message.
+    """Decide every document: :class:`MatchTables` of the models, :func:`match_tables`,
+    then :meth:`MatchResult.decisions` (the oracle's very list, in processing order).
+    What ``procbots match``, the invoice-matching flow and the inbox bot call: one path
+    at every size, the sequential pass deciding the documents that depend on others.
 
     Raises:
-        ValueError: a PO number appears on more than one order (as ``match_invoices``).
+        ValueError: a PO number appears on more than one order (as the oracle does).
     """
     return match_tables(MatchTables.from_models(orders, receipts, invoices), policy).decisions()
 
