@@ -9,8 +9,8 @@ put it on Hold with a reason. This bot does that round for every open document:
    PEPPOL UBL XML, and the portal's CSV exports of the order book and goods
    receipts. The files are kept in the run's work folder, so
    ``procbots match --orders ... --receipts ... --invoices ...`` replays the run.
-2. **Match** with :func:`bots.domain.match_tables.match_documents` (the decisions of
-   :func:`bots.domain.matching.match_invoices`, column-wise for a large inbox; policy from settings).
+2. **Match** with :func:`bots.domain.match_tables.match_documents` (the product's one matching
+   engine, column-wise with a sequential pass for dependent documents; policy from settings).
 3. **Decide in the portal**, as work items of the ledger (idempotency key: supplier
    VAT number + invoice number, see :func:`idempotency_key`), N browser contexts
    at once: for each *open* (``received``) document, read its current status on

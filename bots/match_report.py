@@ -12,10 +12,10 @@ Sheets, written through :func:`connectors.excel.write_report`:
 * **By supplier** and **Notes** (facts that did not change a decision, such as an
   under-priced line or a rounding difference accepted).
 
-The decisions come from :mod:`bots.domain.matching`; this module only lays them out.
+The decisions come from :func:`bots.domain.match_tables.match_documents`; this module only lays them out.
 
 Example:
-    >>> decisions = match_invoices(orders, receipts, invoices)  # doctest: +SKIP
+    >>> decisions = match_documents(orders, receipts, invoices)  # doctest: +SKIP
     >>> write_match_report("var/outbox/matching.xlsx", decisions)  # doctest: +SKIP
     PosixPath('var/outbox/matching.xlsx')
 """

@@ -2,7 +2,7 @@
 
 ``procbots match`` and the ``invoice-matching`` flow's file mode read the same files
 the same way through these functions. Each returns models ready for
-:func:`bots.domain.matching.match_invoices`, or raises :class:`MatchInputError` whose message
+:func:`bots.domain.match_tables.match_documents`, or raises :class:`MatchInputError` whose message
 names every bad file, row and field (the first 50 of them). Nothing is returned half
 read: a half-read order book would turn good invoices into ``PO_NOT_FOUND`` holds.
 
@@ -18,9 +18,9 @@ option a file came in by (``--orders``, ``--invoices``, ...), as both callers ta
 files through options of those names.
 
 Example:
-    >>> from bots.domain.matching import match_invoices
+    >>> from bots.domain.match_tables import match_documents
     >>> from connectors.match_inputs import load_invoices, load_orders, load_policy, load_receipts
-    >>> decisions = match_invoices(  # doctest: +SKIP
+    >>> decisions = match_documents(  # doctest: +SKIP
     ...     load_orders(Path("orders.csv")),
     ...     load_receipts(Path("receipts.csv")),
     ...     load_invoices([Path("inbox/")]),

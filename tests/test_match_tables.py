@@ -48,7 +48,7 @@ def test_every_named_scenario_decides_as_the_reference_engine(scenario: Scenario
 
 
 def test_named_scenarios_exercise_both_paths() -> None:
-    """Most scenarios are decided column-wise; the sequential ones by the sequential pass (match_sequential)."""
+    """Most scenarios are decided column-wise; the dependent ones by the sequential pass."""
     column_wise = sequential = 0
     for param in SCENARIOS:
         scenario = param.values[0]
