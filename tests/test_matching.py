@@ -22,7 +22,8 @@ from bots.domain.matching import (
 )
 from bots.domain.models import GoodsReceipt, Invoice, PurchaseOrder
 from tests.matching_builders import DAY, SUPPLIER_A, SUPPLIER_B, invoice, order, receipt
-from tests.oracle.matching import match_invoice, match_invoices
+from tests.oracle.differential import match_both as match_invoices
+from tests.oracle.matching import match_invoice
 
 D = Decimal
 
