@@ -231,11 +231,7 @@ def reference_worker(folder: Path) -> dict[str, Any]:
     """The reference engine on models of the same rows (the oracle under tests/)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from connectors.formats import load_invoice_rows, load_orders, load_receipts
-
-    try:
-        from tests.oracle.matching import match_invoices
-    except ImportError:  # before the reference engine moved under tests/
-        from tests.oracle.matching import match_invoices
+    from tests.oracle.matching import match_invoices
 
     t0 = time.perf_counter()
     orders, errors = load_orders(folder / "orders.csv")
