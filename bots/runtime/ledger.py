@@ -43,7 +43,9 @@ Guarantees:
 Time comes from an injectable ``clock`` so tests can expire leases without sleeping.
 
 The models and tables are in :mod:`bots.runtime.schema`, the prebuilt SQL of the hot
-path in :mod:`bots.runtime.statements`; this module is the store that uses them.
+path in :mod:`bots.runtime.statements`, the operator's actions in
+:mod:`bots.runtime.operator` and the reading queries in :mod:`bots.runtime.queries`
+(mixins of :class:`Ledger`); this module is the store that uses them.
 
 Example:
     >>> ledger = Ledger("sqlite:///var/ledger.db")  # doctest: +SKIP
@@ -56,10 +58,7 @@ Example:
 from __future__ import annotations
 
 import builtins
-import getpass
-import hashlib
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -84,6 +83,15 @@ from sqlalchemy.pool import StaticPool
 
 from bots.domain.errors import LeaseLost
 from bots.domain.evidence import Evidence
+from bots.runtime.operator import (
+    REQUEUE,
+    OperatorActions,
+    os_user,
+    payload_json,
+    payload_sha256,
+    redact_text,
+)
+from bots.runtime.queries import LedgerQueries
 from bots.runtime.schema import (
     ACTIVE_STATES,
     MIGRATIONS,
@@ -136,75 +144,11 @@ AuditHook = Callable[..., Any]
 Clock = Callable[[], datetime]
 
 
-_RETRYABLE_BY_OPERATOR = frozenset(
-    {ItemState.BUSINESS_EXCEPTION, ItemState.FAILED, ItemState.NEEDS_REVIEW, ItemState.SYSTEM_EXCEPTION}
-)
-_RETRY_REFUSAL = (
-    "is {state}: only business_exception, failed, needs_review or abandoned system_exception "
-    "items can be retried"
-)
-
-
-def _retryable(row: RowMapping, now: datetime) -> bool:
-    """An item an operator may retry or resolve: an exception, or a system exception whose lease ran out."""
-    state = ItemState(row["state"])
-    if state not in _RETRYABLE_BY_OPERATOR:
-        return False
-    expires = row["lease_expires_at"]
-    return not (state is ItemState.SYSTEM_EXCEPTION and expires is not None and expires > now)
-
-
-# The columns an operator's retry sets: back to the queue, first in line, counts afresh.
-_REQUEUE: dict[str, Any] = {
-    "state": ItemState.PENDING.value,
-    "attempts": 0,
-    "lease_expiries": 0,
-    "lease_owner": None,
-    "lease_token": None,
-    "lease_expires_at": None,
-    "reason_code": None,
-    "reason_message": None,
-    "claim_rank": 0,
-}
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _redact(value: str | None) -> str | None:
-    if value is None:
-        return None
-    from config.logging import redact
-
-    redacted: str = redact(value)
-    return redacted
-
-
-def os_user() -> str:
-    """The operating-system user running this process: the operator of a CLI action."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
-        return f"uid-{os.getuid()}"
-
-
-def payload_sha256(payload: Mapping[str, Any]) -> str:
-    """SHA-256 of a payload's canonical JSON (sorted keys, no spaces): names a version of it."""
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def _payload_json(payload: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(payload, BaseModel):
-        dumped: dict[str, Any] = payload.model_dump(mode="json")
-        return dumped
-    # Round-trip through JSON now, so a payload that cannot be stored fails at add().
-    loaded: dict[str, Any] = json.loads(json.dumps(dict(payload), default=str))
-    return loaded
-
-
-class Ledger:
+class Ledger(OperatorActions, LedgerQueries):
     """The work-item store: add, claim, record, inspect.
 
     Args:
@@ -455,7 +399,7 @@ class Ledger:
         """
         if not idempotency_key:
             raise ValueError(f"work item for bot {bot!r}: the idempotency key must not be empty")
-        body = _payload_json(payload)
+        body = payload_json(payload)
         for last_try in (False, True):
             try:
                 with self._tx() as (conn, events):
@@ -475,7 +419,7 @@ class Ledger:
         for key, payload in items:
             if not key:
                 raise ValueError(f"work item for bot {bot!r}: the idempotency key must not be empty")
-            bodies.append((key, _payload_json(payload)))
+            bodies.append((key, payload_json(payload)))
         for last_try in (False, True):
             try:
                 with self._tx() as (conn, events):
@@ -613,7 +557,7 @@ class Ledger:
                 continue
             values: dict[str, Any] = {"payload": body, "updated_at": now}
             if state is not ItemState.PENDING:
-                values.update(_REQUEUE, retry_requested_at=now)
+                values.update(REQUEUE, retry_requested_at=now)
             else:
                 values.update(claim_rank=0, retry_requested_at=now)
             set_values(conn, row["id"], values)
@@ -889,7 +833,7 @@ class Ledger:
             now = self.clock()
             row = self._row(conn, item_id, lock=True)
             checkpoints = dict(row["checkpoints"] or {})
-            checkpoints[name] = _redact(value)
+            checkpoints[name] = redact_text(value)
             set_values(conn, item_id, {"checkpoints": checkpoints, "updated_at": now})
             self._transition(
                 conn,
@@ -946,7 +890,7 @@ class Ledger:
         if not keep_lease:
             values.update(lease_owner=None, lease_token=None, lease_expires_at=None)
         if code is not None or message is not None:
-            values.update(reason_code=code, reason_message=_redact(message))
+            values.update(reason_code=code, reason_message=redact_text(message))
         if result is not None:
             values["result"] = json.loads(json.dumps(dict(result), default=str))
         with self._tx() as (conn, events):
@@ -1047,331 +991,3 @@ class Ledger:
     def fail(self, item: WorkItem, code: str | None = None, message: str | None = None) -> WorkItem:
         """Ends a claimed item as ``failed``: its system exceptions used up the attempts."""
         return self._finish(item, "failed", ItemState.FAILED, code=code, message=message)
-
-    def release(
-        self,
-        item: WorkItem | int,
-        reason: str | None = None,
-        *,
-        operator: str | None = None,
-        refund_attempt: bool = False,
-    ) -> WorkItem:
-        """Gives a leased item back to ``pending`` without counting an expiry.
-
-        With a claimed :class:`WorkItem` the release is fenced by its lease (a
-        worker shutting down); with an id it is an operator's release of a stuck
-        item, recorded under ``operator`` (default: the OS user) with ``reason``.
-        ``refund_attempt`` gives back the attempt its claim counted: the run stopped
-        (portal down, sign-in refused) before the item could really be tried.
-        """
-        if isinstance(item, WorkItem):
-            return self._finish(
-                item,
-                "released",
-                ItemState.PENDING,
-                message=reason,
-                attempts_delta=-1 if refund_attempt and item.attempts > 0 else 0,
-            )
-        return self._operator_action(
-            item,
-            "released",
-            operator=operator,
-            reason=reason,
-            allowed=lambda row, now: ItemState(row["state"]) in ACTIVE_STATES,
-            refusal="is {state}, not leased: nothing to release",
-            values={
-                "state": ItemState.PENDING.value,
-                "lease_owner": None,
-                "lease_token": None,
-                "lease_expires_at": None,
-            },
-            default_reason="released by an operator",
-        )
-
-    def retry(self, item_id: int, reason: str | None = None, *, operator: str | None = None) -> WorkItem:
-        """An operator's retry: back to ``pending``, first in line, with fresh attempt and expiry counts.
-
-        The next run of the item's bot claims it before the other pending items
-        (whatever file that run was started for). Recorded under ``operator``
-        (default: the OS user) with ``reason``.
-        """
-        return self._operator_action(
-            item_id,
-            "requeued",
-            operator=operator,
-            reason=reason,
-            allowed=_retryable,
-            refusal=_RETRY_REFUSAL,
-            values=dict(_REQUEUE),
-            default_reason="retried by an operator",
-            requeue=True,
-        )
-
-    def resolve(self, item_id: int, note: str, *, operator: str | None = None) -> WorkItem:
-        """An operator's resolution: a person dealt with the item by hand; it is ``done``.
-
-        For a business exception, failed or needs-review item (or an abandoned
-        system exception). The result records who resolved it, their note and the
-        reason code it had; the history keeps the reason too.
-        """
-        if not note or not note.strip():
-            raise ValueError(f"work item {item_id}: resolving needs a note saying what was done")
-        name = operator or os_user()
-        return self._operator_action(
-            item_id,
-            "resolved",
-            operator=name,
-            reason=note,
-            allowed=_retryable,
-            refusal="is {state}: only business_exception, failed, needs_review or abandoned "
-            "system_exception items can be resolved",
-            values={
-                "state": ItemState.DONE.value,
-                "reason_code": None,
-                "reason_message": None,
-                "lease_owner": None,
-                "lease_token": None,
-                "lease_expires_at": None,
-            },
-            result=lambda row: {
-                "resolved_by": name,
-                "note": _redact(note),
-                "reason_code": row["reason_code"],
-                "reason_message": row["reason_message"],
-            },
-            default_reason=note,
-        )
-
-    def replace_payload_and_retry(
-        self,
-        item_id: int,
-        payload: BaseModel | Mapping[str, Any],
-        reason: str | None = None,
-        *,
-        operator: str | None = None,
-    ) -> WorkItem:
-        """An operator's correction: new payload, then a retry (first in line).
-
-        Allowed where :meth:`retry` is, and for a pending item. The audit record
-        keeps the old and the new payload with their SHA-256, the operator and the
-        reason. The ledger does not know the bot's model: validate ``payload``
-        before (the console validates it against the bot's payload type).
-        """
-        body = _payload_json(payload)
-        return self._operator_action(
-            item_id,
-            "payload_replaced",
-            operator=operator,
-            reason=reason,
-            allowed=lambda row, now: ItemState(row["state"]) is ItemState.PENDING or _retryable(row, now),
-            refusal=_RETRY_REFUSAL,
-            values={**_REQUEUE, "payload": body},
-            default_reason="payload replaced by an operator",
-            requeue=True,
-            audit=lambda row: {
-                "old_payload_sha256": payload_sha256(row["payload"]),
-                "new_payload_sha256": payload_sha256(body),
-                "old_payload": row["payload"],
-                "new_payload": body,
-            },
-        )
-
-    def _operator_action(
-        self,
-        item_id: int,
-        event_name: str,
-        *,
-        operator: str | None,
-        reason: str | None,
-        allowed: Callable[[RowMapping, datetime], bool],
-        refusal: str,
-        values: Mapping[str, Any],
-        default_reason: str,
-        requeue: bool = False,
-        result: Callable[[RowMapping], dict[str, Any]] | None = None,
-        audit: Callable[[RowMapping], dict[str, Any]] | None = None,
-    ) -> WorkItem:
-        """One audited change an operator makes to an item, under their name and with their reason."""
-        name = operator or os_user()
-        with self._tx() as (conn, events):
-            now = self.clock()
-            row = self._row(conn, item_id, lock=True)
-            if not allowed(row, now):
-                leased = requeue and ItemState(row["state"]) in ACTIVE_STATES
-                raise ValueError(
-                    f"work item {item_id} "
-                    + refusal.format(state=row["state"])
-                    + ("; release it first" if leased else "")
-                )
-            changes: dict[str, Any] = {**values, "updated_at": now}
-            if requeue:
-                changes["retry_requested_at"] = now
-            if result is not None:
-                changes["result"] = result(row)
-            fresh = set_values(conn, item_id, changes)
-            said = _redact(reason) or default_reason
-            fields: dict[str, Any] = {"operator": name, "reason": said}
-            if row["lease_owner"]:
-                fields["lease_owner_was"] = row["lease_owner"]
-            if audit is not None:
-                fields.update(audit(row))
-            self._transition(
-                conn,
-                events,
-                row,
-                event_name,
-                fresh["state"],
-                now=now,
-                owner=name,
-                attempt=fresh["attempts"],
-                reason_code=row["reason_code"],
-                detail=said,
-                audit_fields=fields,
-            )
-            return self._item(fresh)
-
-    def retried_since(self, bot: str, since: datetime) -> builtins.list[WorkItem]:
-        """Items of ``bot`` an operator retried (or re-filed) that were claimed at or after ``since``.
-
-        A run passes its start time to list, in its report, the retried items it
-        processed, whatever input it was started for.
-
-        Example:
-            >>> ledger.retried_since("purchase_orders", run_started_at)  # doctest: +SKIP
-            [WorkItem(id=7, idempotency_key='REQ-0007', state=<ItemState.DONE: 'done'>, ...)]
-        """
-        claimed = (
-            select(item_transitions.c.item_id)
-            .where(
-                item_transitions.c.event == "claimed",
-                item_transitions.c.at >= bindparam("w_since", type_=UTCDateTime),
-                item_transitions.c.at >= work_items.c.retry_requested_at,
-                item_transitions.c.item_id == work_items.c.id,
-            )
-            .exists()
-        )
-        query = (
-            select(work_items)
-            .where(work_items.c.bot == bot, work_items.c.retry_requested_at.is_not(None), claimed)
-            .order_by(work_items.c.retry_requested_at, work_items.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [self._item(row) for row in conn.execute(query, {"w_since": since}).mappings()]
-
-    def left_failed_by_run(self, bot: str, run_id_suffix: str) -> builtins.list[WorkItem]:
-        """Items of ``bot`` left ``failed`` or ``needs_review`` by a run whose id ends in ``-<suffix>``.
-
-        That is, their last claim was by such a run (see :meth:`claim`'s ``run_id``). The
-        run ids of one Prefect flow run share its suffix (:func:`bots.registry.new_run_id`),
-        so a retried flow run finds what its earlier attempts left failed. Business
-        exceptions are not among them: their data needs a person first.
-
-        Example:
-            >>> ledger.left_failed_by_run("purchase_orders", "1a2b3c4d")  # doctest: +SKIP
-            [WorkItem(id=7, idempotency_key='REQ-0007', state=<ItemState.FAILED: 'failed'>, ...)]
-        """
-        last_claim = (
-            select(item_transitions.c.detail)
-            .where(item_transitions.c.item_id == work_items.c.id, item_transitions.c.event == "claimed")
-            .order_by(item_transitions.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        query = (
-            select(work_items)
-            .where(
-                work_items.c.bot == bot,
-                work_items.c.state.in_([ItemState.FAILED.value, ItemState.NEEDS_REVIEW.value]),
-                last_claim.like(bindparam("w_pattern")),
-            )
-            .order_by(work_items.c.id)
-        )
-        if not run_id_suffix.isalnum():  # no LIKE wildcards: a suffix is letters and digits
-            raise ValueError(f"run id suffix {run_id_suffix!r}: expected letters and digits only")
-        pattern = f"run %-{run_id_suffix}"
-        with self.engine.connect() as conn:
-            return [self._item(row) for row in conn.execute(query, {"w_pattern": pattern}).mappings()]
-
-    # -- reading ------------------------------------------------------------
-
-    def get(self, item_id: int) -> WorkItem:
-        """The item with this id (``LookupError`` when there is none)."""
-        with self.engine.connect() as conn:
-            return self._item(self._row(conn, item_id))
-
-    def find(self, bot: str, idempotency_key: str) -> WorkItem | None:
-        """The item of ``bot`` with this idempotency key, if any."""
-        with self.engine.connect() as conn:
-            row = conn.execute(ITEM_BY_KEY, {"w_bot": bot, "w_key": idempotency_key}).mappings().first()
-            return self._item(row) if row is not None else None
-
-    def find_many(self, bot: str, idempotency_keys: Iterable[str]) -> dict[str, WorkItem]:
-        """The items of ``bot`` with these idempotency keys, by key in the order given.
-
-        Keys with no item are left out; a key given twice appears once.
-
-        One query per 500 keys (under every database's bound-parameter limit), so
-        reading back a batch filed with :meth:`add_many` costs a few queries, not
-        one per item.
-
-        Example:
-            >>> ledger.add_many("invoice_matching", [("GB1/INV1", {}), ("GB1/INV2", {})])  # doctest: +SKIP
-            >>> ledger.find_many("invoice_matching", ["GB1/INV1", "GB1/INV9"])  # doctest: +SKIP
-            {'GB1/INV1': WorkItem(...)}
-        """
-        keys = builtins.list(dict.fromkeys(idempotency_keys))
-        found: dict[str, WorkItem] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                query = select(work_items).where(
-                    work_items.c.bot == bot, work_items.c.idempotency_key.in_(chunk)
-                )
-                for row in conn.execute(query).mappings():
-                    found[row["idempotency_key"]] = self._item(row)
-        return {key: found[key] for key in keys if key in found}
-
-    def list(
-        self,
-        state: ItemState | str | None = None,
-        bot: str | None = None,
-        limit: int | None = None,
-        *,
-        states: Iterable[ItemState | str] | None = None,
-        updated_since: datetime | None = None,
-    ) -> builtins.list[WorkItem]:
-        """Items, oldest first, optionally of one state (or any of ``states``), bot, changed since."""
-        query = select(work_items).order_by(work_items.c.id)
-        if state is not None:
-            query = query.where(work_items.c.state == ItemState(state).value)
-        if states is not None:
-            query = query.where(work_items.c.state.in_([ItemState(s).value for s in states]))
-        if updated_since is not None:
-            query = query.where(work_items.c.updated_at >= updated_since)
-        if bot is not None:
-            query = query.where(work_items.c.bot == bot)
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [self._item(row) for row in conn.execute(query).mappings()]
-
-    def counts(self, bot: str | None = None) -> dict[str, int]:
-        """How many items are in each state (every state listed, zeros included)."""
-        query = select(work_items.c.state, func.count()).group_by(work_items.c.state)
-        if bot is not None:
-            query = query.where(work_items.c.bot == bot)
-        result = {s.value: 0 for s in ItemState}
-        with self.engine.connect() as conn:
-            for state, count in conn.execute(query):
-                result[state] = int(count)
-        return result
-
-    def history(self, item_id: int) -> builtins.list[Transition]:
-        """Every transition, checkpoint and evidence record of an item, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(item_transitions)
-                .where(item_transitions.c.item_id == item_id)
-                .order_by(item_transitions.c.id)
-            ).mappings()
-            return [Transition.model_validate(dict(row)) for row in rows]
