@@ -29,6 +29,8 @@ Prefect API).
 The flows run in child processes started as ``python -m flows.demo run-flow``;
 that keeps Chromium, structlog JSON and Prefect's console logging out of the
 demo's own output (each flow's output goes to ``logs/<flow>.log`` in the data root).
+The child side is :mod:`flows.demo_child`, the Prefect API (configured or started
+locally) :mod:`flows.demo_server`.
 
 Example:
     >>> exit_code = run_demo(DemoOptions(orders=40, seed=3))  # doctest: +SKIP
@@ -38,16 +40,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 from bots import registry
 from bots.registry import Bot, DemoInputs
+from flows.demo_child import DEMO_TAG, run_flow_child
+from flows.demo_server import DemoSetupError, PrefectApi, api_healthy, stop_group
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -77,17 +76,10 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_TAG = "procbots-demo"
-PREFERRED_PREFECT_PORT = 4200  # Prefect's usual port, when free: the URL people know
-PREFECT_START_TIMEOUT_S = 300.0  # a first start migrates a new database; slow on a busy 2-core box
 SUMMARY_FILE = "demo-summary.json"
 # Ledger states that count as "system errors" in the summary: given up after every
 # retry, parked for a person, or left unfinished by a run that stopped.
 SYSTEM_ERROR_STATES = ("failed", "needs_review", "system_exception", "in_progress", "pending")
-
-
-class DemoSetupError(Exception):
-    """The demo could not be prepared (exit 2): the message says what and how to fix it."""
 
 
 # -- what runs ---------------------------------------------------------------------------------
@@ -242,227 +234,6 @@ def _local_path(target: str) -> str:
     return target
 
 
-# -- the Prefect API ---------------------------------------------------------------------------
-
-
-def _free_port(preferred: int | None = None) -> int:
-    if preferred is not None:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", preferred))
-            except OSError:
-                pass
-            else:
-                return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _api_healthy(api_url: str, timeout_s: float = 3.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout_s) as response:  # noqa: S310 (http URL we built or were given)
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, TimeoutError, OSError):
-        return False
-
-
-def _stop_group(process: subprocess.Popen[bytes] | None, timeout_s: float = 15.0) -> None:
-    """Stops a process we started in its own session: SIGTERM to the group, then SIGKILL."""
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-@dataclass
-class PrefectApi:
-    """The Prefect API the demo's runs report to: the configured one, or a local server we started."""
-
-    api_url: str
-    ui_url: str | None
-    local: bool
-    home: Path | None = None
-    log: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    def configured(cls) -> PrefectApi | None:
-        """The API named by ``PREFECT_API_URL`` (environment or Prefect profile), if any."""
-        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
-        api_url = PREFECT_API_URL.value()
-        if not api_url:
-            return None
-        ui_url = PREFECT_UI_URL.value()
-        return cls(
-            api_url=str(api_url).rstrip("/"), ui_url=str(ui_url).rstrip("/") if ui_url else None, local=False
-        )
-
-    @classmethod
-    def start_local(cls, home: Path, log: Path) -> PrefectApi:
-        """Starts ``prefect server start`` on 127.0.0.1 in the background (see :meth:`wait_ready`)."""
-        port = _free_port(PREFERRED_PREFECT_PORT)
-        home.mkdir(parents=True, exist_ok=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            # Our own home and SQLite database, whatever the user's profile says.
-            if not key.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE", "PREFECT_UI_"))
-        }
-        env.update(
-            {
-                "PREFECT_HOME": str(home),
-                "PREFECT_PROFILES_PATH": str(home / "profiles.toml"),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_UI_ENABLED": "true",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                env=env,
-                cwd=home,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own group: stopped as one, and Ctrl-C reaches us first
-            )
-        base = f"http://127.0.0.1:{port}"
-        return cls(api_url=f"{base}/api", ui_url=base, local=True, home=home, log=log, process=process)
-
-    def wait_ready(self, timeout_s: float = PREFECT_START_TIMEOUT_S) -> float:
-        """Waits for ``/api/health``; returns the seconds waited. Raises DemoSetupError."""
-        started = time.monotonic()
-        deadline = started + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise DemoSetupError(
-                    f"prefect server exited with code {self.process.returncode}; see {self.log}:\n"
-                    + _tail(self.log, 20)
-                )
-            if _api_healthy(self.api_url):
-                return time.monotonic() - started
-            time.sleep(0.5)
-        where = f"; see {self.log}" if self.log else ""
-        raise DemoSetupError(
-            f"the Prefect API at {self.api_url} did not answer within {timeout_s:.0f} s{where}"
-        )
-
-    def child_env(self) -> dict[str, str]:
-        """Environment that sends a flow's runs, logs and artifacts to this API."""
-        env = {"PREFECT_API_URL": self.api_url}
-        if self.ui_url:
-            env["PREFECT_UI_URL"] = self.ui_url
-        if self.local and self.home is not None:
-            env["PREFECT_HOME"] = str(self.home)
-            env["PREFECT_PROFILES_PATH"] = str(self.home / "profiles.toml")
-        return env
-
-    def run_url(self, flow_run_id: str | None) -> str | None:
-        if not flow_run_id or not self.ui_url:
-            return None
-        return f"{self.ui_url}/runs/flow-run/{flow_run_id}"
-
-    def stop(self) -> None:
-        _stop_group(self.process)
-        self.process = None
-
-
-def _tail(path: Path | None, lines: int) -> str:
-    if path is None or not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-# -- one flow in a child process ---------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def run_flow_child(entrypoint: str, params: dict[str, Any], result_path: Path, run_name: str) -> int:
-    """Child side: import the flow, run it as a Prefect flow run, write how it ended.
-
-    Writes ``<flow>.running.json`` with the flow run id as soon as the run is
-    ``Running`` (so the demo can link to it live), then ``result_path``.
-    """
-    module_name = entrypoint.split(":", 1)[0].removesuffix(".py").replace("/", ".")
-    function = entrypoint.split(":", 1)[1]
-
-    def write(path: Path, payload: dict[str, Any]) -> None:
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(payload, indent=2, default=str))
-        partial.replace(path)
-
-    try:
-        flow_obj = getattr(importlib.import_module(module_name), function)
-    except Exception as exc:  # a flow module that does not import is the flow's failure, reported
-        write(result_path, {"state": "IMPORT ERROR", "message": f"{type(exc).__name__}: {exc}"})
-        return 1
-
-    from prefect import tags
-
-    from flows.common import RunFailed
-
-    def note_running(_flow: Any, flow_run: Any, _state: Any) -> None:
-        write(
-            result_path.with_name(result_path.name.replace(".result.", ".running.")),
-            {"flow_run_id": str(flow_run.id)},
-        )
-
-    configured = flow_obj.with_options(
-        flow_run_name=run_name, on_running=[*flow_obj.on_running_hooks, note_running]
-    )
-    started = time.monotonic()  # the run itself, as Prefect times it; not the imports before
-    with tags(DEMO_TAG):
-        state = configured(params=params, return_state=True)
-    data: Any = None
-    try:
-        data = state.result(raise_on_failure=False)
-    except Exception as exc:  # the summary still shows the state; the data is a bonus
-        data = f"{type(exc).__name__}: {exc}"
-    if isinstance(data, RunFailed):  # a bot run failed on purpose: its summary has the links
-        data = data.summary or str(data)
-    elif isinstance(data, BaseException):
-        data = f"{type(data).__name__}: {data}"
-    flow_run_id = state.state_details.flow_run_id if state.state_details else None
-    write(
-        result_path,
-        {
-            "state": state.name,
-            "type": state.type.value,
-            "message": state.message or "",
-            "flow_run_id": str(flow_run_id) if flow_run_id else None,
-            "duration_s": time.monotonic() - started,
-            "data": _jsonable(data),
-        },
-    )
-    return 0 if state.is_completed() else 1
-
-
 # -- the demo ----------------------------------------------------------------------------------
 
 
@@ -564,7 +335,7 @@ class Demo:
         # The Prefect server starts slowest: set it going first, wait for it last.
         configured = PrefectApi.configured()
         if configured is not None:
-            if not _api_healthy(configured.api_url):
+            if not api_healthy(configured.api_url):
                 raise DemoSetupError(
                     f"PREFECT_API_URL={configured.api_url} does not answer /health; start that server, "
                     "or unset PREFECT_API_URL so the demo starts a local one"
@@ -777,7 +548,7 @@ class Demo:
                 time.sleep(0.25)
         finally:
             for run in running:  # Ctrl-C or an error: no flow process outlives the demo
-                _stop_group(run.process)
+                stop_group(run.process)
         return finished
 
     def run_flows(self) -> None:
