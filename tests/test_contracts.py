@@ -73,6 +73,27 @@ def reject(details: dict[str, Any], document: str | None = "CT.pdf") -> Contract
 # --- validation -----------------------------------------------------------------------------------
 
 
+def test_the_pure_contract_rules_read_cells_only_through_the_readers_they_are_given() -> None:
+    from bots.domain.contracts import CellReaders, check_contract_details
+
+    def no_amounts(text: str) -> Decimal | None:
+        return None
+
+    readers = CellReaders(date=dt.date.fromisoformat, amount=no_amounts, flag=lambda text: text == "yes")
+    with pytest.raises(ContractRejected) as caught:
+        check_contract_details(good_details(), read=readers, document_name="CT.pdf", source="row 2")
+    assert [(p.code, p.field) for p in caught.value.problems] == [
+        ("INVALID_VALUE", "value_net"),
+        ("INVALID_VALUE", "value_gross"),
+    ]
+    with_amounts = CellReaders(date=dt.date.fromisoformat, amount=Decimal, flag=lambda text: text == "yes")
+    contract = check_contract_details(
+        good_details(), read=with_amounts, document_name="CT.pdf", source="row 2"
+    )
+    assert contract.value_gross == Decimal("144000.00")
+    assert contract.sme is True
+
+
 def test_good_details_become_a_contract_with_typed_values() -> None:
     contract = validate_contract(
         good_details(value_net="£120,000.00", start_date="01/04/2026", cpv_codes="33141420-0, 33140000-3"),
