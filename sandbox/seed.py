@@ -9,7 +9,8 @@ another number of orders names the same suppliers, items and sites.
 
 The same dataset fills the portal database (:func:`write_database`) and the input
 files the bots read (:mod:`sandbox.datafiles`), plus *new* requisitions and contracts
-that are not yet in the portal, for the bots to enter.
+that are not yet in the portal, for the bots to enter. The records are in
+:mod:`sandbox.seed_records`, the portal database in :mod:`sandbox.seed_database`.
 
 Example:
     >>> data = generate(seed=7, orders=20)
@@ -20,23 +21,39 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
-import sqlite3
-import zlib
-from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sandbox.pdf import text_pdf
-from sandbox.ubl import Buyer, UblDocument, UblLine, money, render_ubl
+from sandbox.seed_database import CONTRACT_COLUMNS, CONTRACT_PLACEHOLDERS, contract_row, write_database
+from sandbox.seed_records import (
+    ANCHOR,
+    ZERO,
+    ContractRecord,
+    Dataset,
+    Delivery,
+    InvoiceRecord,
+    Item,
+    Order,
+    OrderLine,
+    Receipt,
+    RequisitionLine,
+    Supplier,
+    gb_vat,
+    gtin13,
+    vat_is_valid,
+)
+from sandbox.ubl import Buyer, UblDocument, UblLine, money
 
 __all__ = [
     "ANCHOR",
     "AWAITING_RECEIPT",
+    "CONTRACT_COLUMNS",
+    "CONTRACT_PLACEHOLDERS",
     "SCENARIOS",
     "Dataset",
+    "contract_row",
     "gb_vat",
     "generate",
     "gtin13",
@@ -44,219 +61,11 @@ __all__ = [
     "write_database",
 ]
 
-# Seeded history ends here (deterministic: never "now"); the portal's own clock is real.
-ANCHOR = dt.datetime(2026, 10, 30, 17, 0, tzinfo=dt.UTC)
 SCENARIOS = ("exact", "over_priced", "over_billed", "duplicate", "credit_note", "no_po")
 AWAITING_RECEIPT = "awaiting_receipt"
 """Scenario of an invoice for goods delivered but not yet receipted in the portal: matching
 holds it NOT_RECEIVED until the goods receipt is recorded."""
 _SCENARIO_WEIGHTS = (70, 8, 7, 6, 6, 3)
-_VAT_WEIGHTS = (8, 7, 6, 5, 4, 3, 2)
-ZERO = Decimal("0")
-
-
-# --- identifiers ---------------------------------------------------------------------
-
-
-def gb_vat(first_seven: str, scheme: str = "9755") -> str:
-    """A GB VAT number whose two check digits satisfy HMRC's mod-97 (or 9755) rule."""
-    total = sum(int(d) * w for d, w in zip(first_seven, _VAT_WEIGHTS, strict=True))
-    if scheme == "9755":
-        total += 55
-    return f"GB{first_seven}{(-total) % 97:02d}"
-
-
-def vat_is_valid(vat: str) -> bool:
-    """Whether a ``GB`` + 9 digit VAT number passes the mod-97 or 9755 check."""
-    digits = vat[2:] if vat.upper().startswith("GB") else vat
-    if len(digits) != 9 or not digits.isdigit():
-        return False
-    total = sum(int(d) * w for d, w in zip(digits[:7], _VAT_WEIGHTS, strict=True)) + int(digits[7:])
-    return total % 97 == 0 or (total + 55) % 97 == 0
-
-
-def gtin13(body12: str) -> str:
-    """A GTIN-13: the 12 digits plus the GS1 mod-10 check digit."""
-    total = sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(body12))
-    return body12 + str((10 - total % 10) % 10)
-
-
-def gtin_is_valid(code: str) -> bool:
-    """Whether a 13-digit code has the right GS1 check digit."""
-    return len(code) == 13 and code.isdigit() and gtin13(code[:12]) == code
-
-
-# --- records -------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Supplier:
-    supplier_id: str
-    name: str
-    vat: str
-    companies_house: str
-    street: str
-    city: str
-    postcode: str
-    email: str
-    sme: bool
-    invoice_prefix: str
-
-
-@dataclass(slots=True)
-class Item:
-    code: str
-    gtin: str | None
-    description: str
-    supplier_id: str
-    unit_price: Decimal
-    vat_rate: Decimal
-    receipt_required: bool
-    category: str
-
-
-@dataclass(slots=True)
-class OrderLine:
-    line_no: int
-    item_code: str
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    vat_rate: Decimal
-    receipt_required: bool
-    gtin: str | None = None
-
-    @property
-    def net_amount(self) -> Decimal:
-        return money(self.quantity * self.unit_price)
-
-
-@dataclass(slots=True)
-class Order:
-    id: int
-    po_number: str
-    requisition_ref: str
-    supplier_id: str
-    cost_centre: str
-    delivery_site: str
-    need_by: dt.date
-    created_at: dt.datetime
-    lines: list[OrderLine]
-    status: str = "open"
-
-    def totals(self) -> tuple[Decimal, Decimal, Decimal]:
-        """Net, VAT (rounded once per rate) and gross."""
-        groups: dict[Decimal, Decimal] = {}
-        for line in self.lines:
-            groups[line.vat_rate] = groups.get(line.vat_rate, ZERO) + line.net_amount
-        net = sum(groups.values(), Decimal("0.00"))
-        vat = sum((money(v * r / 100) for r, v in groups.items()), Decimal("0.00"))
-        return net, vat, net + vat
-
-
-@dataclass(slots=True)
-class Receipt:
-    id: int
-    grn_number: str
-    po_id: int
-    po_number: str
-    received_date: dt.date
-    lines: list[tuple[int, Decimal]]
-
-
-@dataclass(slots=True)
-class Delivery:
-    """Goods a supplier delivered and invoiced that the trust has not receipted yet.
-
-    ``channel`` says how the delivery reaches the goods-receipts bot in the sample
-    inputs: a PEPPOL despatch advice, a point-of-use scan, or nothing (the invoice
-    stays held ``NOT_RECEIVED``).
-    """
-
-    po_number: str
-    supplier_id: str
-    despatch_id: str
-    despatched: dt.date
-    lines: list[OrderLine]
-    channel: str  # despatch | scan | none
-
-
-@dataclass(slots=True)
-class InvoiceRecord:
-    invoice_number: str
-    document_type: str
-    supplier_id: str
-    supplier_vat: str
-    po_number: str | None
-    issue_date: dt.date
-    received_at: dt.datetime
-    scenario: str
-    billing_reference: str | None
-    document: UblDocument
-    id: int = 0
-
-
-@dataclass(slots=True)
-class ContractRecord:
-    contract_id: str
-    title: str
-    supplier_name: str
-    supplier_vat: str
-    companies_house: str
-    buyer_ods: str
-    cpv_codes: str
-    procedure: str
-    value_net: Decimal
-    value_gross: Decimal
-    start_date: dt.date
-    end_date: dt.date
-    max_end_date: dt.date
-    kpis: tuple[str, ...]
-    sme: bool
-    filename: str
-    document: bytes
-
-    @property
-    def kpi_count(self) -> int:
-        return len(self.kpis)
-
-
-@dataclass(slots=True)
-class RequisitionLine:
-    requisition_ref: str
-    supplier_id: str
-    supplier_vat: str
-    cost_centre: str
-    delivery_site: str
-    need_by: dt.date
-    item_code: str
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    vat_rate: Decimal
-
-
-@dataclass
-class Dataset:
-    """Everything one seed produces."""
-
-    seed: int
-    buyer: Buyer
-    suppliers: list[Supplier]
-    items: list[Item]
-    cost_centres: list[tuple[str, str]]
-    sites: list[tuple[str, str]]
-    orders: list[Order] = field(default_factory=list)
-    receipts: list[Receipt] = field(default_factory=list)
-    invoices: list[InvoiceRecord] = field(default_factory=list)
-    contracts: list[ContractRecord] = field(default_factory=list)
-    new_requisitions: list[RequisitionLine] = field(default_factory=list)
-    new_contracts: list[ContractRecord] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
-
-    @property
-    def suppliers_by_id(self) -> dict[str, Supplier]:
-        return {s.supplier_id: s for s in self.suppliers}
 
 
 # --- reference data ------------------------------------------------------------------
@@ -929,239 +738,3 @@ def _requisitions(
                 )
             )
     return out
-
-
-# --- the portal database -------------------------------------------------------------
-
-SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE users (
-    username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, salt TEXT NOT NULL,
-    failed INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0, totp_secret TEXT);
-CREATE TABLE sessions (
-    token TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,
-    created REAL NOT NULL, expires REAL NOT NULL, stage TEXT NOT NULL);
-CREATE TABLE login_events (at REAL NOT NULL, username TEXT NOT NULL, outcome TEXT NOT NULL);
-CREATE TABLE buyer (name TEXT, vat TEXT, gln TEXT, ods TEXT, street TEXT, city TEXT, postcode TEXT);
-CREATE TABLE suppliers (
-    supplier_id TEXT PRIMARY KEY, name TEXT NOT NULL, vat TEXT NOT NULL, companies_house TEXT,
-    street TEXT, city TEXT, postcode TEXT, email TEXT, sme INTEGER NOT NULL);
-CREATE INDEX suppliers_name ON suppliers (name COLLATE NOCASE);
-CREATE TABLE items (
-    code TEXT PRIMARY KEY, gtin TEXT, description TEXT NOT NULL, supplier_id TEXT NOT NULL,
-    unit_price TEXT NOT NULL, vat_rate TEXT NOT NULL, receipt_required INTEGER NOT NULL);
-CREATE TABLE cost_centres (code TEXT PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE sites (ods TEXT PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE purchase_orders (
-    id INTEGER PRIMARY KEY, po_number TEXT UNIQUE, requisition_ref TEXT NOT NULL,
-    supplier_id TEXT NOT NULL, cost_centre TEXT NOT NULL, delivery_site TEXT NOT NULL, need_by TEXT NOT NULL,
-    status TEXT NOT NULL, net_total TEXT NOT NULL, vat_total TEXT NOT NULL, gross_total TEXT NOT NULL,
-    created_at TEXT NOT NULL, created_by TEXT NOT NULL);
-CREATE INDEX po_requisition ON purchase_orders (requisition_ref);
-CREATE INDEX po_supplier ON purchase_orders (supplier_id);
-CREATE INDEX po_status ON purchase_orders (status);
-CREATE TABLE po_lines (
-    po_id INTEGER NOT NULL, line_no INTEGER NOT NULL, item_code TEXT NOT NULL, description TEXT NOT NULL,
-    quantity TEXT NOT NULL, unit_price TEXT NOT NULL, vat_rate TEXT NOT NULL, net_amount TEXT NOT NULL,
-    receipt_required INTEGER NOT NULL, PRIMARY KEY (po_id, line_no)) WITHOUT ROWID;
-CREATE TABLE receipts (
-    id INTEGER PRIMARY KEY, grn_number TEXT UNIQUE NOT NULL, po_id INTEGER NOT NULL,
-    received_date TEXT NOT NULL);
-CREATE INDEX receipts_po ON receipts (po_id);
-CREATE TABLE receipt_lines (
-    receipt_id INTEGER NOT NULL, line_no INTEGER NOT NULL, quantity_received TEXT NOT NULL,
-    PRIMARY KEY (receipt_id, line_no)) WITHOUT ROWID;
-CREATE TABLE invoices (
-    id INTEGER PRIMARY KEY, invoice_number TEXT NOT NULL, document_type TEXT NOT NULL,
-    supplier_id TEXT NOT NULL, supplier_vat TEXT NOT NULL, po_number TEXT, issue_date TEXT NOT NULL,
-    net_total TEXT NOT NULL, vat_total TEXT NOT NULL, gross_total TEXT NOT NULL, status TEXT NOT NULL,
-    billing_reference TEXT, received_at TEXT NOT NULL, scenario TEXT, ubl_gz BLOB NOT NULL);
-CREATE INDEX invoices_status ON invoices (status);
-CREATE INDEX invoices_supplier ON invoices (supplier_id);
-CREATE TABLE invoice_history (
-    invoice_id INTEGER NOT NULL, status TEXT NOT NULL, reason_code TEXT, note TEXT, at TEXT NOT NULL,
-    by TEXT NOT NULL);
-CREATE INDEX invoice_history_invoice ON invoice_history (invoice_id);
-CREATE TABLE contracts (
-    id INTEGER PRIMARY KEY, contract_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,
-    supplier_name TEXT NOT NULL,
-    supplier_vat TEXT, companies_house TEXT, buyer_ods TEXT NOT NULL, cpv_codes TEXT NOT NULL,
-    procedure TEXT NOT NULL, value_net TEXT NOT NULL, value_gross TEXT NOT NULL, start_date TEXT NOT NULL,
-    end_date TEXT NOT NULL, max_end_date TEXT, kpi_count INTEGER NOT NULL, sme INTEGER NOT NULL,
-    filename TEXT NOT NULL, document BLOB NOT NULL, sha256 TEXT NOT NULL, uploaded_at TEXT NOT NULL,
-    uploaded_by TEXT NOT NULL, kpis TEXT NOT NULL DEFAULT '[]');
-"""
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
-
-
-def contract_row(c: ContractRecord, uploaded_at: str, uploaded_by: str) -> tuple[object, ...]:
-    import hashlib
-
-    return (
-        c.contract_id,
-        c.title,
-        c.supplier_name,
-        c.supplier_vat,
-        c.companies_house,
-        c.buyer_ods,
-        c.cpv_codes,
-        c.procedure,
-        str(c.value_net),
-        str(c.value_gross),
-        c.start_date.isoformat(),
-        c.end_date.isoformat(),
-        c.max_end_date.isoformat() if c.max_end_date else None,
-        c.kpi_count,
-        int(c.sme),
-        c.filename,
-        c.document,
-        hashlib.sha256(c.document).hexdigest(),
-        uploaded_at,
-        uploaded_by,
-        json.dumps(list(c.kpis)),
-    )
-
-
-CONTRACT_COLUMNS = (
-    "contract_id, title, supplier_name, supplier_vat, companies_house, buyer_ods, cpv_codes, procedure, "
-    "value_net, value_gross, start_date, end_date, max_end_date, kpi_count, sme, filename, document, sha256, "
-    "uploaded_at, uploaded_by, kpis"
-)
-"""The columns :func:`contract_row` fills, in its order; ``kpis`` is a JSON list of KPI names."""
-CONTRACT_PLACEHOLDERS = ",".join("?" * len(CONTRACT_COLUMNS.split(",")))
-
-
-def write_database(path: Path, data: Dataset, orders: int) -> None:
-    """Create the portal database at ``path`` (a new file) and load the dataset into it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=OFF")  # a crash mid-seed just means seeding again
-        conn.executescript(SCHEMA)
-        with conn:
-            conn.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [("seed", str(data.seed)), ("orders", str(orders)), ("schema", "1")],
-            )
-            b = data.buyer
-            conn.execute(
-                "INSERT INTO buyer VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (b.name, b.vat, b.gln, b.ods, b.street, b.city, b.postcode),
-            )
-            conn.executemany(
-                "INSERT INTO suppliers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        s.supplier_id,
-                        s.name,
-                        s.vat,
-                        s.companies_house,
-                        s.street,
-                        s.city,
-                        s.postcode,
-                        s.email,
-                        int(s.sme),
-                    )
-                    for s in data.suppliers
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        i.code,
-                        i.gtin,
-                        i.description,
-                        i.supplier_id,
-                        str(i.unit_price),
-                        str(i.vat_rate),
-                        int(i.receipt_required),
-                    )
-                    for i in data.items
-                ],
-            )
-            conn.executemany("INSERT INTO cost_centres VALUES (?, ?)", data.cost_centres)
-            conn.executemany("INSERT INTO sites VALUES (?, ?)", data.sites)
-            po_rows = []
-            line_rows: list[tuple[object, ...]] = []
-            for o in data.orders:
-                net, vat, gross = o.totals()
-                po_rows.append(
-                    (
-                        o.id,
-                        o.po_number,
-                        o.requisition_ref,
-                        o.supplier_id,
-                        o.cost_centre,
-                        o.delivery_site,
-                        o.need_by.isoformat(),
-                        o.status,
-                        str(net),
-                        str(vat),
-                        str(gross),
-                        _iso(o.created_at),
-                        "seed",
-                    )
-                )
-                line_rows.extend(
-                    (
-                        o.id,
-                        ln.line_no,
-                        ln.item_code,
-                        ln.description,
-                        str(ln.quantity),
-                        str(ln.unit_price),
-                        str(ln.vat_rate),
-                        str(ln.net_amount),
-                        int(ln.receipt_required),
-                    )
-                    for ln in o.lines
-                )
-            conn.executemany("INSERT INTO purchase_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", po_rows)
-            conn.executemany("INSERT INTO po_lines VALUES (?,?,?,?,?,?,?,?,?)", line_rows)
-            conn.executemany(
-                "INSERT INTO receipts VALUES (?, ?, ?, ?)",
-                [(r.id, r.grn_number, r.po_id, r.received_date.isoformat()) for r in data.receipts],
-            )
-            conn.executemany(
-                "INSERT INTO receipt_lines VALUES (?, ?, ?)",
-                [(r.id, line_no, str(q)) for r in data.receipts for line_no, q in r.lines],
-            )
-            inv_rows = []
-            history = []
-            for inv in data.invoices:
-                doc = inv.document
-                received = _iso(inv.received_at)
-                inv_rows.append(
-                    (
-                        inv.id,
-                        inv.invoice_number,
-                        inv.document_type,
-                        inv.supplier_id,
-                        inv.supplier_vat,
-                        inv.po_number,
-                        inv.issue_date.isoformat(),
-                        str(doc.net_total),
-                        str(doc.vat_total),
-                        str(doc.gross_total),
-                        "received",
-                        inv.billing_reference,
-                        received,
-                        inv.scenario,
-                        zlib.compress(render_ubl(doc).encode(), 1),
-                    )
-                )
-                history.append((inv.id, "received", None, "Received through PEPPOL", received, "peppol"))
-            conn.executemany("INSERT INTO invoices VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inv_rows)
-            conn.executemany("INSERT INTO invoice_history VALUES (?, ?, ?, ?, ?, ?)", history)
-            conn.executemany(
-                f"INSERT INTO contracts ({CONTRACT_COLUMNS}) VALUES ({CONTRACT_PLACEHOLDERS})",
-                [contract_row(c, _iso(ANCHOR), "seed") for c in data.contracts],
-            )
-        conn.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        conn.close()
