@@ -69,6 +69,14 @@ def arrange_keep_order(fields: list[FormField], chaos: ChaosSpec) -> list[FormFi
     return fields
 
 
+def line_order(count: int, chaos: ChaosSpec) -> list[int]:
+    """The order of a form line's ``count`` fields: as declared, or shuffled under ``shuffle=1``."""
+    order = list(range(count))
+    if chaos.shuffle:
+        chaos.rng().shuffle(order)
+    return order
+
+
 def gtin_ok(code: str) -> bool:
     body, check = code[:-1], code[-1]
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))

@@ -19,6 +19,7 @@ from sandbox.forms import (
     arrange_keep_order,
     form_lines,
     gtin_ok,
+    line_order,
     parse_decimal,
     plain,
     price_text,
@@ -153,12 +154,6 @@ def register(app: FastAPI, web: Web) -> None:
             chaos,
         )
 
-    def line_order() -> list[int]:
-        order = list(range(len(LINE_FIELDS)))
-        if chaos.shuffle:
-            chaos.rng().shuffle(order)
-        return order
-
     def new_po_page(
         request: Request,
         session: Session,
@@ -167,7 +162,7 @@ def register(app: FastAPI, web: Web) -> None:
         lines: list[tuple[int, dict[str, str], dict[str, str]]],
         status: int = 200,
     ) -> HTMLResponse:
-        order = line_order()
+        order = line_order(len(LINE_FIELDS), chaos)
         with portal.db() as conn:
             cost_centres = conn.execute("SELECT * FROM cost_centres ORDER BY code").fetchall()
             sites = conn.execute("SELECT * FROM sites ORDER BY ods").fetchall()

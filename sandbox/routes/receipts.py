@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from sandbox.forms import FormField, arrange, arrange_keep_order, form_lines, parse_decimal, plain
+from sandbox.forms import FormField, arrange, arrange_keep_order, form_lines, line_order, parse_decimal, plain
 from sandbox.portal import LONDON, PAGE_SIZE, Session
 from sandbox.web import Web
 
@@ -145,12 +145,6 @@ def register(app: FastAPI, web: Web) -> None:
     )
     page_of, pager, checked_form = web.page_of, web.pager, web.checked_form
 
-    def line_order() -> list[int]:
-        order = list(range(len(LINE_FIELDS)))
-        if chaos.shuffle:
-            chaos.rng().shuffle(order)
-        return order
-
     def new_receipt_page(
         request: Request,
         session: Session,
@@ -159,7 +153,7 @@ def register(app: FastAPI, web: Web) -> None:
         lines: list[tuple[int, dict[str, str], dict[str, str]]],
         status: int = 200,
     ) -> HTMLResponse:
-        order = line_order()
+        order = line_order(len(LINE_FIELDS), chaos)
         place = arrange_keep_order if chaos.shuffle else arrange
         line_rows = [(n, place(_line_fields(n, v, e, order), chaos)) for n, v, e in lines]
         summary = [(k, errors[k]) for k in (*(f[0] for f in HEADER_FIELDS), "_form") if k in errors]

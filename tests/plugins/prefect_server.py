@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+
+from flows.demo_server import stop_group
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -66,20 +67,6 @@ def wait_for(
             last_error = exc
         time.sleep(interval_s)
     raise TimeoutError(f"{what} not reached within {timeout_s:.0f} s (last error: {last_error!r})")
-
-
-def _stop(process: subprocess.Popen[bytes] | None, timeout_s: float = 15) -> None:
-    """Stops a process group we started: SIGTERM, then SIGKILL after ``timeout_s``."""
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 @dataclass
@@ -299,7 +286,7 @@ def start_prefect_server(
         server.timings["worker_ready_s"] = time.monotonic() - mark
     except BaseException:
         for process in reversed(processes):
-            _stop(process)
+            stop_group(process)
         print(f"\n===== Prefect server and worker logs ({base}) =====\n{server.logs()}")
         raise
     try:
@@ -307,7 +294,7 @@ def start_prefect_server(
     finally:
         print(f"\nprefect_server timings: {', '.join(f'{k}={v:.1f}' for k, v in server.timings.items())}")
         for process in reversed(processes):
-            _stop(process)
+            stop_group(process)
         if request.session.testsfailed > failed_before:
             print(f"\n===== Prefect server and worker logs ({base}) =====\n{server.logs()}")
 
