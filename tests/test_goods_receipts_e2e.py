@@ -29,6 +29,7 @@ import pytest
 from sandbox.seed import Dataset, generate, gtin13
 from sandbox.server import SandboxServer
 from sandbox.ubl import UblLine, render_despatch
+from tests.plugins.ledger import wait_for_leases_to_expire
 from tests.plugins.sandbox import SANDBOX_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -221,7 +222,7 @@ def test_a_run_killed_half_way_and_run_again_records_each_receipt_once(tmp_path:
         victim.wait()
         killed_at = len(new_receipts(portal))
         assert killed_at < 30
-        time.sleep(5)  # the killed run's leases (4 s) run out; the rerun takes its items back
+        wait_for_leases_to_expire(env, "goods_receipts")  # then the rerun takes the items back
         code, out = run_bot(tmp_path / "in", portal, env)
         recorded = new_receipts(portal)
         assert as_plan(recorded) == Counter(plan.receipts)

@@ -19,7 +19,6 @@ read from ``/_sandbox/state``; nothing is reset or released by hand between runs
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import random
@@ -37,6 +36,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from sandbox.server import SandboxServer
+from tests.plugins.ledger import ledger_items, wait_for_leases_to_expire
 from tests.plugins.sandbox import SANDBOX_PASSWORD
 from tests.test_purchase_orders_e2e import (
     SEED,
@@ -107,26 +107,6 @@ class Run:
     def wait(self, timeout_s: float) -> tuple[int, str, str]:
         code = self.proc.wait(timeout=timeout_s)
         return code, self.out_path.read_text(), self.err_path.read_text()
-
-
-def ledger_items(env: dict[str, str], bot: str = "purchase_orders") -> list[Any]:
-    from bots.runtime.ledger import Ledger
-
-    ledger = Ledger(f"sqlite:///{env['PROCBOTS_PATHS__ROOT']}/ledger.db", audit=False)
-    try:
-        return ledger.list(bot=bot)
-    finally:
-        ledger.close()
-
-
-def wait_for_leases_to_expire(env: dict[str, str], bot: str = "purchase_orders") -> None:
-    deadline = time.monotonic() + 30
-    while any(
-        item.lease_expires_at is not None and item.lease_expires_at > dt.datetime.now(dt.UTC)
-        for item in ledger_items(env, bot)
-    ):
-        assert time.monotonic() < deadline, "the killed run's leases never expired"
-        time.sleep(0.2)
 
 
 def wait_until(condition: Any, what: str, timeout_s: float = 120, run: Run | None = None) -> None:
